@@ -1,0 +1,311 @@
+//go:build ignore
+
+/* Per-client accounting of Sia traffic.
+ *
+ * xdp_count (ingress, "down") and tc_count (egress, "up") share one parser
+ * and one accounting function. Packets are classified before any counter map
+ * is touched, so traffic that is not Sia's costs a parse and nothing else.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "types.h"
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+#define EEXIST 17
+
+/* Header offsets past this are not parsed; it keeps the verifier's view of
+ * packet offsets bounded and is far beyond any real header chain. */
+#define MAX_HEADER_OFF 4096
+#define MAX_VLAN_TAGS 2
+#define MAX_IPV6_EXT_HEADERS 6
+#define IPV4_FRAG_OFFSET_MASK 0x1fff
+#define IPV6_FRAG_OFFSET_MASK 0xfff8
+
+/* The port sets, set at load time: port_flags[port] holds enum port_flag
+ * bits. A read-only array indexed by port costs one load per packet, where
+ * a hash lookup would cost a helper call. */
+volatile const __u8 port_flags[65536];
+
+/* The counter map of one drain period. Userspace swaps it for an empty one
+ * to drain; max_entries is set at load time. */
+struct client_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct client_key);
+	__type(value, struct client_traffic);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct client_map);
+} clients SEC(".maps");
+
+static const struct client_key overflow_key;
+static const struct client_traffic zero_traffic;
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 id;
+};
+
+struct l4_ports {
+	__be16 src;
+	__be16 dst;
+};
+
+/* A packet being parsed. skb is NULL at XDP, where all headers are in the
+ * linear buffer or not read at all. */
+struct cursor {
+	void *data;
+	void *data_end;
+	struct __sk_buff *skb;
+};
+
+/* LOAD copies the header at off into dst. Direct packet access where the
+ * bytes are in the linear part; at TC the rest of a non-linear skb is read
+ * with bpf_skb_load_bytes. Evaluates to 0 on success. */
+#define LOAD(c, off, dst)                                                    \
+	({                                                                   \
+		int __err = -1;                                              \
+		__u32 __off = (off);                                         \
+		if (__off <= MAX_HEADER_OFF) {                               \
+			void *__p = (c)->data + __off;                       \
+			if (__p + sizeof(dst) <= (c)->data_end) {            \
+				(dst) = *(typeof(dst) *)__p;                 \
+				__err = 0;                                   \
+			} else if ((c)->skb) {                               \
+				__err = bpf_skb_load_bytes((c)->skb, __off,  \
+							   &(dst),            \
+							   sizeof(dst));      \
+			}                                                    \
+		}                                                            \
+		__err;                                                       \
+	})
+
+/* classify returns the class of a TCP or UDP packet from its ports, or -1.
+ * The local port decides; for consensus the remote port also counts, since
+ * the host's syncer dials peers on their consensus port. */
+static __always_inline int classify(__u8 proto, __u16 local, __u16 remote)
+{
+	__u8 flags = port_flags[local];
+
+	if (proto == IPPROTO_TCP) {
+		if (flags & PORT_CONSENSUS)
+			return CLASS_CONSENSUS;
+		if (flags & PORT_SIAMUX)
+			return CLASS_SIAMUX;
+		if (port_flags[remote] & PORT_CONSENSUS)
+			return CLASS_CONSENSUS;
+		return -1;
+	}
+	if (proto == IPPROTO_UDP && (flags & PORT_QUIC))
+		return CLASS_QUIC;
+	return -1;
+}
+
+static __always_inline void map_v4(struct client_key *key, __be32 addr)
+{
+	__builtin_memset(key, 0, 10);
+	key->addr[10] = 0xff;
+	key->addr[11] = 0xff;
+	__builtin_memcpy(&key->addr[12], &addr, 4);
+}
+
+/* parse finds the client address of a Sia packet and returns its class, or
+ * -1 for anything that is not Sia traffic. The client is the source address
+ * of a packet coming in and the destination of one going out. */
+static __always_inline int parse(struct cursor *c, enum traffic_dir dir,
+				 struct client_key *key)
+{
+	__u32 off = offsetof(struct ethhdr, h_proto);
+	__be16 proto;
+
+	if (LOAD(c, off, proto))
+		return -1;
+	off = sizeof(struct ethhdr);
+
+	/* A NIC with VLAN offload has already stripped the tag; parse both. */
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) &&
+		    proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_tag tag;
+		if (LOAD(c, off, tag))
+			return -1;
+		proto = tag.proto;
+		off += sizeof(tag);
+	}
+
+	struct iphdr ip4;
+	struct ipv6hdr ip6;
+	__u8 l4;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		if (LOAD(c, off, ip4) || ip4.version != 4 || ip4.ihl < 5)
+			return -1;
+		/* Only the first fragment carries the ports. */
+		if (ip4.frag_off & bpf_htons(IPV4_FRAG_OFFSET_MASK))
+			return -1;
+		l4 = ip4.protocol;
+		off += ip4.ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		if (LOAD(c, off, ip6) || ip6.version != 6)
+			return -1;
+		l4 = ip6.nexthdr;
+		off += sizeof(ip6);
+#pragma unroll
+		for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
+			if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_ROUTING ||
+			    l4 == IPPROTO_DSTOPTS) {
+				struct ipv6_opt_hdr opt;
+				if (LOAD(c, off, opt))
+					return -1;
+				l4 = opt.nexthdr;
+				off += (opt.hdrlen + 1) * 8;
+			} else if (l4 == IPPROTO_FRAGMENT) {
+				struct ipv6_frag frag;
+				if (LOAD(c, off, frag) ||
+				    (frag.frag_off &
+				     bpf_htons(IPV6_FRAG_OFFSET_MASK)))
+					return -1;
+				l4 = frag.nexthdr;
+				off += sizeof(frag);
+			} else {
+				break;
+			}
+		}
+	} else {
+		return -1;
+	}
+
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return -1;
+
+	struct l4_ports ports;
+	if (LOAD(c, off, ports))
+		return -1;
+
+	__u16 src = bpf_ntohs(ports.src), dst = bpf_ntohs(ports.dst);
+	int class = dir == DIR_DOWN ? classify(l4, dst, src)
+				    : classify(l4, src, dst);
+	if (class < 0)
+		return -1;
+
+	if (proto == bpf_htons(ETH_P_IP))
+		map_v4(key, dir == DIR_DOWN ? ip4.saddr : ip4.daddr);
+	else
+		__builtin_memcpy(key->addr,
+				 dir == DIR_DOWN ? &ip6.saddr : &ip6.daddr, 16);
+	return class;
+}
+
+/* account adds one packet's bytes and frames to its client. A new client is
+ * inserted with BPF_NOEXIST; losing that race to another CPU (-EEXIST) means
+ * the entry now exists, so look it up again. A full map sends the packet to
+ * the overflow entry, which userspace keeps in every counter map, so totals
+ * stay exact however many addresses a sender forges. */
+static __always_inline void account(const struct client_key *key, int class,
+				    enum traffic_dir dir, __u64 bytes,
+				    __u64 packets)
+{
+	__u32 slot = 0;
+	void *inner = bpf_map_lookup_elem(&clients, &slot);
+	if (!inner)
+		return;
+
+	struct client_traffic *traffic = bpf_map_lookup_elem(inner, key);
+	if (!traffic) {
+		long err = bpf_map_update_elem(inner, key, &zero_traffic,
+					       BPF_NOEXIST);
+		if (err == 0 || err == -EEXIST)
+			traffic = bpf_map_lookup_elem(inner, key);
+		if (!traffic)
+			traffic = bpf_map_lookup_elem(inner, &overflow_key);
+		if (!traffic)
+			return;
+	}
+
+	if (class < 0 || class >= CLASS_COUNT)
+		return;
+	struct tally *tally = &traffic->t[class][dir];
+	__sync_fetch_and_add(&tally->bytes, bytes);
+	__sync_fetch_and_add(&tally->packets, packets);
+}
+
+/* count_xdp counts an incoming frame. With frags the frame may span several
+ * buffers (multi-buffer XDP, 5.18+), whose length only bpf_xdp_get_buff_len
+ * knows; only Sia packets pay for that helper call. */
+static __always_inline void count_xdp(struct xdp_md *ctx, bool frags)
+{
+	struct cursor c = {
+		.data = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
+	struct client_key key;
+	int class = parse(&c, DIR_DOWN, &key);
+
+	if (class < 0)
+		return;
+	__u64 bytes = frags ? bpf_xdp_get_buff_len(ctx)
+			    : (__u64)(c.data_end - c.data);
+	account(&key, class, DIR_DOWN, bytes, 1);
+}
+
+/* xdp_count is for kernels before 5.18, which have no multi-buffer XDP. */
+SEC("xdp")
+int xdp_count(struct xdp_md *ctx)
+{
+	count_xdp(ctx, false);
+	return XDP_PASS;
+}
+
+/* xdp_count_frags is preferred where the kernel has multi-buffer XDP:
+ * drivers refuse native mode at a large MTU to programs without the
+ * xdp.frags section. */
+SEC("xdp.frags")
+int xdp_count_frags(struct xdp_md *ctx)
+{
+	count_xdp(ctx, true);
+	return XDP_PASS;
+}
+
+/* tc_count runs at egress. A GSO super-packet stands for several frames:
+ * wire_len is its length on the wire after segmentation, gso_segs its frame
+ * count. It returns TC_ACT_UNSPEC (TCX_NEXT) so later programs still run. */
+SEC("tc")
+int tc_count(struct __sk_buff *skb)
+{
+	struct cursor c = {
+		.data = (void *)(long)skb->data,
+		.data_end = (void *)(long)skb->data_end,
+		.skb = skb,
+	};
+	struct client_key key;
+	int class = parse(&c, DIR_UP, &key);
+
+	if (class >= 0) {
+		__u64 bytes = skb->wire_len ? skb->wire_len : skb->len;
+		__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
+		account(&key, class, DIR_UP, bytes, packets);
+	}
+	return TC_ACT_UNSPEC;
+}

@@ -1,0 +1,385 @@
+// Package bpfgo loads the collector datapath, attaches it to interfaces,
+// pins its maps, and reads the per-client counters.
+//
+// The counters live in a hash map that sits in a one-slot ARRAY_OF_MAPS.
+// Drain puts an empty map into the slot, which makes the kernel wait until
+// no running program can still hold the old one, then reads and clears the
+// old map. No increment is lost or counted twice, and the packet path never
+// takes a lock.
+package bpfgo
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/back2basic/collector/bpf"
+)
+
+// DefaultMaxClients is how many client addresses one drain period holds
+// before further new clients are counted in the overflow entry.
+const DefaultMaxClients = 65536
+
+// DefaultPinPath is where maps are pinned when pinning is on.
+const DefaultPinPath = "/sys/fs/bpf/collector"
+
+// The two counter maps take turns in the slot; with pinning they are found
+// again under these names.
+var counterMapNames = [2]string{"counters_a", "counters_b"}
+
+// Config says how to load the datapath.
+type Config struct {
+	Ports Ports
+	// MaxClients bounds the client addresses counted per drain period;
+	// 0 means DefaultMaxClients.
+	MaxClients uint32
+	// PinPath, when set, is a bpffs directory where the maps are pinned
+	// so counting survives a restart; empty means nothing is pinned.
+	PinPath string
+	Logger  *slog.Logger
+}
+
+// Counters is the loaded datapath: its programs and its counter maps.
+type Counters struct {
+	log     *slog.Logger
+	coll    *ebpf.Collection
+	xdp     *ebpf.Program
+	tc      *ebpf.Program
+	slot    *ebpf.Map
+	pinPath string
+
+	mu     sync.Mutex
+	maps   [2]*ebpf.Map // counter maps; maps[active] is in the slot
+	active int
+	spare  spareState
+	// held are counts read from a counter map but not yet returned by
+	// Drain; staleKeys are the keys of a map read but not yet cleared.
+	held      []Sample
+	staleKeys []bpf.CollectorClientKey
+}
+
+// spareState tracks the map out of the slot. Only an empty map may go in.
+type spareState int
+
+const (
+	spareUnread spareState = iota // may hold counts nobody has read
+	spareStale                    // read, not yet cleared
+	spareClean                    // empty but for a zero overflow entry
+)
+
+var overflowKey bpf.CollectorClientKey // the address ::
+
+// Load loads the programs and counter maps into the kernel (nothing is
+// attached yet). With cfg.PinPath set it reuses compatible pinned maps,
+// so the first Drain returns what was counted while no daemon ran.
+func Load(cfg Config) (*Counters, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	flags, err := cfg.Ports.flags()
+	if err != nil {
+		return nil, err
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+
+	spec, err := bpf.LoadCollector()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded bpf object: %w", err)
+	}
+	var specs bpf.CollectorSpecs
+	if err := spec.Assign(&specs); err != nil {
+		return nil, fmt.Errorf("read embedded bpf object: %w", err)
+	}
+	if err := specs.PortFlags.Set(flags); err != nil {
+		return nil, fmt.Errorf("set port sets: %w", err)
+	}
+	// One more entry than clients: the overflow entry.
+	specs.Clients.InnerMap.MaxEntries = cfg.MaxClients + 1
+
+	xdpName, unused := xdpProgram()
+	delete(spec.Programs, unused)
+
+	c := &Counters{log: log, pinPath: cfg.PinPath}
+	var opts ebpf.CollectionOptions
+	if cfg.PinPath != "" {
+		if err := ensurePinDir(cfg.PinPath); err != nil {
+			return nil, err
+		}
+		specs.Clients.Pinning = ebpf.PinByName
+		opts.Maps.PinPath = cfg.PinPath
+	}
+	err = c.replaceIncompatible(bpf.CollectorMapClients, func() (err error) {
+		c.coll, err = ebpf.NewCollectionWithOptions(spec, opts)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load bpf programs: %w", err)
+	}
+	c.xdp = c.coll.Programs[xdpName]
+	c.tc = c.coll.Programs[bpf.CollectorProgTcCount]
+	c.slot = c.coll.Maps[bpf.CollectorMapClients]
+
+	if err := c.openCounterMaps(specs.Clients.InnerMap); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// xdpProgram picks the XDP entry point this kernel can run and names the
+// one to leave out.
+func xdpProgram() (use, unused string) {
+	if features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) == nil {
+		return bpf.CollectorProgXdpCountFrags, bpf.CollectorProgXdpCount
+	}
+	return bpf.CollectorProgXdpCount, bpf.CollectorProgXdpCountFrags
+}
+
+// openCounterMaps creates (or, pinned, reopens) the two counter maps and
+// makes sure one of them is in the slot.
+func (c *Counters) openCounterMaps(inner *ebpf.MapSpec) error {
+	for i, name := range counterMapNames {
+		spec := inner.Copy()
+		spec.Name = name
+		var opts ebpf.MapOptions
+		if c.pinPath != "" {
+			spec.Pinning = ebpf.PinByName
+			opts.PinPath = c.pinPath
+		}
+		err := c.replaceIncompatible(name, func() (err error) {
+			c.maps[i], err = ebpf.NewMapWithOptions(spec, opts)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create counter map %s: %w", name, err)
+		}
+		// Every counter map keeps an overflow entry so a full map
+		// still has somewhere to count.
+		err = c.maps[i].Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateNoExist)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			return fmt.Errorf("add overflow entry to %s: %w", name, err)
+		}
+	}
+
+	active, err := c.slotted()
+	if err != nil {
+		return err
+	}
+	if active < 0 {
+		if err := c.slot.Update(uint32(0), c.maps[0], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("put counter map in slot: %w", err)
+		}
+		active = 0
+	}
+	c.active = active
+	// A pinned spare may hold counts of a daemon stopped mid-drain.
+	c.spare = spareUnread
+	return nil
+}
+
+// slotted returns the index of the counter map in the slot, or -1 when the
+// slot is empty or holds a map we did not open (its counts cannot be read
+// without CAP_SYS_ADMIN, which turns map IDs into descriptors).
+func (c *Counters) slotted() (int, error) {
+	var id uint32
+	err := c.slot.Lookup(uint32(0), &id)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("read counter map slot: %w", err)
+	}
+	for i, m := range c.maps {
+		info, err := m.Info()
+		if err != nil {
+			return -1, fmt.Errorf("read counter map info: %w", err)
+		}
+		if mid, ok := info.ID(); ok && uint32(mid) == id {
+			return i, nil
+		}
+	}
+	c.log.Warn("the counter map in the pinned slot is not one of ours; replacing it, its counts are lost", "map_id", id)
+	return -1, nil
+}
+
+// replaceIncompatible runs load; if a pinned map named name has another
+// layout (an older release), it removes that pin, says so, and loads again.
+func (c *Counters) replaceIncompatible(name string, load func() error) error {
+	err := load()
+	if c.pinPath == "" || !errors.Is(err, ebpf.ErrMapIncompatible) {
+		return err
+	}
+	path := filepath.Join(c.pinPath, name)
+	c.log.Warn("replacing pinned map with an incompatible layout; what it counted is lost", "pin", path, "reason", err)
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove incompatible pin: %w", err)
+	}
+	return load()
+}
+
+// Drain returns what was counted since the previous Drain and starts a new
+// period. A client may appear in more than one Sample.
+func (c *Counters) Drain() ([]Sample, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	if err := c.settleSpare(); err != nil {
+		return nil, err
+	}
+	// The update returns only once no program can still be adding to the
+	// map it replaces (the kernel waits for an RCU grace period).
+	spare := 1 - c.active
+	if err := c.slot.Update(uint32(0), c.maps[spare], ebpf.UpdateAny); err != nil {
+		return nil, fmt.Errorf("swap counter maps: %w", err)
+	}
+	c.active, c.spare = spare, spareUnread
+	if err := c.settleSpare(); err != nil {
+		return nil, err
+	}
+	out := c.held
+	c.held = nil
+	return out, nil
+}
+
+// settleSpare empties the map out of the slot, keeping any counts in it
+// that were never returned in c.held.
+func (c *Counters) settleSpare() error {
+	m := c.maps[1-c.active]
+	if c.spare == spareUnread {
+		keys, values, err := readMap(m)
+		if err != nil {
+			return fmt.Errorf("read counter map: %w", err)
+		}
+		c.held = appendSamples(c.held, keys, values)
+		c.staleKeys, c.spare = keys, spareStale
+	}
+	if c.spare == spareStale {
+		if err := clearMap(m, c.staleKeys); err != nil {
+			return fmt.Errorf("clear counter map: %w", err)
+		}
+		c.staleKeys, c.spare = nil, spareClean
+	}
+	return nil
+}
+
+// Peek returns what was counted so far in this period without starting a
+// new one. Values may be mid-update; it is for display, not accounting.
+func (c *Counters) Peek() ([]Sample, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys, values, err := readMap(c.maps[c.active])
+	if err != nil {
+		return nil, fmt.Errorf("read counter map: %w", err)
+	}
+	return appendSamples(nil, keys, values), nil
+}
+
+// Close releases the programs and maps held by this process. Pinned maps
+// stay in the kernel with their counts; attached programs keep their own
+// references until detached.
+func (c *Counters) Close() error {
+	var errs []error
+	for _, m := range c.maps {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	if c.coll != nil {
+		c.coll.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// batchSize is how many entries one lookup syscall returns; it must exceed
+// the longest hash bucket, or the kernel answers ENOSPC.
+const batchSize = 4096
+
+func readMap(m *ebpf.Map) ([]bpf.CollectorClientKey, []bpf.CollectorClientTraffic, error) {
+	var (
+		cursor ebpf.MapBatchCursor
+		keys   []bpf.CollectorClientKey
+		values []bpf.CollectorClientTraffic
+		kbuf   = make([]bpf.CollectorClientKey, batchSize)
+		vbuf   = make([]bpf.CollectorClientTraffic, batchSize)
+	)
+	for {
+		n, err := m.BatchLookup(&cursor, kbuf, vbuf, nil)
+		keys = append(keys, kbuf[:n]...)
+		values = append(values, vbuf[:n]...)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return keys, values, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// clearMap deletes every client but the overflow entry, which it zeroes.
+func clearMap(m *ebpf.Map, keys []bpf.CollectorClientKey) error {
+	clients := make([]bpf.CollectorClientKey, 0, len(keys))
+	for _, k := range keys {
+		if k != overflowKey {
+			clients = append(clients, k)
+		}
+	}
+	if len(clients) > 0 {
+		if _, err := m.BatchDelete(clients, nil); err != nil {
+			return err
+		}
+	}
+	return m.Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateAny)
+}
+
+// appendSamples appends the non-zero entries as Samples.
+func appendSamples(out []Sample, keys []bpf.CollectorClientKey, values []bpf.CollectorClientTraffic) []Sample {
+	for i, k := range keys {
+		s := Sample{Overflow: k == overflowKey}
+		if !s.Overflow {
+			s.Client = netip.AddrFrom16(k.Addr).Unmap()
+		}
+		for class, dirs := range values[i].T {
+			for dir, t := range dirs {
+				s.Traffic[class][dir] = Tally{Bytes: t.Bytes, Packets: t.Packets}
+			}
+		}
+		if !s.Traffic.IsZero() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ensurePinDir creates the pin directory and checks it is on a bpffs: a
+// pin elsewhere fails with an error that does not say why.
+func ensurePinDir(dir string) error {
+	const hint = "mount it with: mount -t bpf bpf /sys/fs/bpf"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create pin directory %s (%s): %w", dir, hint, err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return fmt.Errorf("check pin directory %s: %w", dir, err)
+	}
+	if fs.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("pin directory %s is not on a bpffs; %s", dir, hint)
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+package bpfgo
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/back2basic/collector/internal/kerneltest"
+)
+
+var (
+	host4   = netip.MustParseAddr("10.0.0.1")
+	client4 = netip.MustParseAddr("198.51.100.7")
+	host6   = netip.MustParseAddr("2001:db8::1")
+	client6 = netip.MustParseAddr("2001:db8:beef::7")
+)
+
+const (
+	xdpPass     = 2
+	tcActUnspec = 0xffffffff // TC_ACT_UNSPEC (-1), which is also TCX_NEXT
+)
+
+// skbContext is the start of struct __sk_buff (UAPI, fixed offsets) as
+// PROG_TEST_RUN takes it: only wire_len, gso_segs and gso_size are set.
+type skbContext struct {
+	_       [160]byte
+	WireLen uint32
+	GSOSegs uint32
+	_       [8]byte
+	GSOSize uint32
+	_       [12]byte
+}
+
+func loadCounters(tb testing.TB, cfg Config) *Counters {
+	tb.Helper()
+	kerneltest.RequireRoot(tb)
+	c, err := Load(cfg)
+	if err != nil {
+		tb.Fatalf("load: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ingress runs the XDP program on data as if it arrived.
+func ingress(tb testing.TB, c *Counters, data []byte) {
+	tb.Helper()
+	ret, err := c.xdp.Run(&ebpf.RunOptions{Data: data})
+	if err != nil {
+		tb.Fatalf("run xdp: %v", err)
+	}
+	if ret != xdpPass {
+		tb.Fatalf("xdp returned %d, want XDP_PASS", ret)
+	}
+}
+
+// egress runs the TC program on data as if it left; skb may be nil.
+func egress(tb testing.TB, c *Counters, data []byte, skb *skbContext) {
+	tb.Helper()
+	opts := &ebpf.RunOptions{Data: data}
+	if skb != nil {
+		opts.Context = *skb
+	}
+	ret, err := c.tc.Run(opts)
+	if err != nil {
+		tb.Fatalf("run tc: %v", err)
+	}
+	if ret != tcActUnspec {
+		tb.Fatalf("tc returned %#x, want TC_ACT_UNSPEC", ret)
+	}
+}
+
+// drained drains c and sums the samples per client; the overflow entry is
+// keyed by the zero Addr.
+func drained(tb testing.TB, c *Counters) map[netip.Addr]Traffic {
+	tb.Helper()
+	samples, err := c.Drain()
+	if err != nil {
+		tb.Fatalf("drain: %v", err)
+	}
+	got := map[netip.Addr]Traffic{}
+	for _, s := range samples {
+		if s.Overflow != !s.Client.IsValid() {
+			tb.Fatalf("sample %+v: Overflow must be set exactly when Client is the zero Addr", s)
+		}
+		t := got[s.Client]
+		t.Add(&s.Traffic)
+		got[s.Client] = t
+	}
+	return got
+}
+
+// one is the Traffic of a single frame of n bytes.
+func one(class Class, dir Direction, n int) Traffic {
+	var t Traffic
+	t[class][dir] = Tally{Bytes: uint64(n), Packets: 1}
+	return t
+}
+
+func TestClassification(t *testing.T) {
+	c := loadCounters(t, Config{Ports: DefaultPorts})
+
+	in4 := func(proto uint8, sport, dport uint16) frame {
+		return frame{src: client4, dst: host4, proto: proto, sport: sport, dport: dport, payload: 100}
+	}
+	out4 := func(proto uint8, sport, dport uint16) frame {
+		return frame{src: host4, dst: client4, proto: proto, sport: sport, dport: dport, payload: 100}
+	}
+	in6 := func(proto uint8, sport, dport uint16) frame {
+		return frame{src: client6, dst: host6, proto: proto, sport: sport, dport: dport, payload: 100}
+	}
+	out6 := func(proto uint8, sport, dport uint16) frame {
+		return frame{src: host6, dst: client6, proto: proto, sport: sport, dport: dport, payload: 100}
+	}
+	with := func(f frame, edit func(*frame)) frame { edit(&f); return f }
+
+	for _, tc := range []struct {
+		name    string
+		egress  bool
+		frame   frame
+		client  netip.Addr
+		class   Class
+		counted bool
+	}{
+		{"consensus in, peer dials host", false, in4(tcp, 40000, 9981), client4, Consensus, true},
+		{"consensus out, host answers peer", true, out4(tcp, 9981, 40000), client4, Consensus, true},
+		{"consensus out, host's syncer dials peer", true, out4(tcp, 40000, 9981), client4, Consensus, true},
+		{"consensus in, peer answers host's syncer", false, in4(tcp, 9981, 40000), client4, Consensus, true},
+		{"siamux in", false, in4(tcp, 40000, 9984), client4, Siamux, true},
+		{"siamux out", true, out4(tcp, 9984, 40000), client4, Siamux, true},
+		{"quic in", false, in4(udp, 40000, 9984), client4, QUIC, true},
+		{"quic out", true, out4(udp, 9984, 40000), client4, QUIC, true},
+		{"ipv6 consensus in", false, in6(tcp, 40000, 9981), client6, Consensus, true},
+		{"ipv6 consensus out to peer", true, out6(tcp, 40000, 9981), client6, Consensus, true},
+		{"ipv6 siamux in", false, in6(tcp, 40000, 9984), client6, Siamux, true},
+		{"ipv6 siamux out", true, out6(tcp, 9984, 40000), client6, Siamux, true},
+		{"ipv6 quic in", false, in6(udp, 40000, 9984), client6, QUIC, true},
+		{"ipv6 quic out", true, out6(udp, 9984, 40000), client6, QUIC, true},
+		{"vlan tagged", false, with(in4(tcp, 40000, 9984), func(f *frame) { f.vlans = 1 }), client4, Siamux, true},
+		{"double vlan tagged", true, with(out6(udp, 9984, 40000), func(f *frame) { f.vlans = 2 }), client6, QUIC, true},
+		{"ipv4 options", false, with(in4(tcp, 40000, 9981), func(f *frame) { f.ipOptions = 40 }), client4, Consensus, true},
+		{"ipv4 first fragment", false, with(in4(udp, 40000, 9984), func(f *frame) { f.fragOff = 0 }), client4, QUIC, true},
+		{"ipv6 extension headers", false, with(in6(tcp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{0, 43, 60} }), client6, Siamux, true},
+		{"ipv6 first fragment", true, with(out6(udp, 9984, 40000), func(f *frame) { f.v6Ext = []uint8{0, 44} }), client6, QUIC, true},
+
+		{"ipv4 non-first fragment", false, with(in4(udp, 40000, 9984), func(f *frame) { f.fragOff = 185 }), client4, 0, false},
+		{"ipv6 non-first fragment", false, with(in6(udp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{44}; f.fragOff = 185 }), client6, 0, false},
+		{"ipv6 too many extension headers", false, with(in6(tcp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{0, 60, 43, 60, 43, 60, 60} }), client6, 0, false},
+		{"non-sia tcp in", false, in4(tcp, 40000, 443), client4, 0, false},
+		{"non-sia tcp out", true, out4(tcp, 22, 40000), client4, 0, false},
+		{"siamux port on the remote side", false, in4(tcp, 9984, 40000), client4, 0, false},
+		{"quic port over tcp is siamux, consensus port over udp is nothing", false, in4(udp, 40000, 9981), client4, 0, false},
+		{"other l4 protocol", false, in4(1, 0, 0), client4, 0, false},
+		{"arp", false, with(in4(tcp, 40000, 9984), func(f *frame) { f.etherType = 0x0806 }), client4, 0, false},
+		{"truncated ports", false, with(in4(tcp, 40000, 9984), func(f *frame) { f.payload = 0; f.truncate = 18 }), client4, 0, false},
+		{"truncated ports at egress", true, with(out6(tcp, 9984, 40000), func(f *frame) { f.payload = 0; f.truncate = 18 }), client6, 0, false},
+		{"truncated ip header", false, with(in6(tcp, 9984, 40000), func(f *frame) { f.payload = 0; f.truncate = 40 }), client6, 0, false},
+		{"ethernet header only", false, frame{raw: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00}}, client4, 0, false},
+		{"garbage ipv4", false, frame{raw: append([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0x41}, make([]byte, 60)...)}, client4, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := tc.frame.build()
+			dir := Down
+			if tc.egress {
+				dir = Up
+				egress(t, c, data, nil)
+			} else {
+				ingress(t, c, data)
+			}
+			got := drained(t, c)
+			want := map[netip.Addr]Traffic{}
+			if tc.counted {
+				want[tc.client] = one(tc.class, dir, len(data))
+			}
+			assertTraffic(t, got, want)
+			if !tc.counted {
+				assertNoEntries(t, c)
+			}
+		})
+	}
+}
+
+// assertNoEntries checks that both counter maps hold nothing but the
+// overflow entry: traffic that is not Sia's must not create entries.
+func assertNoEntries(t *testing.T, c *Counters) {
+	t.Helper()
+	for _, m := range c.maps {
+		keys, _, err := readMap(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 || keys[0] != overflowKey {
+			t.Fatalf("counter map has %d entries, want only the overflow entry", len(keys))
+		}
+	}
+}
+
+func assertTraffic(t *testing.T, got, want map[netip.Addr]Traffic) {
+	t.Helper()
+	for addr, w := range want {
+		if got[addr] != w {
+			t.Errorf("client %v: got %+v, want %+v", addr, got[addr], w)
+		}
+	}
+	for addr, g := range got {
+		if _, ok := want[addr]; !ok {
+			t.Errorf("unexpected client %v: %+v", addr, g)
+		}
+	}
+}
+
+func TestEgressGSOCountsWireFrames(t *testing.T) {
+	c := loadCounters(t, Config{Ports: DefaultPorts})
+	data := frame{src: host4, dst: client4, proto: tcp, sport: 9984, dport: 40000, payload: 1000}.build()
+	// Three segments of 1000 payload bytes, each with its own 54-byte
+	// Ethernet+IP+TCP header: 3054 bytes are what the wire carries.
+	const segs, wire = 3, 3*1054
+	egress(t, c, data, &skbContext{WireLen: wire, GSOSegs: segs, GSOSize: 1000})
+
+	var want Traffic
+	want[Siamux][Up] = Tally{Bytes: wire, Packets: segs}
+	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client4: want})
+}
+
+func TestCustomPortSets(t *testing.T) {
+	c := loadCounters(t, Config{Ports: Ports{Consensus: []uint16{7000, 7001}, Siamux: []uint16{7002}, QUIC: []uint16{7001, 7003}}})
+	var want Traffic
+	var frames [][]byte
+	for _, f := range []struct {
+		proto uint8
+		port  uint16
+		class Class
+	}{{tcp, 7000, Consensus}, {tcp, 7001, Consensus}, {tcp, 7002, Siamux}, {udp, 7001, QUIC}, {udp, 7003, QUIC}} {
+		data := frame{src: client4, dst: host4, proto: f.proto, sport: 50000, dport: f.port, payload: 10}.build()
+		frames = append(frames, data)
+		want[f.class][Down].Add(Tally{Bytes: uint64(len(data)), Packets: 1})
+	}
+	// The defaults are not in these sets.
+	frames = append(frames, frame{src: client4, dst: host4, proto: tcp, sport: 50000, dport: 9984}.build())
+	for _, data := range frames {
+		ingress(t, c, data)
+	}
+	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client4: want})
+}
+
+func TestFullMapCountsInOverflow(t *testing.T) {
+	const maxClients, clients = 4, 10
+	c := loadCounters(t, Config{Ports: DefaultPorts, MaxClients: maxClients})
+	var total Tally
+	for i := range clients {
+		data := frame{src: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: i}.build()
+		ingress(t, c, data)
+		total.Add(Tally{Bytes: uint64(len(data)), Packets: 1})
+	}
+	got := drained(t, c)
+	if len(got) != maxClients+1 {
+		t.Fatalf("got %d entries, want %d clients and the overflow entry", len(got), maxClients)
+	}
+	var sum Tally
+	for _, tr := range got {
+		sum.Add(tr[Siamux][Down])
+	}
+	if sum != total {
+		t.Fatalf("sum over clients and overflow = %+v, want %+v", sum, total)
+	}
+	if got[netip.Addr{}][Siamux][Down].Packets != clients-maxClients {
+		t.Fatalf("overflow took %d packets, want %d", got[netip.Addr{}][Siamux][Down].Packets, clients-maxClients)
+	}
+	// The next period starts empty, with room for new clients again.
+	ingress(t, c, frame{src: client4, dst: host4, proto: tcp, sport: 1, dport: 9981}.build())
+	if got := drained(t, c); len(got) != 1 || got[client4].IsZero() {
+		t.Fatalf("after drain: %+v, want one entry for %v", got, client4)
+	}
+}
+
+func TestRejectsBadPortSets(t *testing.T) {
+	for name, p := range map[string]Ports{
+		"overlapping tcp sets": {Consensus: []uint16{9981, 9984}, Siamux: []uint16{9984}},
+		"port zero":            {Consensus: []uint16{0}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := p.flags(); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

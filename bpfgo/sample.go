@@ -1,0 +1,86 @@
+package bpfgo
+
+import "net/netip"
+
+// Class is the Sia service a packet belongs to.
+type Class int
+
+// The classes, in the order the datapath stores them.
+const (
+	Consensus Class = iota // TCP, the syncer port (default 9981)
+	Siamux                 // TCP, RHP4 over siamux (default 9984)
+	QUIC                   // UDP, RHP4 over QUIC (default 9984)
+	NumClasses
+)
+
+// String returns the name used in column names and live lines.
+func (c Class) String() string {
+	switch c {
+	case Consensus:
+		return "consensus"
+	case Siamux:
+		return "siamux"
+	case QUIC:
+		return "quic"
+	}
+	return "unknown"
+}
+
+// Direction is seen from the host: Up leaves it, Down reaches it.
+type Direction int
+
+// The directions, in the order the datapath stores them.
+const (
+	Up   Direction = iota // host -> client, counted at TC egress
+	Down                  // client -> host, counted at XDP ingress
+	NumDirections
+)
+
+// String returns "up" or "down".
+func (d Direction) String() string {
+	if d == Up {
+		return "up"
+	}
+	return "down"
+}
+
+// Tally counts L2 frame bytes (Ethernet header included, FCS excluded) and
+// frames.
+type Tally struct {
+	Bytes   uint64
+	Packets uint64
+}
+
+// Add adds o to t.
+func (t *Tally) Add(o Tally) {
+	t.Bytes += o.Bytes
+	t.Packets += o.Packets
+}
+
+// Traffic holds one client's tallies per class and direction.
+type Traffic [NumClasses][NumDirections]Tally
+
+// Add adds o to t.
+func (t *Traffic) Add(o *Traffic) {
+	for c := range t {
+		for d := range t[c] {
+			t[c][d].Add(o[c][d])
+		}
+	}
+}
+
+// IsZero reports whether nothing was counted.
+func (t Traffic) IsZero() bool {
+	return t == Traffic{}
+}
+
+// Sample is what one client moved since the previous drain.
+type Sample struct {
+	// Client is the remote address; IPv4 clients are plain IPv4 (not
+	// v4-mapped). It is the zero Addr for the overflow entry.
+	Client netip.Addr
+	// Overflow marks the entry that takes the packets of clients that did
+	// not fit in the counter map; its totals are still exact.
+	Overflow bool
+	Traffic  Traffic
+}
