@@ -65,13 +65,21 @@ func (c *Counters) Attach(iface string, xdpMode XDPMode, tcMode TCMode) (*Attach
 	return a, nil
 }
 
+// jumboMTU is the MTU above which a frame may span several buffers. Below
+// it the single-buffer program is used: it saves a helper call per packet.
+const jumboMTU = 1500
+
 func (c *Counters) attachXDP(ifc *net.Interface, mode XDPMode) (link.Link, XDPMode, error) {
+	prog := c.xdp
+	if ifc.MTU > jumboMTU && c.xdpFrag != nil {
+		prog = c.xdpFrag
+	}
 	try := func(m XDPMode) (link.Link, error) {
 		flags := link.XDPDriverMode
 		if m == XDPGeneric {
 			flags = link.XDPGenericMode
 		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: c.xdp, Interface: ifc.Index, Flags: flags})
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
 		if err != nil {
 			return nil, fmt.Errorf("attach xdp %s on %s: %w%s", m, ifc.Name, err, xdpHint(err))
 		}

@@ -53,7 +53,8 @@ type Config struct {
 type Counters struct {
 	log     *slog.Logger
 	coll    *ebpf.Collection
-	xdp     *ebpf.Program
+	xdp     *ebpf.Program // for frames in one buffer
+	xdpFrag *ebpf.Program // for multi-buffer frames; nil before 5.18
 	tc      *ebpf.Program
 	slot    *ebpf.Map
 	pinPath string
@@ -113,8 +114,9 @@ func Load(cfg Config) (*Counters, error) {
 	// One more entry than clients: the overflow entry.
 	specs.Clients.InnerMap.MaxEntries = cfg.MaxClients + 1
 
-	xdpName, unused := xdpProgram()
-	delete(spec.Programs, unused)
+	if !haveMultiBufferXDP() {
+		delete(spec.Programs, bpf.CollectorProgXdpCountFrags)
+	}
 
 	c := &Counters{log: log, pinPath: cfg.PinPath}
 	var opts ebpf.CollectionOptions
@@ -132,7 +134,8 @@ func Load(cfg Config) (*Counters, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load bpf programs: %w", err)
 	}
-	c.xdp = c.coll.Programs[xdpName]
+	c.xdp = c.coll.Programs[bpf.CollectorProgXdpCount]
+	c.xdpFrag = c.coll.Programs[bpf.CollectorProgXdpCountFrags]
 	c.tc = c.coll.Programs[bpf.CollectorProgTcCount]
 	c.slot = c.coll.Maps[bpf.CollectorMapClients]
 
@@ -143,13 +146,10 @@ func Load(cfg Config) (*Counters, error) {
 	return c, nil
 }
 
-// xdpProgram picks the XDP entry point this kernel can run and names the
-// one to leave out.
-func xdpProgram() (use, unused string) {
-	if features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) == nil {
-		return bpf.CollectorProgXdpCountFrags, bpf.CollectorProgXdpCount
-	}
-	return bpf.CollectorProgXdpCount, bpf.CollectorProgXdpCountFrags
+// haveMultiBufferXDP reports whether the kernel has multi-buffer XDP
+// (5.18+), probed through the helper that measures such a frame.
+func haveMultiBufferXDP() bool {
+	return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) == nil
 }
 
 // openCounterMaps creates (or, pinned, reopens) the two counter maps and

@@ -43,10 +43,15 @@ func loadCounters(tb testing.TB, cfg Config) *Counters {
 	return c
 }
 
-// ingress runs the XDP program on data as if it arrived.
+// ingress runs the single-buffer XDP program on data as if it arrived.
 func ingress(tb testing.TB, c *Counters, data []byte) {
 	tb.Helper()
-	ret, err := c.xdp.Run(&ebpf.RunOptions{Data: data})
+	runXDP(tb, c.xdp, data)
+}
+
+func runXDP(tb testing.TB, prog *ebpf.Program, data []byte) {
+	tb.Helper()
+	ret, err := prog.Run(&ebpf.RunOptions{Data: data})
 	if err != nil {
 		tb.Fatalf("run xdp: %v", err)
 	}
@@ -164,18 +169,29 @@ func TestClassification(t *testing.T) {
 			dir := Down
 			if tc.egress {
 				dir = Up
-				egress(t, c, data, nil)
-			} else {
-				ingress(t, c, data)
 			}
-			got := drained(t, c)
 			want := map[netip.Addr]Traffic{}
 			if tc.counted {
 				want[tc.client] = one(tc.class, dir, len(data))
 			}
-			assertTraffic(t, got, want)
-			if !tc.counted {
-				assertNoEntries(t, c)
+			check := func() {
+				t.Helper()
+				assertTraffic(t, drained(t, c), want)
+				if !tc.counted {
+					assertNoEntries(t, c)
+				}
+			}
+			if tc.egress {
+				egress(t, c, data, nil)
+				check()
+				return
+			}
+			// Both XDP entry points share the parser; check each.
+			ingress(t, c, data)
+			check()
+			if c.xdpFrag != nil {
+				runXDP(t, c.xdpFrag, data)
+				check()
 			}
 		})
 	}
@@ -215,7 +231,7 @@ func TestEgressGSOCountsWireFrames(t *testing.T) {
 	data := frame{src: host4, dst: client4, proto: tcp, sport: 9984, dport: 40000, payload: 1000}.build()
 	// Three segments of 1000 payload bytes, each with its own 54-byte
 	// Ethernet+IP+TCP header: 3054 bytes are what the wire carries.
-	const segs, wire = 3, 3*1054
+	const segs, wire = 3, 3 * 1054
 	egress(t, c, data, &skbContext{WireLen: wire, GSOSegs: segs, GSOSize: 1000})
 
 	var want Traffic
