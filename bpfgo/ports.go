@@ -28,9 +28,28 @@ const (
 	portQUIC
 )
 
+// Validate checks that every port is 1-65535 and no TCP port is in both
+// the consensus and the siamux set.
+func (p Ports) Validate() error {
+	for _, set := range [][]uint16{p.Consensus, p.Siamux, p.QUIC} {
+		if slices.Contains(set, 0) {
+			return fmt.Errorf("port 0 is not a valid Sia port (accepted: 1-65535)")
+		}
+	}
+	for _, port := range p.Consensus {
+		if slices.Contains(p.Siamux, port) {
+			return fmt.Errorf("TCP port %d is both a consensus and a siamux port; a TCP port belongs to one class", port)
+		}
+	}
+	return nil
+}
+
 // flags builds the datapath's port_flags table.
 func (p Ports) flags() ([65536]uint8, error) {
 	var table [65536]uint8
+	if err := p.Validate(); err != nil {
+		return table, err
+	}
 	for _, set := range []struct {
 		ports []uint16
 		flag  uint8
@@ -40,24 +59,8 @@ func (p Ports) flags() ([65536]uint8, error) {
 		{p.QUIC, portQUIC},
 	} {
 		for _, port := range set.ports {
-			if port == 0 {
-				return table, fmt.Errorf("port 0 is not a valid Sia port (accepted: 1-65535)")
-			}
 			table[port] |= set.flag
 		}
 	}
-	if both := p.overlap(); both != 0 {
-		return table, fmt.Errorf("TCP port %d is both a consensus and a siamux port; a TCP port belongs to one class", both)
-	}
 	return table, nil
-}
-
-// overlap returns a port in both TCP sets, or 0.
-func (p Ports) overlap() uint16 {
-	for _, port := range p.Consensus {
-		if slices.Contains(p.Siamux, port) {
-			return port
-		}
-	}
-	return 0
 }

@@ -69,6 +69,17 @@ func (t *Traffic) Add(o *Traffic) {
 	}
 }
 
+// Bytes is the sum of bytes over every class and direction.
+func (t *Traffic) Bytes() uint64 {
+	var n uint64
+	for c := range t {
+		for d := range t[c] {
+			n += t[c][d].Bytes
+		}
+	}
+	return n
+}
+
 // IsZero reports whether nothing was counted.
 func (t Traffic) IsZero() bool {
 	return t == Traffic{}

@@ -1,0 +1,239 @@
+// Package config reads collector's settings: defaults, then the env file
+// (/etc/collector.env), then the process environment, then command-line
+// flags, each overriding the one before. Every setting is defined once, in
+// the settings table, with its env name, flag, default and parser, so the
+// env file, the flags and the help text cannot drift apart.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/back2basic/collector/bpfgo"
+)
+
+// DefaultFile is the env file read unless -config names another.
+const DefaultFile = "/etc/collector.env"
+
+// Config is the validated configuration of the daemon.
+type Config struct {
+	// Interfaces to watch; empty means the default route's interface.
+	Interfaces    []string
+	SQLitePath    string
+	Ports         bpfgo.Ports
+	Pinned        bool
+	PinPath       string
+	FlushInterval time.Duration
+	LiveInterval  time.Duration // 0 turns the live printer off
+	XDPMode       bpfgo.XDPMode
+	TCMode        bpfgo.TCMode
+	MaxClients    uint32
+	ReverseDNS    bool
+	LogLevel      slog.Level
+}
+
+type setting struct {
+	env, def, help string
+	set            func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"INTERFACE", "", "network interfaces to watch, comma-separated; empty: the interface of the default route", func(c *Config, v string) error {
+		c.Interfaces = nil
+		for _, name := range splitList(v) {
+			if len(name) > 15 || strings.ContainsAny(name, "/ ") {
+				return fmt.Errorf("%q is not an interface name; accepted: names as `ip -br link` shows them, comma-separated", name)
+			}
+			c.Interfaces = append(c.Interfaces, name)
+		}
+		return nil
+	}},
+	{"SQLITE_PATH", "/var/lib/collector/collector.db", "SQLite database the counters are stored in", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("empty; accepted: a file path")
+		}
+		c.SQLitePath = v
+		return nil
+	}},
+	{"PORT_SIA_CONSENSUS", "9981", "TCP ports of the consensus (syncer) class, comma-separated", portList(func(c *Config) *[]uint16 { return &c.Ports.Consensus })},
+	{"PORT_RHP4_SIAMUX", "9984", "TCP ports of RHP4 over siamux, comma-separated", portList(func(c *Config) *[]uint16 { return &c.Ports.Siamux })},
+	{"PORT_RHP4_QUIC", "9984", "UDP ports of RHP4 over QUIC, comma-separated", portList(func(c *Config) *[]uint16 { return &c.Ports.QUIC })},
+	{"PINNED_MAPS", "0", "1 pins maps under PIN_PATH so counting goes on while the daemon restarts", func(c *Config, v string) (err error) {
+		c.Pinned, err = parseBool(v)
+		return err
+	}},
+	{"PIN_PATH", bpfgo.DefaultPinPath, "bpffs directory for pinned maps", func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return errors.New("not an absolute path; accepted: a directory on a bpffs such as /sys/fs/bpf/collector")
+		}
+		c.PinPath = v
+		return nil
+	}},
+	{"FLUSH_INTERVAL", "1m", "how often counters are written to SQLite, on wall-clock boundaries", func(c *Config, v string) (err error) {
+		c.FlushInterval, err = parseDuration(v, time.Second)
+		return err
+	}},
+	{"LIVE_INTERVAL", "30s", "how often live counters are printed to the journal; 0 turns it off", func(c *Config, v string) (err error) {
+		if v == "0" {
+			c.LiveInterval = 0
+			return nil
+		}
+		c.LiveInterval, err = parseDuration(v, time.Second)
+		return err
+	}},
+	{"XDP_MODE", string(bpfgo.XDPAuto), "ingress attach mode: auto (native, else generic), native, generic", func(c *Config, v string) error {
+		switch m := bpfgo.XDPMode(v); m {
+		case bpfgo.XDPAuto, bpfgo.XDPNative, bpfgo.XDPGeneric:
+			c.XDPMode = m
+			return nil
+		}
+		return errors.New("unknown mode; accepted: auto, native, generic")
+	}},
+	{"TC_MODE", string(bpfgo.TCAuto), "egress attach mode: auto, tcx", func(c *Config, v string) error {
+		switch m := bpfgo.TCMode(v); m {
+		case bpfgo.TCAuto, bpfgo.TCX:
+			c.TCMode = m
+			return nil
+		}
+		return errors.New("unknown mode; accepted: auto, tcx")
+	}},
+	{"MAX_CLIENTS", strconv.Itoa(bpfgo.DefaultMaxClients), "client addresses counted per flush before the rest is counted as 'other'", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n < 1 || n > 1<<24 {
+			return errors.New("not a count; accepted: 1 to 16777216")
+		}
+		c.MaxClients = uint32(n)
+		return nil
+	}},
+	{"REVERSE_DNS", "1", "1 looks up host names of clients in the background for the dns column", func(c *Config, v string) (err error) {
+		c.ReverseDNS, err = parseBool(v)
+		return err
+	}},
+	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("unknown level; accepted: debug, info, warn, error")
+		}
+		return nil
+	}},
+}
+
+// Load builds the configuration from args (without the program name and
+// subcommand), the env file and getenv (os.LookupEnv in the daemon). A
+// missing env file is fine at the default path but an error when -config
+// names it. Errors are one line naming the setting and what it accepts.
+func Load(name string, args []string, getenv func(string) (string, bool), usage io.Writer) (*Config, error) {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	fl.SetOutput(usage)
+	file := fl.String("config", DefaultFile, "env file with the settings below")
+	flags := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		flags[s.env] = fl.String(flagName(s.env), "", fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
+	}
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q; settings are flags such as -interface eth0", fl.Arg(0))
+	}
+	explicitFile := false
+	fl.Visit(func(f *flag.Flag) { explicitFile = explicitFile || f.Name == "config" })
+
+	fromFile, err := readEnvFile(*file, explicitFile)
+	if err != nil {
+		return nil, err
+	}
+	setFlags := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+
+	c := &Config{}
+	for _, s := range settings {
+		v, where := s.def, "default"
+		if fv, ok := fromFile[s.env]; ok {
+			v, where = fv, *file
+		}
+		if ev, ok := getenv(s.env); ok {
+			v, where = ev, "environment"
+		}
+		if setFlags[flagName(s.env)] {
+			v, where = *flags[s.env], "flag -"+flagName(s.env)
+		}
+		if err := s.set(c, strings.TrimSpace(v)); err != nil {
+			return nil, fmt.Errorf("%s=%q (from %s): %w", s.env, v, where, err)
+		}
+	}
+	if err := c.Ports.Validate(); err != nil {
+		return nil, fmt.Errorf("PORT_SIA_CONSENSUS, PORT_RHP4_SIAMUX: %w", err)
+	}
+	return c, nil
+}
+
+func readEnvFile(path string, explicit bool) (map[string]string, error) {
+	env, err := godotenv.Read(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read env file %s: %w", path, err)
+	}
+	return env, nil
+}
+
+// flagName turns PORT_SIA_CONSENSUS into port-sia-consensus.
+func flagName(env string) string {
+	return strings.ToLower(strings.ReplaceAll(env, "_", "-"))
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func portList(field func(*Config) *[]uint16) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		ports := field(c)
+		*ports = nil
+		for _, f := range splitList(v) {
+			p, err := strconv.ParseUint(f, 10, 16)
+			if err != nil || p == 0 {
+				return fmt.Errorf("%q is not a port; accepted: ports 1-65535, comma-separated", f)
+			}
+			*ports = append(*ports, uint16(p))
+		}
+		if len(*ports) == 0 {
+			return errors.New("no port; accepted: ports 1-65535, comma-separated")
+		}
+		return nil
+	}
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, errors.New("not a switch; accepted: 1 or 0 (true/false, yes/no)")
+}
+
+func parseDuration(v string, minimum time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minimum {
+		return 0, fmt.Errorf("not a duration; accepted: %v or longer, such as 30s or 1m", minimum)
+	}
+	return d, nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/bpfgo"
+)
+
+// load runs Load with file as the env file and env as the environment.
+func load(t *testing.T, file string, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collector.env")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return Load("collector", append([]string{"-config", path}, args...), lookup, io.Discard)
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("collector", []string{"-config", filepath.Join(t.TempDir(), "none")}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err == nil {
+		t.Fatalf("an explicit -config that does not exist must be an error, got %+v", c)
+	}
+	c, err = load(t, "# only a comment\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		SQLitePath:    "/var/lib/collector/collector.db",
+		Ports:         bpfgo.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
+		PinPath:       bpfgo.DefaultPinPath,
+		FlushInterval: time.Minute,
+		LiveInterval:  30 * time.Second,
+		XDPMode:       bpfgo.XDPAuto,
+		TCMode:        bpfgo.TCAuto,
+		MaxClients:    bpfgo.DefaultMaxClients,
+		ReverseDNS:    true,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := "INTERFACE=eth1\nPORT_RHP4_SIAMUX=\"9984, 9985\"\nFLUSH_INTERVAL=5s\nPINNED_MAPS=1\n"
+	env := map[string]string{"FLUSH_INTERVAL": "10s", "LIVE_INTERVAL": "0"}
+	c, err := load(t, file, env, "-flush-interval", "2s", "-interface", "bond0, vlan7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Interfaces; !reflect.DeepEqual(got, []string{"bond0", "vlan7"}) {
+		t.Errorf("interfaces %v: the flag must win over the file", got)
+	}
+	if c.FlushInterval != 2*time.Second {
+		t.Errorf("flush interval %v: the flag must win over env and file", c.FlushInterval)
+	}
+	if c.LiveInterval != 0 {
+		t.Errorf("live interval %v: the environment must win over the default", c.LiveInterval)
+	}
+	if !reflect.DeepEqual(c.Ports.Siamux, []uint16{9984, 9985}) || !c.Pinned {
+		t.Errorf("file settings not applied: %+v", c)
+	}
+}
+
+func TestBadValuesNameTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PORT_SIA_CONSENSUS": "9981,99999"}, `PORT_SIA_CONSENSUS="9981,99999" (from environment): "99999" is not a port; accepted: ports 1-65535`},
+		{map[string]string{"PORT_RHP4_QUIC": ""}, "PORT_RHP4_QUIC"},
+		{map[string]string{"PORT_RHP4_SIAMUX": "9981"}, "both a consensus and a siamux port"},
+		{map[string]string{"FLUSH_INTERVAL": "10ms"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "soon"}, "accepted: 1s or longer"},
+		{map[string]string{"PINNED_MAPS": "maybe"}, "PINNED_MAPS"},
+		{map[string]string{"XDP_MODE": "offload"}, "accepted: auto, native, generic"},
+		{map[string]string{"TC_MODE": "qdisc"}, "TC_MODE"},
+		{map[string]string{"MAX_CLIENTS": "0"}, "MAX_CLIENTS"},
+		{map[string]string{"INTERFACE": "a-very-long-interface-name"}, "INTERFACE"},
+		{map[string]string{"PIN_PATH": "relative/dir"}, "PIN_PATH"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := load(t, "\n", tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestDefaultRouteInterface(t *testing.T) {
+	for dir, want := range map[string]string{"testdata/v4": "enp3s0", "testdata/v6only": "eth9"} {
+		got, err := DefaultRouteInterface(dir)
+		if err != nil || got != want {
+			t.Errorf("%s: got %q, %v; want %q", dir, got, err, want)
+		}
+	}
+	if _, err := DefaultRouteInterface(t.TempDir()); err == nil {
+		t.Error("no route files: want an error")
+	}
+}

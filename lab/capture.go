@@ -1,0 +1,206 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/back2basic/collector/bpfgo"
+)
+
+const (
+	// snapLen is how much of each frame is copied out: all the headers the
+	// parser reads. MSG_TRUNC still reports the whole length.
+	snapLen = 1024
+	// captureBuf is the socket receive buffer. Frames wait there while the
+	// reader is descheduled; 64 MiB holds tens of thousands of them.
+	captureBuf = 64 << 20
+)
+
+// Capture counts every frame crossing the host veth with an AF_PACKET
+// socket and classifies it with its own parser, as an independent check
+// on collector's datapath. Frames the host sends are up, all others down.
+//
+// The lab uses no VLANs. Where a device strips tags on receive
+// (rx-vlan-offload), AF_PACKET gets the frame without its tag, 4 bytes
+// short of the wire.
+type Capture struct {
+	iface string
+	file  *os.File
+	raw   syscall.RawConn
+	ports bpfgo.Ports
+	done  chan struct{} // closed when the reader has drained and exited
+
+	// Owned by the reader until done is closed.
+	totals  map[netip.Addr]bpfgo.Traffic
+	ignored bpfgo.Tally
+	readErr error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Capture starts counting the frames on HostIf, classified with ports.
+// Call Stop to end it; a running capture keeps the host namespace alive in
+// the kernel.
+func (l *Lab) Capture(ports bpfgo.Ports) (*Capture, error) {
+	var fd int
+	err := l.Do(l.HostNS, func() error {
+		ifi, err := net.InterfaceByName(l.HostIf)
+		if err != nil {
+			return err
+		}
+		// Protocol 0 receives nothing until bind, so no frame from
+		// another interface slips in between socket and bind.
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		// SO_RCVBUFFORCE passes the rmem_max cap (CAP_NET_ADMIN).
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuf); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+		}
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+		if err := unix.Bind(fd, sa); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("bind: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capture on %s in netns %s: %w", l.HostIf, l.HostNS, err)
+	}
+	c := &Capture{
+		iface:  l.HostIf,
+		file:   os.NewFile(uintptr(fd), "packet:"+l.HostIf),
+		ports:  ports,
+		done:   make(chan struct{}),
+		totals: make(map[netip.Addr]bpfgo.Traffic),
+	}
+	// Stop relies on a read deadline to wake the reader; that needs the
+	// runtime poller, which a non-blocking fd normally gets.
+	err = c.file.SetReadDeadline(time.Time{})
+	if err == nil {
+		c.raw, err = c.file.SyscallConn()
+	}
+	if err != nil {
+		c.file.Close()
+		return nil, fmt.Errorf("capture on %s: %w", l.HostIf, err)
+	}
+	go c.read()
+	return c, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// read counts frames until Stop sets a read deadline, then takes what the
+// socket still holds.
+func (c *Capture) read() {
+	defer close(c.done)
+	buf := make([]byte, snapLen)
+	err := c.raw.Read(func(fd uintptr) bool { return c.drain(int(fd), buf) })
+	if c.readErr != nil {
+		return
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.readErr = err
+		return
+	}
+	if err := c.raw.Control(func(fd uintptr) { c.drain(int(fd), buf) }); err != nil {
+		c.readErr = err
+	}
+}
+
+// drain counts queued frames until the socket is empty (false: wait for
+// more) or fails (true, with readErr set).
+func (c *Capture) drain(fd int, buf []byte) bool {
+	for {
+		n, from, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			c.readErr = fmt.Errorf("recvfrom: %w", err)
+			return true
+		}
+		dir := bpfgo.Down
+		if sll, ok := from.(*unix.SockaddrLinklayer); ok && sll.Pkttype == unix.PACKET_OUTGOING {
+			dir = bpfgo.Up
+		}
+		c.count(buf[:min(n, len(buf))], n, dir)
+	}
+}
+
+// count adds one frame of size bytes, of which hdr is the start.
+func (c *Capture) count(hdr []byte, size int, dir bpfgo.Direction) {
+	frame := bpfgo.Tally{Bytes: uint64(size), Packets: 1}
+	pk, ok := parse(hdr)
+	var class bpfgo.Class
+	if ok {
+		class, ok = classify(c.ports, pk, dir)
+	}
+	if !ok {
+		c.ignored.Add(frame)
+		return
+	}
+	client := pk.src
+	if dir == bpfgo.Up {
+		client = pk.dst
+	}
+	t := c.totals[client]
+	t[class][dir].Add(frame)
+	c.totals[client] = t
+}
+
+// Stop ends the capture once every frame already queued is counted, and
+// returns the totals per client. It fails when the kernel dropped frames
+// (the receive buffer was full), so nobody compares against an incomplete
+// count. Frames still in flight when Stop is called may be missed: stop
+// the traffic first. Later calls return the same result.
+func (c *Capture) Stop() (map[netip.Addr]bpfgo.Traffic, error) {
+	c.stopOnce.Do(func() {
+		wake := c.file.SetReadDeadline(time.Now())
+		if wake != nil {
+			c.file.Close() // last resort: the reader ends without draining
+		}
+		<-c.done
+		var stats *unix.TpacketStats
+		var serr error
+		if err := c.raw.Control(func(fd uintptr) {
+			stats, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		}); err != nil {
+			serr = err
+		}
+		switch {
+		case serr != nil:
+			serr = fmt.Errorf("PACKET_STATISTICS: %w", serr)
+		case stats.Drops > 0:
+			serr = fmt.Errorf("kernel dropped %d of %d frames", stats.Drops, stats.Packets)
+		}
+		if err := errors.Join(wake, c.readErr, serr, c.file.Close()); err != nil {
+			c.stopErr = fmt.Errorf("capture on %s: %w", c.iface, err)
+		}
+	})
+	return c.totals, c.stopErr
+}
+
+// Ignored returns the frames the capture saw but did not count (ARP,
+// neighbour discovery, ports of no class). It is zero until Stop returns.
+func (c *Capture) Ignored() bpfgo.Tally {
+	select {
+	case <-c.done:
+		return c.ignored
+	default:
+		return bpfgo.Tally{}
+	}
+}

@@ -1,0 +1,262 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/kerneltest"
+)
+
+// newLab builds a lab that is removed when the test ends, pass or fail.
+func newLab(t *testing.T) *Lab {
+	t.Helper()
+	l, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return l
+}
+
+func output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestUpAndDown(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	start := time.Now()
+	l := newLab(t)
+	up := time.Since(start)
+
+	netns := output(t, "ip", "netns", "list")
+	for _, ns := range []string{l.HostNS, l.ClientNS} {
+		if !strings.Contains(netns, ns) {
+			t.Errorf("ip netns list lacks %s:\n%s", ns, netns)
+		}
+	}
+	if out := output(t, "ip", "-n", l.HostNS, "-br", "addr", "show", l.HostIf); !strings.Contains(out, "UP") ||
+		!strings.Contains(out, "10.77.0.1/24") || !strings.Contains(out, "fd77::1/64") {
+		t.Errorf("host side: %s", out)
+	}
+	if out := output(t, "ip", "netns", "exec", l.ClientNS, "ethtool", "-k", l.ClientIf); !strings.Contains(out, "tcp-segmentation-offload: off") ||
+		!strings.Contains(out, "generic-segmentation-offload: off") || !strings.Contains(out, "generic-receive-offload: off") {
+		t.Errorf("client side offloads still on:\n%s", out)
+	}
+
+	start = time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("setup %v, teardown %v", up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	netns = output(t, "ip", "netns", "list")
+	links := output(t, "ip", "-br", "link")
+	for _, name := range []string{l.HostNS, l.ClientNS, l.HostIf, l.ClientIf} {
+		if strings.Contains(netns, name) || strings.Contains(links, name) {
+			t.Errorf("%s left behind:\n%s\n%s", name, netns, links)
+		}
+	}
+	if err := l.Do(l.HostNS, func() error { return nil }); err == nil {
+		t.Error("Do in a deleted namespace succeeded")
+	}
+}
+
+// TestDo checks that fn runs in the namespace and the caller stays out.
+func TestDo(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	var want, got, caller unix.Stat_t
+	if err := unix.Stat(filepath.Join("/var/run/netns", l.ClientNS), &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Do(l.ClientNS, func() error { return unix.Stat("/proc/thread-self/ns/net", &got) }); err != nil {
+		t.Fatal(err)
+	}
+	if got.Ino != want.Ino {
+		t.Errorf("fn ran in netns inode %d, want %d", got.Ino, want.Ino)
+	}
+	if err := unix.Stat("/proc/self/ns/net", &caller); err != nil {
+		t.Fatal(err)
+	}
+	if caller.Ino == want.Ino {
+		t.Error("the process's main thread moved into the client namespace")
+	}
+	sentinel := errors.New("sentinel")
+	if err := l.Do(l.HostNS, func() error { return sentinel }); err != sentinel {
+		t.Errorf("Do returned %v, want fn's error unchanged", err)
+	}
+}
+
+// TestReachability dials the host from every client address, IPv4 and
+// IPv6, and checks the host sees that address as the source.
+func TestReachability(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	ln, err := l.ListenTCP(l.HostNS, netip.AddrPortFrom(netip.IPv6Unspecified(), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	if err := ln.SetDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	for _, client := range l.ClientAddrs {
+		c, err := l.DialTCP(ctx, l.ClientNS, netip.AddrPortFrom(client, 0), netip.AddrPortFrom(l.HostAddr(client), port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.AcceptTCP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from := s.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(); from != client {
+			t.Errorf("host sees %v, want %v", from, client)
+		}
+		s.Close()
+		c.Close()
+	}
+}
+
+// TestCaptureTraffic runs traffic under a capture, on the default ports
+// and on others, and checks the capture against what was sent.
+func TestCaptureTraffic(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	for name, ports := range map[string]bpfgo.Ports{
+		"default ports": bpfgo.DefaultPorts,
+		"other ports":   {Consensus: []uint16{19981, 29981}, Siamux: []uint16{19984}, QUIC: []uint16{19984, 19985}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := newLab(t)
+			c, err := l.Capture(ports)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Stop() })
+			spec := Spec{Ports: ports, Rounds: 2}
+			start := time.Now()
+			sent, err := l.Traffic(context.Background(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			got, err := c.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sent.Rounds != 2 {
+				t.Errorf("%d rounds, want 2", sent.Rounds)
+			}
+			var frames, payload bpfgo.Tally
+			for client, tr := range got {
+				for class := range bpfgo.NumClasses {
+					for dir := range bpfgo.NumDirections {
+						frames.Add(tr[class][dir])
+						payload.Add(sent.Sia[client][class][dir])
+					}
+				}
+			}
+			t.Logf("%v: %d Sia frames, %d bytes for %d payload bytes; %d frames ignored",
+				took.Round(time.Millisecond), frames.Packets, frames.Bytes, payload.Bytes, c.Ignored().Packets)
+			checkCapture(t, sent, got, c.Ignored())
+		})
+	}
+}
+
+// TestTrafficUntilDone runs rounds until the context ends, as the demo
+// does, and checks the rounds that finished are counted exactly.
+func TestTrafficUntilDone(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	c, err := l.Capture(bpfgo.DefaultPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	// One IPv4 and one IPv6 client: the others must not show up.
+	clients := []netip.Addr{l.ClientAddrs[0], l.ClientAddrs[len(l.ClientAddrs)-1]}
+	sent, err := l.Traffic(ctx, Spec{Clients: clients, Rounds: Forever, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Rounds < 2 || sent.Rounds > 10 {
+		t.Errorf("%d rounds in 1s at 100ms intervals", sent.Rounds)
+	}
+	checkCapture(t, sent, got, c.Ignored())
+
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	sent, err = l.Traffic(done, Spec{Rounds: 3})
+	if !errors.Is(err, context.Canceled) || sent.Rounds != 0 {
+		t.Errorf("cancelled counted run: %d rounds, %v", sent.Rounds, err)
+	}
+}
+
+// checkCapture compares what a capture counted with what traffic sent.
+func checkCapture(t *testing.T, sent Sent, got map[netip.Addr]bpfgo.Traffic, ignored bpfgo.Tally) {
+	t.Helper()
+	if len(got) != len(sent.Sia) {
+		t.Errorf("capture has %d clients, traffic %d: %v", len(got), len(sent.Sia), got)
+	}
+	for client, want := range sent.Sia {
+		ipHdr := uint64(20)
+		if client.Is6() {
+			ipHdr = 40
+		}
+		for class := range bpfgo.NumClasses {
+			for dir := range bpfgo.NumDirections {
+				frames, payload := got[client][class][dir], want[class][dir]
+				where := client.String() + " " + class.String() + " " + dir.String()
+				if frames.Packets == 0 || frames.Bytes < payload.Bytes {
+					t.Errorf("%s: frames %+v, payload %+v", where, frames, payload)
+				}
+				if class == bpfgo.QUIC {
+					// One frame per datagram: the sizes are exact.
+					exact := payload.Bytes + payload.Packets*(14+ipHdr+8)
+					if frames.Packets != payload.Packets || frames.Bytes != exact {
+						t.Errorf("%s: frames %+v, want %d packets of %d bytes in all", where, frames, payload.Packets, exact)
+					}
+					continue
+				}
+				// Each TCP frame adds at most Ethernet, IP and a full
+				// TCP header; leaked non-Sia payload breaks this bound.
+				if limit := payload.Bytes + frames.Packets*(14+ipHdr+60); frames.Bytes > limit {
+					t.Errorf("%s: %d frame bytes exceed payload %d plus headers (%d)", where, frames.Bytes, payload.Bytes, limit)
+				}
+			}
+		}
+	}
+	if ignored.Bytes < sent.Other.Bytes {
+		t.Errorf("capture ignored %+v, less than the %+v of non-Sia payload", ignored, sent.Other)
+	}
+}

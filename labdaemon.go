@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/back2basic/collector/lab"
+)
+
+// labDaemon is this very binary running as the daemon in a lab's host
+// namespace: what the demo shows and what the end-to-end tests measure.
+type labDaemon struct {
+	cmd      *exec.Cmd
+	attached chan struct{} // closed once every interface is counted
+	exited   chan error
+}
+
+// attachedLine is the log message the daemon writes per interface once
+// both programs are attached there.
+const attachedLine = "msg=counting"
+
+// startLabDaemon runs `collector run` with args in the host namespace of l,
+// copying its output to out, and waits until it counts on l.HostIf. The
+// settings come from args alone: no env file, no inherited environment.
+func startLabDaemon(l *lab.Lab, out io.Writer, args ...string) (*labDaemon, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own binary: %w", err)
+	}
+	argv := append([]string{"netns", "exec", l.HostNS, self, "run", "-config", os.DevNull, "-interface", l.HostIf}, args...)
+	cmd := exec.Command("ip", argv...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start collector in %s: %w", l.HostNS, err)
+	}
+	d := &labDaemon{cmd: cmd, attached: make(chan struct{}), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		seen := false
+		for sc.Scan() {
+			fmt.Fprintln(out, sc.Text())
+			if !seen && strings.Contains(sc.Text(), attachedLine) {
+				seen = true
+				close(d.attached)
+			}
+		}
+		d.exited <- cmd.Wait()
+	}()
+
+	select {
+	case <-d.attached:
+		return d, nil
+	case err := <-d.exited:
+		return nil, fmt.Errorf("collector exited before attaching: %v", err)
+	case <-time.After(20 * time.Second):
+		d.stop()
+		return nil, errors.New("collector did not attach within 20s")
+	}
+}
+
+// stop sends SIGTERM, as systemd does, and waits for a clean exit.
+func (d *labDaemon) stop() error {
+	// ip netns exec replaces itself with the collector, so the signal
+	// reaches it directly.
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			return fmt.Errorf("collector did not exit cleanly on SIGTERM: %w", err)
+		}
+		return nil
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		return errors.New("collector did not exit within 15s of SIGTERM")
+	}
+}

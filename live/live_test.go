@@ -1,0 +1,231 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/bpfgo"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+type peekFunc func() ([]bpfgo.Sample, error)
+
+func (f peekFunc) Peek() ([]bpfgo.Sample, error) { return f() }
+
+// stored is a StoredTotals that remembers the time it was asked about.
+type stored struct {
+	totals []agg.ClientTotal
+	err    error
+	since  time.Time
+}
+
+func (s *stored) TotalsSince(_ context.Context, since time.Time) ([]agg.ClientTotal, error) {
+	s.since = since
+	return s.totals, s.err
+}
+
+// countingWriter records every Write call.
+type countingWriter struct {
+	mu     sync.Mutex
+	writes int
+	buf    bytes.Buffer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	return w.buf.Write(p)
+}
+
+// siamux returns Traffic with only siamux bytes and a packet per 1000 bytes.
+func siamux(down, up uint64) bpfgo.Traffic {
+	var t bpfgo.Traffic
+	t[bpfgo.Siamux][bpfgo.Down] = bpfgo.Tally{Bytes: down, Packets: down/1000 + 1}
+	t[bpfgo.Siamux][bpfgo.Up] = bpfgo.Tally{Bytes: up, Packets: up/1000 + 1}
+	return t
+}
+
+// every returns Traffic with each class and direction set, from base on.
+func every(base uint64) bpfgo.Traffic {
+	var t bpfgo.Traffic
+	for c := range t {
+		for d := range t[c] {
+			t[c][d] = bpfgo.Tally{Bytes: base * uint64(1+c*2+d), Packets: 1}
+		}
+	}
+	return t
+}
+
+// now is 09:30 in a zone ahead of UTC, so that local midnight differs from
+// UTC midnight.
+var now = time.Date(2026, 3, 1, 9, 30, 0, 0, time.FixedZone("UTC+2", 2*3600))
+
+func printRound(t *testing.T, live peekFunc, st *stored) (string, error) {
+	t.Helper()
+	var w countingWriter
+	p := NewPrinter(live, st, &w, time.Second, slog.New(slog.DiscardHandler))
+	p.now = func() time.Time { return now }
+	err := p.Print(t.Context())
+	if w.writes > 1 {
+		t.Errorf("%d Write calls, want one per round", w.writes)
+	}
+	if want := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location()); !st.since.Equal(want) {
+		t.Errorf("stored totals asked since %v, want local midnight %v", st.since, want)
+	}
+	return w.buf.String(), err
+}
+
+// The earlier tool's output, verbatim: operators' greps depend on it.
+func TestPrintKeepsEarlierShape(t *testing.T) {
+	client := netip.MustParseAddr("10.20.31.114")
+	got, err := printRound(t,
+		func() ([]bpfgo.Sample, error) {
+			return []bpfgo.Sample{{Client: client, Traffic: siamux(748, 26070)}}, nil
+		},
+		&stored{totals: []agg.ClientTotal{{Client: client, Traffic: siamux(1460, 52130)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `---- LIVE TRAFFIC (semantic counters) ----
+IPv4 10.20.31.114  consensus(down/up)=0 B/0 B  siamux(down/up)=748 B/26.07 KB  quic(down/up)=0 B/0 B
+-------------------------------------------
+
+---- STORED TRAFFIC (aggregated today) ----
+IPv4 10.20.31.114  consensus(down/up)=0 B/0 B  siamux(down/up)=1.46 KB/52.13 KB  quic(down/up)=0 B/0 B
+-------------------------------------------
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestPrintGolden(t *testing.T) {
+	many := make([]bpfgo.Sample, maxClients+12)
+	for i := range many {
+		many[i] = bpfgo.Sample{
+			Client:  netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}),
+			Traffic: siamux(uint64(i)*1000, uint64(i)*1_000_000),
+		}
+	}
+	mixed := []bpfgo.Sample{
+		{Client: netip.MustParseAddr("192.0.2.20"), Traffic: siamux(5000, 5000)},
+		{Client: netip.MustParseAddr("2001:db8::1"), Traffic: every(3_000_000_000)},
+		{Overflow: true, Traffic: every(12_345)},
+		{Client: netip.MustParseAddr("192.0.2.3")}, // nothing moved: left out
+		{Client: netip.MustParseAddr("192.0.2.10"), Traffic: siamux(5000, 5000)},
+	}
+	tests := []struct {
+		name    string
+		live    []bpfgo.Sample
+		peekErr error
+		stored  stored
+		wantErr string
+	}{
+		{
+			name: "mixed",
+			live: mixed,
+			stored: stored{totals: []agg.ClientTotal{
+				{Client: netip.MustParseAddr("2001:db8::1"), DNS: "a.example", Traffic: every(7_000_000_000_000)},
+				{Overflow: true, Traffic: every(999_995)},
+			}},
+		},
+		{name: "empty"},
+		{name: "capped", live: many},
+		{
+			name:    "peek fails",
+			peekErr: errors.New("read map: operation not permitted"),
+			stored:  stored{totals: []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(1, 2)}}},
+			wantErr: "peek live counters: read map: operation not permitted",
+		},
+		{
+			name:    "store fails",
+			live:    mixed[:1],
+			stored:  stored{err: errors.New("read totals: database disk image is malformed")},
+			wantErr: "read totals: database disk image is malformed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := printRound(t, func() ([]bpfgo.Sample, error) { return tt.live, tt.peekErr }, &tt.stored)
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("Print: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
+				t.Errorf("Print error = %v, want %q", err, tt.wantErr)
+			}
+			golden := filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "_")+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	tests := []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"},
+		{748, "748 B"},
+		{999, "999 B"},
+		{1000, "1.00 KB"},
+		{1460, "1.46 KB"},
+		{26_070, "26.07 KB"},
+		{999_994, "999.99 KB"},
+		{999_995, "1.00 MB"}, // not "1000.00 KB"
+		{1_500_000, "1.50 MB"},
+		{2_345_678_901, "2.35 GB"},
+		{999_999_999_999, "1.00 TB"},
+		{7_000_000_000_000, "7.00 TB"},
+		{1<<64 - 1, "18446744.07 TB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := FormatBytes(tt.n); got != tt.want {
+				t.Errorf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunPrintsUntilDone(t *testing.T) {
+	var w countingWriter
+	p := NewPrinter(peekFunc(func() ([]bpfgo.Sample, error) { return nil, nil }), &stored{},
+		&w, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.writes < 3 {
+		t.Errorf("%d rounds printed in 100 ms at a 10 ms interval", w.writes)
+	}
+	if !strings.HasPrefix(w.buf.String(), liveNone+"\n\n"+storedNone+"\n") {
+		t.Errorf("output starts %q", w.buf.String())
+	}
+}

@@ -1,0 +1,140 @@
+// Command collector counts, per remote IP address, the bytes and packets a
+// Sia host exchanges on its consensus, siamux and QUIC ports, with an XDP
+// program on ingress and a TC program on egress, and stores them minute by
+// minute in SQLite.
+//
+//	collector [run] [flags]   run the daemon (what collector.service does)
+//	collector demo            run it for real in a throwaway network lab
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/live"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "collector:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		cfg, err := config.Load("collector", args, os.LookupEnv, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return daemon(ctx, cfg, newLogger(cfg.LogLevel))
+	case "demo":
+		return demo(ctx, args)
+	}
+	return fmt.Errorf("unknown command %q; accepted: run, demo", cmd)
+}
+
+func newLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// daemon counts until ctx is done, then detaches, drains and flushes one
+// last time.
+func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if len(cfg.Interfaces) == 0 {
+		iface, err := config.DefaultRouteInterface("/proc/net")
+		if err != nil {
+			return err
+		}
+		log.Info("INTERFACE is unset; using the interface of the default route", "interface", iface)
+		cfg.Interfaces = []string{iface}
+	}
+
+	// The database first: a path that cannot be written should stop us
+	// before anything is attached.
+	store, err := agg.Open(cfg.SQLitePath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	bpfCfg := bpfgo.Config{Ports: cfg.Ports, MaxClients: cfg.MaxClients, Logger: log.With("component", "bpf")}
+	if cfg.Pinned {
+		bpfCfg.PinPath = cfg.PinPath
+	}
+	counters, err := bpfgo.Load(bpfCfg)
+	if err != nil {
+		return err
+	}
+	defer counters.Close()
+
+	var attached []*bpfgo.Attachment
+	detach := func() {
+		for _, a := range attached {
+			if err := a.Close(); err != nil {
+				log.Error("detach", "interface", a.Interface, "err", err)
+			}
+		}
+		attached = nil
+	}
+	defer detach()
+	for _, iface := range cfg.Interfaces {
+		a, err := counters.Attach(iface, cfg.XDPMode, cfg.TCMode)
+		if err != nil {
+			return err
+		}
+		attached = append(attached, a)
+		log.Info("counting", "interface", iface, "xdp", a.XDPMode, "tc", a.TCMode)
+	}
+	log.Info("collector started", "database", cfg.SQLitePath, "flush_interval", cfg.FlushInterval,
+		"consensus_ports", cfg.Ports.Consensus, "siamux_ports", cfg.Ports.Siamux, "quic_ports", cfg.Ports.QUIC,
+		"pinned", cfg.Pinned)
+
+	var resolver *agg.Resolver
+	if cfg.ReverseDNS {
+		resolver = agg.NewResolver(ctx, agg.ResolverConfig{})
+	}
+	aggregator := agg.NewAggregator(counters, store, log.With("component", "agg"), cfg.FlushInterval, resolver, time.Now)
+
+	// The aggregator gets its own context: on shutdown the programs are
+	// detached first, so its last drain holds every packet counted.
+	aggCtx, stopAgg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAgg()
+	aggDone := make(chan error, 1)
+	go func() { aggDone <- aggregator.Run(aggCtx) }()
+
+	liveDone := make(chan error, 1)
+	if cfg.LiveInterval > 0 {
+		printer := live.NewPrinter(counters, store, os.Stderr, cfg.LiveInterval, log.With("component", "live"))
+		go func() { liveDone <- printer.Run(ctx) }()
+	} else {
+		liveDone <- nil
+	}
+
+	<-ctx.Done()
+	log.Info("stopping: detaching, then storing what was counted")
+	detach()
+	stopAgg()
+	err = errors.Join(<-aggDone, <-liveDone)
+	if err == nil {
+		log.Info("collector stopped")
+	}
+	return err
+}
