@@ -38,6 +38,10 @@ func demo(ctx context.Context, args []string) error {
 		return errors.New("the demo shows the stored rows with sqlite3: apt-get install sqlite3 (make deps does)")
 	}
 
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
 	l, err := lab.New(lab.Options{})
 	if err != nil {
 		return err
@@ -53,7 +57,7 @@ func demo(ctx context.Context, args []string) error {
 	step("lab: namespace %s with interface %s (%v), clients %v in namespace %s",
 		l.HostNS, l.HostIf, l.HostAddrs, l.ClientAddrs, l.ClientNS)
 	step("starting collector on %s: flush and live lines every 10s, database %s", l.HostIf, db)
-	d, err := startLabDaemon(l, os.Stderr, "-sqlite-path", db, "-flush-interval", "10s", "-live-interval", "10s", "-reverse-dns", "0")
+	d, err := startLabDaemon(l, self, os.Stderr, "-sqlite-path", db, "-flush-interval", "10s", "-live-interval", "10s", "-reverse-dns", "0")
 	if err != nil {
 		return err
 	}

@@ -26,15 +26,11 @@ type labDaemon struct {
 // both programs are attached there.
 const attachedLine = "msg=counting"
 
-// startLabDaemon runs `collector run` with args in the host namespace of l,
+// startLabDaemon runs `bin run` with args in the host namespace of l,
 // copying its output to out, and waits until it counts on l.HostIf. The
 // settings come from args alone: no env file, no inherited environment.
-func startLabDaemon(l *lab.Lab, out io.Writer, args ...string) (*labDaemon, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own binary: %w", err)
-	}
-	argv := append([]string{"netns", "exec", l.HostNS, self, "run", "-config", os.DevNull, "-interface", l.HostIf}, args...)
+func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*labDaemon, error) {
+	argv := append([]string{"netns", "exec", l.HostNS, bin, "run", "-config", os.DevNull, "-interface", l.HostIf}, args...)
 	cmd := exec.Command("ip", argv...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	stderr, err := cmd.StderrPipe()
