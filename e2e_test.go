@@ -29,13 +29,15 @@ import (
 func TestEndToEnd(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	for _, xdp := range []bpfgo.XDPMode{bpfgo.XDPNative, bpfgo.XDPGeneric} {
-		t.Run("xdp="+string(xdp), func(t *testing.T) {
-			stored, counted, out := runLab(t, collectorBin, "-xdp-mode", string(xdp))
-			assertSameTraffic(t, stored, counted)
-			if !strings.Contains(out, "xdp="+string(xdp)) {
-				t.Errorf("the daemon did not report xdp mode %s:\n%s", xdp, out)
-			}
-		})
+		for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
+			t.Run(fmt.Sprintf("xdp=%s,tc=%s", xdp, tc), func(t *testing.T) {
+				stored, counted, out := runLab(t, collectorBin, "-xdp-mode", string(xdp), "-tc-mode", string(tc))
+				assertSameTraffic(t, stored, counted)
+				if want := fmt.Sprintf("xdp=%s tc=%s", xdp, tc); !strings.Contains(out, want) {
+					t.Errorf("the daemon did not report %q:\n%s", want, out)
+				}
+			})
+		}
 	}
 }
 

@@ -5,6 +5,7 @@
 //
 //	collector [run] [flags]   run the daemon (what collector.service does)
 //	collector demo            run it for real in a throwaway network lab
+//	collector detach          remove pinned programs, maps and TC filters
 package main
 
 import (
@@ -47,9 +48,19 @@ func run(ctx context.Context, args []string) error {
 		return daemon(ctx, cfg, newLogger(cfg.LogLevel))
 	case "demo":
 		return demo(ctx, args)
+	case "detach":
+		cfg, err := config.Load("collector detach", args, os.LookupEnv, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 	}
-	return fmt.Errorf("unknown command %q; accepted: run, demo", cmd)
+	return fmt.Errorf("unknown command %q; accepted: run, demo, detach", cmd)
 }
+
+// interfaceCheckInterval is how often interfaces that went away are looked
+// for again.
+const interfaceCheckInterval = 2 * time.Second
 
 func newLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -85,24 +96,12 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer counters.Close()
 
-	var attached []*bpfgo.Attachment
-	detach := func() {
-		for _, a := range attached {
-			if err := a.Close(); err != nil {
-				log.Error("detach", "interface", a.Interface, "err", err)
-			}
-		}
-		attached = nil
+	ifaces, err := counters.AttachAll(cfg.Interfaces, cfg.XDPMode, cfg.TCMode, log.With("component", "bpf"))
+	if err != nil {
+		return err
 	}
-	defer detach()
-	for _, iface := range cfg.Interfaces {
-		a, err := counters.Attach(iface, cfg.XDPMode, cfg.TCMode)
-		if err != nil {
-			return err
-		}
-		attached = append(attached, a)
-		log.Info("counting", "interface", iface, "xdp", a.XDPMode, "tc", a.TCMode)
-	}
+	defer ifaces.Close()
+	go ifaces.Watch(ctx, interfaceCheckInterval)
 	log.Info("collector started", "database", cfg.SQLitePath, "flush_interval", cfg.FlushInterval,
 		"consensus_ports", cfg.Ports.Consensus, "siamux_ports", cfg.Ports.Siamux, "quic_ports", cfg.Ports.QUIC,
 		"pinned", cfg.Pinned)
@@ -129,8 +128,12 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	<-ctx.Done()
-	log.Info("stopping: detaching, then storing what was counted")
-	detach()
+	if cfg.Pinned {
+		log.Info("stopping: the pinned programs keep counting for the next start; storing what was counted")
+	} else {
+		log.Info("stopping: detaching, then storing what was counted")
+	}
+	ifaces.Close()
 	stopAgg()
 	err = errors.Join(<-aggDone, <-liveDone)
 	if err == nil {

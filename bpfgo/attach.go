@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,126 +27,302 @@ const (
 // TCMode is how the egress program is attached.
 type TCMode string
 
-// TC modes: tcx is the kernel's link-based TC (6.6+); auto picks it.
+// TC modes: tcx is the kernel's link-based TC (6.6+); legacy is a cls_bpf
+// filter under a clsact qdisc (older kernels); auto picks tcx where the
+// kernel has it.
 const (
-	TCAuto TCMode = "auto"
-	TCX    TCMode = "tcx"
+	TCAuto   TCMode = "auto"
+	TCX      TCMode = "tcx"
+	TCLegacy TCMode = "legacy"
 )
-
-// Attachment is the datapath attached to one interface.
-type Attachment struct {
-	Interface string
-	XDPMode   XDPMode // the mode in use: native or generic
-	TCMode    TCMode  // the mode in use: tcx
-	links     []link.Link
-}
-
-// Attach attaches the ingress and egress programs to iface. On failure
-// nothing stays attached and the error names the interface, the mode and
-// the kernel's reason.
-func (c *Counters) Attach(iface string, xdpMode XDPMode, tcMode TCMode) (*Attachment, error) {
-	ifc, err := net.InterfaceByName(iface)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w (ip -br link lists the interfaces)", iface, err)
-	}
-	a := &Attachment{Interface: iface}
-
-	xdpLink, mode, err := c.attachXDP(ifc, xdpMode)
-	if err != nil {
-		return nil, err
-	}
-	a.links = append(a.links, xdpLink)
-	a.XDPMode = mode
-
-	tcLink, err := c.attachTC(ifc, tcMode)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	a.links = append(a.links, tcLink)
-	a.TCMode = TCX
-	return a, nil
-}
 
 // jumboMTU is the MTU above which a frame may span several buffers. Below
 // it the single-buffer program is used: it saves a helper call per packet.
 const jumboMTU = 1500
 
-func (c *Counters) attachXDP(ifc *net.Interface, mode XDPMode) (link.Link, XDPMode, error) {
+// Attachment is the datapath attached to one interface.
+type Attachment struct {
+	Interface string
+	Index     int
+	XDPMode   XDPMode // the mode in use: native or generic
+	TCMode    TCMode  // the mode in use: tcx or legacy
+	// Kept is set when pinned links of an earlier run were still attached
+	// and were taken over (their program replaced in place) rather than
+	// attached again, which some drivers answer with a link reset.
+	Kept bool
+
+	links  []link.Link
+	legacy *legacyFilter
+	pinned bool
+}
+
+// Attach attaches the ingress and egress programs to iface. With a pin
+// path the links are pinned, and links pinned by an earlier run are taken
+// over. On failure nothing new stays attached and the error names the
+// interface, the mode and the kernel's reason.
+func (c *Counters) Attach(iface string, xdpMode XDPMode, tcMode TCMode) (*Attachment, error) {
+	ifc, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w (ip -br link lists the interfaces)", iface, err)
+	}
+	a := &Attachment{Interface: iface, Index: ifc.Index, pinned: c.pinPath != ""}
+	if a.pinned {
+		if err := os.MkdirAll(c.linkDir(iface), 0o700); err != nil {
+			return nil, fmt.Errorf("create link pin directory: %w", err)
+		}
+	}
+	if err := c.attachXDP(a, ifc, xdpMode); err != nil {
+		return nil, err
+	}
+	if err := c.attachTC(a, tcMode); err != nil {
+		a.Detach()
+		return nil, err
+	}
+	return a, nil
+}
+
+// linkDir is where the links of iface are pinned.
+func (c *Counters) linkDir(iface string) string {
+	return filepath.Join(c.pinPath, "links", iface)
+}
+
+func (c *Counters) pin(a *Attachment, name string) string {
+	if !a.pinned {
+		return ""
+	}
+	return filepath.Join(c.linkDir(a.Interface), name)
+}
+
+func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) error {
 	prog := c.xdp
 	if ifc.MTU > jumboMTU && c.xdpFrag != nil {
 		prog = c.xdpFrag
 	}
-	try := func(m XDPMode) (link.Link, error) {
+	pin := c.pin(a, "xdp")
+	if l, err := c.takeOver(pin, a.Index, prog); l != nil || err != nil {
+		if err != nil {
+			return fmt.Errorf("take over pinned xdp link on %s: %w", a.Interface, err)
+		}
+		a.links, a.Kept, a.XDPMode = append(a.links, l), true, xdpModeInUse(a.Index)
+		return nil
+	}
+
+	try := func(m XDPMode) error {
 		flags := link.XDPDriverMode
 		if m == XDPGeneric {
 			flags = link.XDPGenericMode
 		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: a.Index, Flags: flags})
 		if err != nil {
-			return nil, fmt.Errorf("attach xdp %s on %s: %w%s", m, ifc.Name, err, xdpHint(err))
+			return fmt.Errorf("attach xdp %s on %s: %w%s", m, a.Interface, err, xdpHint(err))
 		}
-		return l, nil
+		if err := keep(l, pin); err != nil {
+			return fmt.Errorf("pin xdp link on %s: %w", a.Interface, err)
+		}
+		a.links, a.XDPMode = append(a.links, l), m
+		return nil
 	}
 	switch mode {
 	case XDPNative, XDPGeneric:
-		l, err := try(mode)
-		return l, mode, err
+		return try(mode)
 	case XDPAuto, "":
-		l, err := try(XDPNative)
-		if err == nil {
-			return l, XDPNative, nil
+		err := try(XDPNative)
+		if err == nil || errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+			return err
 		}
-		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return nil, "", err
-		}
-		c.log.Info("native xdp unavailable, using generic mode", "interface", ifc.Name, "reason", err)
-		l, err = try(XDPGeneric)
-		return l, XDPGeneric, err
+		c.log.Info("native xdp unavailable, using generic mode", "interface", a.Interface, "reason", err)
+		return try(XDPGeneric)
 	}
-	return nil, "", fmt.Errorf("xdp mode %q: accepted are auto, native, generic", mode)
+	return fmt.Errorf("xdp mode %q: accepted are auto, native, generic", mode)
 }
 
 func xdpHint(err error) string {
-	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+	switch {
+	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
 		return " (another XDP program is attached there; `ip link show` names it)"
-	}
-	if errors.Is(err, unix.EPERM) {
+	case errors.Is(err, unix.EPERM):
 		return " (needs root or CAP_BPF and CAP_NET_ADMIN)"
 	}
 	return ""
 }
 
-func (c *Counters) attachTC(ifc *net.Interface, mode TCMode) (link.Link, error) {
-	if mode != TCAuto && mode != TCX && mode != "" {
-		return nil, fmt.Errorf("tc mode %q: accepted are auto, tcx", mode)
+// xdpModeInUse asks the kernel how the XDP program on ifindex runs.
+func xdpModeInUse(ifindex int) XDPMode {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil || l.Attrs().Xdp == nil {
+		return ""
 	}
-	// Appending at the tail keeps programs attached before ours first in
-	// line; ours passes every packet on to the next.
-	l, err := link.AttachTCX(link.TCXOptions{
-		Interface: ifc.Index,
-		Program:   c.tc,
-		Attach:    ebpf.AttachTCXEgress,
-		Anchor:    link.Tail(),
-	})
+	// IFLA_XDP_ATTACHED values from linux/if_link.h.
+	const attachedDrv, attachedSkb = 1, 2
+	switch l.Attrs().Xdp.AttachMode {
+	case attachedDrv:
+		return XDPNative
+	case attachedSkb:
+		return XDPGeneric
+	}
+	return ""
+}
+
+func (c *Counters) attachTC(a *Attachment, mode TCMode) error {
+	switch mode {
+	case TCAuto, "", TCX:
+	case TCLegacy:
+		return c.attachLegacy(a)
+	default:
+		return fmt.Errorf("tc mode %q: accepted are auto, tcx, legacy", mode)
+	}
+
+	pin := c.pin(a, "tcx")
+	l, err := c.takeOver(pin, a.Index, c.tc)
 	if err != nil {
-		hint := ""
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			hint = " (this kernel has no TCX; it needs 6.6 or newer)"
+		return fmt.Errorf("take over pinned tcx link on %s: %w", a.Interface, err)
+	}
+	if l != nil {
+		a.Kept = true
+	} else {
+		// Ours goes first: it passes every packet on (TCX_NEXT), and no
+		// program before it can end the chain and hide packets from it.
+		l, err = link.AttachTCX(link.TCXOptions{
+			Interface: a.Index,
+			Program:   c.tc,
+			Attach:    ebpf.AttachTCXEgress,
+			Anchor:    link.Head(),
+		})
+		if errors.Is(err, ebpf.ErrNotSupported) && mode != TCX {
+			c.log.Info("kernel has no tcx, using a clsact qdisc and cls_bpf filter", "interface", a.Interface)
+			return c.attachLegacy(a)
 		}
-		return nil, fmt.Errorf("attach tcx egress on %s: %w%s", ifc.Name, err, hint)
+		if err != nil {
+			hint := ""
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				hint = " (this kernel has no TCX, which needs 6.6; use TC_MODE=legacy)"
+			}
+			return fmt.Errorf("attach tcx egress on %s: %w%s", a.Interface, err, hint)
+		}
+		if err := keep(l, pin); err != nil {
+			l.Close()
+			return fmt.Errorf("pin tcx link on %s: %w", a.Interface, err)
+		}
+	}
+	a.links, a.TCMode = append(a.links, l), TCX
+	// A filter of ours from an earlier run in legacy mode would count
+	// into maps nobody reads: remove it.
+	stale, err := newLegacyFilter(a.Index, c.pin(a, legacyMarker))
+	if err == nil {
+		err = stale.remove()
+	}
+	if err != nil {
+		return fmt.Errorf("remove an earlier legacy tc filter on %s: %w", a.Interface, err)
+	}
+	return nil
+}
+
+// legacyMarker names the marker directory that says the clsact qdisc on an
+// interface was added by us.
+const legacyMarker = "clsact-ours"
+
+func (c *Counters) attachLegacy(a *Attachment) error {
+	f, err := attachLegacyTC(a.Index, c.tc, c.pin(a, legacyMarker))
+	if err != nil {
+		return fmt.Errorf("attach tc legacy egress on %s: %w", a.Interface, err)
+	}
+	a.legacy, a.TCMode = f, TCLegacy
+	return nil
+}
+
+// takeOver returns the link pinned at pin when it is still attached to
+// ifindex, with prog swapped in atomically: counting goes on without a
+// gap and the interface never sees a detach. It returns nil when there is
+// nothing to take over (no pin, or a link whose interface is gone, which
+// it unpins).
+func (c *Counters) takeOver(pin string, ifindex int, prog *ebpf.Program) (link.Link, error) {
+	if pin == "" {
+		return nil, nil
+	}
+	l, err := loadPinnedLink(pin)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	if linkIfindex(l) != ifindex {
+		c.log.Info("removing a pinned link whose interface is gone", "pin", pin)
+		return nil, errors.Join(l.Unpin(), l.Close())
+	}
+	if err := l.Update(prog); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
 }
 
-// Close detaches the programs from the interface.
+// loadPinnedLink returns the link pinned at pin, or nil when there is none.
+func loadPinnedLink(pin string) (link.Link, error) {
+	l, err := link.LoadPinnedLink(pin, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return l, err
+}
+
+func linkIfindex(l link.Link) int {
+	info, err := l.Info()
+	if err != nil {
+		return 0
+	}
+	if x := info.XDP(); x != nil {
+		return int(x.Ifindex)
+	}
+	if t := info.TCX(); t != nil {
+		return int(t.Ifindex)
+	}
+	return 0
+}
+
+// keep pins l at pin, when pinning.
+func keep(l link.Link, pin string) error {
+	if pin == "" {
+		return nil
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return err
+	}
+	return nil
+}
+
+// Close lets go of the interface. Without pinning that detaches the
+// programs; pinned links (and a legacy filter, with pinning) stay attached
+// and keep counting into the pinned maps for the next start to drain.
 func (a *Attachment) Close() error {
 	var errs []error
-	for i := len(a.links) - 1; i >= 0; i-- {
-		if err := a.links[i].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach from %s: %w", a.Interface, err))
-		}
+	for _, l := range a.links {
+		errs = append(errs, l.Close())
 	}
-	a.links = nil
-	return errors.Join(errs...)
+	if a.legacy != nil && !a.pinned {
+		errs = append(errs, a.legacy.remove())
+	}
+	a.links, a.legacy = nil, nil
+	return wrapDetach(a.Interface, errors.Join(errs...))
+}
+
+// Detach removes the programs from the interface, pinned or not.
+func (a *Attachment) Detach() error {
+	var errs []error
+	for _, l := range a.links {
+		if a.pinned {
+			errs = append(errs, l.Unpin())
+		}
+		errs = append(errs, l.Close())
+	}
+	if a.legacy != nil {
+		errs = append(errs, a.legacy.remove())
+	}
+	a.links, a.legacy = nil, nil
+	return wrapDetach(a.Interface, errors.Join(errs...))
+}
+
+func wrapDetach(iface string, err error) error {
+	if err != nil {
+		return fmt.Errorf("detach from %s: %w", iface, err)
+	}
+	return nil
 }

@@ -98,13 +98,13 @@ var settings = []setting{
 		}
 		return errors.New("unknown mode; accepted: auto, native, generic")
 	}},
-	{"TC_MODE", string(bpfgo.TCAuto), "egress attach mode: auto, tcx", func(c *Config, v string) error {
+	{"TC_MODE", string(bpfgo.TCAuto), "egress attach mode: auto (tcx, else legacy), tcx, legacy (clsact qdisc + cls_bpf filter)", func(c *Config, v string) error {
 		switch m := bpfgo.TCMode(v); m {
-		case bpfgo.TCAuto, bpfgo.TCX:
+		case bpfgo.TCAuto, bpfgo.TCX, bpfgo.TCLegacy:
 			c.TCMode = m
 			return nil
 		}
-		return errors.New("unknown mode; accepted: auto, tcx")
+		return errors.New("unknown mode; accepted: auto, tcx, legacy")
 	}},
 	{"MAX_CLIENTS", strconv.Itoa(bpfgo.DefaultMaxClients), "client addresses counted per flush before the rest is counted as 'other'", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 32)
