@@ -19,7 +19,8 @@ import (
 type labDaemon struct {
 	cmd      *exec.Cmd
 	attached chan struct{} // closed once every interface is counted
-	exited   chan error
+	exited   chan struct{} // closed when the process has ended
+	exitErr  error         // how it ended; set before exited is closed
 }
 
 // attachedLine is the log message the daemon writes per interface once
@@ -41,7 +42,7 @@ func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*lab
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start collector in %s: %w", l.HostNS, err)
 	}
-	d := &labDaemon{cmd: cmd, attached: make(chan struct{}), exited: make(chan error, 1)}
+	d := &labDaemon{cmd: cmd, attached: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		seen := false
@@ -52,14 +53,15 @@ func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*lab
 				close(d.attached)
 			}
 		}
-		d.exited <- cmd.Wait()
+		d.exitErr = cmd.Wait()
+		close(d.exited)
 	}()
 
 	select {
 	case <-d.attached:
 		return d, nil
-	case err := <-d.exited:
-		return nil, fmt.Errorf("collector exited before attaching: %v", err)
+	case <-d.exited:
+		return nil, fmt.Errorf("collector exited before attaching: %v", d.exitErr)
 	case <-time.After(20 * time.Second):
 		d.stop()
 		return nil, errors.New("collector did not attach within 20s")
@@ -74,9 +76,9 @@ func (d *labDaemon) stop() error {
 		return err
 	}
 	select {
-	case err := <-d.exited:
-		if err != nil {
-			return fmt.Errorf("collector did not exit cleanly on SIGTERM: %w", err)
+	case <-d.exited:
+		if d.exitErr != nil {
+			return fmt.Errorf("collector did not exit cleanly on SIGTERM: %w", d.exitErr)
 		}
 		return nil
 	case <-time.After(15 * time.Second):

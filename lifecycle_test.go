@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/lab"
+)
+
+// newLab builds a lab that is removed when the test ends.
+func newLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	l, err := lab.New(lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// mountBPFFS mounts a private bpffs for the test's pins, so nothing it
+// pins can outlive it.
+func mountBPFFS(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// startDaemon starts the daemon in l and stops it (SIGTERM) when the test
+// ends, if the test has not; its output is logged when the test fails.
+func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *lockedBuffer) {
+	t.Helper()
+	out := &lockedBuffer{}
+	d, err := startLabDaemon(l, collectorBin, out, args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("collector output:\n%s", out.String())
+		}
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Cleanup(func() { d.stop() })
+	return d, out
+}
+
+// inHost runs a command in the lab's host namespace.
+func inHost(t *testing.T, l *lab.Lab, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", l.HostNS, name}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// TestRestartKeepsCounting kills the daemon with SIGKILL in the middle of
+// real traffic, keeps the traffic going while no daemon runs, starts it
+// again, and expects the stored totals to equal the frame count exactly:
+// the pinned programs counted on, and the new start took over their links
+// and drained what they counted.
+func TestRestartKeepsCounting(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
+		t.Run("tc="+string(tc), func(t *testing.T) {
+			l := newLab(t)
+			pins := filepath.Join(mountBPFFS(t), "collector")
+			db := filepath.Join(t.TempDir(), "collector.db")
+			// A day between flushes: the kill cannot land between a drain
+			// and its commit, the one moment a SIGKILL loses counts.
+			args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
+				"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
+
+			first, _ := startDaemon(t, l, args...)
+			capture, err := l.Capture(bpfgo.DefaultPorts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stopTraffic := context.WithCancel(context.Background())
+			trafficDone := make(chan error, 1)
+			go func() {
+				_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
+				trafficDone <- err
+			}()
+
+			time.Sleep(500 * time.Millisecond)
+			first.cmd.Process.Kill() // no drain, no flush, no detach
+			<-first.exited
+			time.Sleep(500 * time.Millisecond) // counted by the pinned programs alone
+			second, out := startDaemon(t, l, args...)
+			if !strings.Contains(out.String(), "kept_pinned_links=true") {
+				t.Errorf("the second start attached again instead of taking over the pinned links")
+			}
+			time.Sleep(500 * time.Millisecond)
+
+			stopTraffic()
+			if err := <-trafficDone; err != nil {
+				t.Fatal(err)
+			}
+			counted, err := capture.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := second.stop(); err != nil {
+				t.Fatal(err)
+			}
+			assertSameTraffic(t, storedTraffic(t, db), counted)
+
+			inHost(t, l, collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins, "-interface", l.HostIf)
+			assertDetached(t, l, pins)
+		})
+	}
+}
+
+// assertDetached checks nothing of ours is left on the lab's host link.
+func assertDetached(t *testing.T, l *lab.Lab, pins string) {
+	t.Helper()
+	if _, err := os.Stat(pins); !os.IsNotExist(err) {
+		t.Errorf("pin directory %s still there after detach (%v)", pins, err)
+	}
+	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
+		t.Errorf("an XDP program is still attached:\n%s", out)
+	}
+	if out := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(out, "clsact") {
+		t.Errorf("a clsact qdisc is still there:\n%s", out)
+	}
+	if n := tcxLinks(t); n != 0 {
+		t.Errorf("%d TCX links of ours are still attached", n)
+	}
+}
+
+// tcxLinks counts the TCX links in the system that run our egress program.
+func tcxLinks(t *testing.T) int {
+	t.Helper()
+	it := new(link.Iterator)
+	n := 0
+	for it.Next() {
+		info, err := it.Take().Info()
+		if err != nil || info.Type != link.TCXType {
+			continue
+		}
+		prog, err := ebpf.NewProgramFromID(info.Program)
+		if err != nil {
+			continue
+		}
+		if pi, err := prog.Info(); err == nil && pi.Name == "tc_count" {
+			n++
+		}
+		prog.Close()
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLegacyTCLeavesOthersAlone checks collector removes the clsact qdisc
+// it added, and, where another tool's qdisc and filter were there first,
+// adds its filter beside them and removes only its own.
+func TestLegacyTCLeavesOthersAlone(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0", "-tc-mode", "legacy"}
+
+	d, _ := startDaemon(t, l, args...)
+	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
+		t.Fatalf("no clsact qdisc in legacy mode:\n%s", qdiscs)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(qdiscs, "clsact") {
+		t.Fatalf("the clsact qdisc collector added is still there after stop:\n%s", qdiscs)
+	}
+
+	inHost(t, l, "tc", "qdisc", "add", "dev", l.HostIf, "clsact")
+	// A classic BPF filter that matches nothing stands for another tool's.
+	inHost(t, l, "tc", "filter", "add", "dev", l.HostIf, "egress", "prio", "10", "bpf", "bytecode", "1,6 0 0 0,")
+
+	d, _ = startDaemon(t, l, args...)
+	filters := inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
+	if !strings.Contains(filters, "tc_count") || !strings.Contains(filters, "bytecode") {
+		t.Fatalf("want our filter beside the other one:\n%s", filters)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	filters = inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
+	if strings.Contains(filters, "tc_count") || !strings.Contains(filters, "bytecode") {
+		t.Fatalf("after stop want only the other filter:\n%s", filters)
+	}
+	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
+		t.Fatalf("the clsact qdisc we did not add was removed:\n%s", qdiscs)
+	}
+}
+
+// TestInterfaceComesAndGoes watches two interfaces, removes one while the
+// daemon runs and adds it back: that is logged and attached again, not
+// fatal.
+func TestInterfaceComesAndGoes(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	addExtra := func() {
+		inHost(t, l, "ip", "link", "add", "extra0", "type", "veth", "peer", "extra1")
+		inHost(t, l, "ip", "link", "set", "extra0", "up")
+	}
+	addExtra()
+	d, out := startDaemon(t, l, "-interface", l.HostIf+",extra0", "-sqlite-path", filepath.Join(t.TempDir(), "c.db"),
+		"-live-interval", "0", "-reverse-dns", "0")
+
+	inHost(t, l, "ip", "link", "del", "extra0")
+	waitFor(t, out, "interface is gone")
+	addExtra()
+	waitFor(t, out, "interface is back, counting again")
+	if got := inHost(t, l, "ip", "link", "show", "dev", "extra0"); !strings.Contains(got, "xdp") {
+		t.Fatalf("extra0 is back but has no XDP program:\n%s", got)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor waits up to 10 s for the daemon to log msg.
+func waitFor(t *testing.T, out *lockedBuffer, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if strings.Contains(out.String(), msg) {
+			return
+		}
+	}
+	t.Fatalf("the daemon did not log %q within 10s", msg)
+}
+
+// TestOperatorErrors checks the failures an operator meets are one clear
+// line and leave nothing attached.
+func TestOperatorErrors(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	db := filepath.Join(t.TempDir(), "c.db")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("ip", append([]string{"netns", "exec", l.HostNS, collectorBin, "run", "-config", os.DevNull,
+			"-live-interval", "0", "-reverse-dns", "0"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("collector %v succeeded, want a failure", args)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return lines[len(lines)-1]
+	}
+
+	t.Run("missing interface", func(t *testing.T) {
+		msg := run("-interface", "nosuch0", "-sqlite-path", db)
+		if !strings.Contains(msg, "interface nosuch0") || !strings.Contains(msg, "ip -br link") {
+			t.Fatalf("got %q", msg)
+		}
+	})
+	t.Run("xdp already attached by another program", func(t *testing.T) {
+		startDaemon(t, l, "-sqlite-path", db, "-xdp-mode", "native")
+		msg := run("-interface", l.HostIf, "-sqlite-path", filepath.Join(t.TempDir(), "other.db"), "-xdp-mode", "native")
+		if !strings.Contains(msg, "another XDP program is attached there") {
+			t.Fatalf("got %q", msg)
+		}
+	})
+	t.Run("pin path not on bpffs", func(t *testing.T) {
+		msg := run("-interface", l.HostIf, "-sqlite-path", db, "-pinned-maps", "1", "-pin-path", t.TempDir())
+		if !strings.Contains(msg, "not on a bpffs") || !strings.Contains(msg, "mount -t bpf") {
+			t.Fatalf("got %q", msg)
+		}
+		if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
+			t.Fatalf("a failed start left XDP attached:\n%s", out)
+		}
+	})
+}
