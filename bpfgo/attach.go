@@ -36,9 +36,10 @@ const (
 	TCLegacy TCMode = "legacy"
 )
 
-// jumboMTU is the MTU above which a frame may span several buffers. Below
-// it the single-buffer program is used: it saves a helper call per packet.
-const jumboMTU = 1500
+// JumboMTU is the MTU above which a frame may span several buffers and the
+// multi-buffer XDP program is used. Below it the single-buffer program
+// saves a helper call per packet.
+const JumboMTU = 1500
 
 // Attachment is the datapath attached to one interface.
 type Attachment struct {
@@ -95,7 +96,7 @@ func (c *Counters) pin(a *Attachment, name string) string {
 
 func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) error {
 	prog := c.xdp
-	if ifc.MTU > jumboMTU && c.xdpFrag != nil {
+	if ifc.MTU > JumboMTU && c.xdpFrag != nil {
 		prog = c.xdpFrag
 	}
 	pin := c.pin(a, "xdp")

@@ -374,12 +374,21 @@ func ensurePinDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create pin directory %s (%s): %w", dir, hint, err)
 	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
-		return fmt.Errorf("check pin directory %s: %w", dir, err)
+	if err := IsBPFFS(dir); err != nil {
+		return fmt.Errorf("pin directory %w; %s", err, hint)
 	}
-	if fs.Type != unix.BPF_FS_MAGIC {
-		return fmt.Errorf("pin directory %s is not on a bpffs; %s", dir, hint)
+	return nil
+}
+
+// IsBPFFS returns nil when path is on a bpffs, else an error naming path:
+// pinning anywhere else fails with an error that does not say why.
+func IsBPFFS(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("%s is not on a bpffs", path)
 	}
 	return nil
 }
