@@ -1,0 +1,74 @@
+package bpfgo
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// pinDir mounts a private bpffs for the test, so no pin outlives it.
+func pinDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return filepath.Join(dir, "collector")
+}
+
+// TestPinnedCountsSurviveTheProcess counts with one loader, lets go of it
+// without draining (a daemon stopped or killed), and expects the next
+// loader on the same pins to drain those counts, in whichever of the two
+// counter maps they were.
+func TestPinnedCountsSurviveTheProcess(t *testing.T) {
+	pins := pinDir(t)
+	cfg := Config{Ports: DefaultPorts}
+	cfg.PinPath = pins
+	data := frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 10}.build()
+
+	first := loadCounters(t, cfg)
+	ingress(t, first, data)
+	drained(t, first) // the other map is now in the slot
+	ingress(t, first, data)
+	ingress(t, first, data)
+	first.Close()
+
+	second := loadCounters(t, cfg)
+	want := Traffic{}
+	want[Siamux][Down] = Tally{Bytes: 2 * uint64(len(data)), Packets: 2}
+	assertTraffic(t, drained(t, second), map[netip.Addr]Traffic{client4: want})
+}
+
+// TestIncompatiblePinIsReplaced pins a map of another layout under a name
+// the loader uses: the load replaces it and says so.
+func TestIncompatiblePinIsReplaced(t *testing.T) {
+	pins := pinDir(t)
+	if err := ensurePinDir(pins); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
+		Name: counterMapNames[0], Type: ebpf.Hash, KeySize: 16, ValueSize: 48, MaxEntries: 8, Pinning: ebpf.PinByName,
+	}, ebpf.MapOptions{PinPath: pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	var logs bytes.Buffer
+	c := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "incompatible layout") {
+		t.Fatalf("no log line about the replaced pin:\n%s", logs.String())
+	}
+	data := frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984}.build()
+	ingress(t, c, data)
+	drained(t, c)
+	ingress(t, c, data) // counted in the replaced map
+	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client6: one(QUIC, Down, len(data))})
+}
