@@ -287,3 +287,27 @@ func TestOperatorErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestPinnedXDPModeChange restarts a pinned daemon with another XDP mode:
+// the kept link is replaced by one in the mode asked for.
+func TestPinnedXDPModeChange(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	pins := filepath.Join(mountBPFFS(t), "collector")
+	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
+		"-pinned-maps", "1", "-pin-path", pins}
+	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+
+	for _, mode := range []string{"native", "native", "generic"} {
+		d, out := startDaemon(t, l, append(args, "-xdp-mode", mode)...)
+		if err := d.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "xdp="+mode) {
+			t.Fatalf("asked for xdp mode %s:\n%s", mode, out.String())
+		}
+	}
+	if got := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(got, "xdpgeneric") {
+		t.Fatalf("want the generic program left pinned and attached:\n%s", got)
+	}
+}

@@ -100,12 +100,22 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 		prog = c.xdpFrag
 	}
 	pin := c.pin(a, "xdp")
-	if l, err := c.takeOver(pin, a.Index, prog); l != nil || err != nil {
-		if err != nil {
-			return fmt.Errorf("take over pinned xdp link on %s: %w", a.Interface, err)
+	l, err := c.takeOver(pin, a.Index, prog)
+	if err != nil {
+		return fmt.Errorf("take over pinned xdp link on %s: %w", a.Interface, err)
+	}
+	if l != nil {
+		inUse := xdpModeInUse(a.Index)
+		if mode == XDPAuto || mode == "" || mode == inUse {
+			a.links, a.Kept, a.XDPMode = append(a.links, l), true, inUse
+			return nil
 		}
-		a.links, a.Kept, a.XDPMode = append(a.links, l), true, xdpModeInUse(a.Index)
-		return nil
+		// The operator asked for another mode than the pinned link runs
+		// in: that takes a new attachment.
+		c.log.Info("xdp mode changed, attaching again", "interface", a.Interface, "from", inUse, "to", mode)
+		if err := errors.Join(l.Unpin(), l.Close()); err != nil {
+			return fmt.Errorf("replace pinned xdp link on %s: %w", a.Interface, err)
+		}
 	}
 
 	try := func(m XDPMode) error {
