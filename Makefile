@@ -4,16 +4,40 @@
 SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BINARY := collector
+# Stamped into the binary (`collector version`); a plain `go build` leaves
+# dev/unknown.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# Where `make deb` leaves the package.
+DIST ?= dist
 # Debian package of each tool the build, the tests or the demo run.
-APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 ethtool:ethtool sqlite3:sqlite3
+APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck
 APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev
 
-.PHONY: all build generate test demo bench deps vet clean
+.PHONY: all build generate test demo bench deps vet clean deb install uninstall
 
 all: build
 
 build:
-	$(GO) build -o $(BINARY) .
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BINARY) .
+
+## deb: the Debian package, in $(DIST)/; built without cgo, so it needs
+## no particular libc and installs on Ubuntu 22.04 as on Debian 12, and
+## without symbol tables (-s -w), as Debian ships binaries
+deb:
+	mkdir -p $(DIST)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o $(DIST)/collector .
+	packaging/build-deb.sh $(DIST)/collector '$(VERSION)' $(DIST)
+
+## install: build and install on this machine (sudo make install), or
+## stage the files under DESTDIR
+install: build
+	./install.sh $(if $(DESTDIR),--root '$(DESTDIR)')
+
+## uninstall: remove it again; data and settings stay (./uninstall.sh --purge removes them)
+uninstall:
+	./uninstall.sh $(if $(DESTDIR),--root '$(DESTDIR)')
 
 ## generate: rebuild the BPF objects from bpf/*.c (needs clang)
 generate: deps
@@ -48,4 +72,4 @@ deps:
 	fi
 
 clean:
-	rm -f $(BINARY) test.log
+	rm -rf $(BINARY) test.log $(DIST)

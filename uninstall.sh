@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# Remove collector: stop the service, remove the binary and the unit.
-# The database in /var/lib/collector and /etc/collector.env are kept
-# unless --purge is given.
+# Remove what install.sh installed: stop collector, remove its programs,
+# pins and any TC qdisc or filter it added (`collector detach`), then the
+# binary and the unit. The database in /var/lib/collector and
+# /etc/collector.env are kept unless --purge is given. Running it again
+# changes nothing and says so.
+#
+#   ./uninstall.sh [--purge]              on this machine (as root)
+#   ./uninstall.sh [--purge] --root DIR   from a staged install under DIR
 set -euo pipefail
-purge=0
-[ "${1:-}" = "--purge" ] && { purge=1; shift; }
-root=${1:-}
+here=$(cd "$(dirname "$0")" && pwd)
+bin=/usr/local/bin/collector
+# shellcheck source=packaging/lib.sh
+. "$here/packaging/lib.sh"
+parse_options "usage: uninstall.sh [--purge] [--root DIR]" "$@"
 
-[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root" >&2; exit 1; }
+changed=0
+remove_file() {
+	if [ -e "$1" ] || [ -L "$1" ]; then
+		rm -f "$1"
+		echo "removed ${1#"$root"}"
+		changed=1
+	fi
+}
 
-if [ -z "$root" ] && [ -d /run/systemd/system ]; then
-	systemctl disable --now collector.service 2>/dev/null || true
+# Detach needs the binary, so it goes first.
+service_remove
+remove_file "$root$bin"
+remove_file "$root/etc/systemd/system/$unit"
+if [ "$changed" -eq 1 ] && systemd_running; then
+	systemctl daemon-reload
 fi
-rm -f "$root/usr/local/bin/collector" "$root/etc/systemd/system/collector.service"
-# Pinned maps outlive the daemon; without it nothing reads them.
-rm -rf "$root/sys/fs/bpf/collector"
-[ -z "$root" ] && [ -d /run/systemd/system ] && systemctl daemon-reload
 if [ "$purge" -eq 1 ]; then
-	rm -rf "$root/var/lib/collector" "$root/etc/collector.env"
-	echo "removed collector, its data and its settings"
-else
-	echo "removed collector; kept /var/lib/collector and /etc/collector.env (--purge removes them)"
+	remove_file "$root/etc/collector.env"
+	[ ! -e "$root/var/lib/collector" ] || changed=1
+	purge_data
+elif [ "$changed" -eq 1 ]; then
+	echo "kept /var/lib/collector and /etc/collector.env (uninstall.sh --purge removes them)"
 fi
+[ "$changed" -eq 1 ] || echo "nothing to do: collector is not installed${root:+ under $root}"
