@@ -4,7 +4,10 @@
 // minute in SQLite.
 //
 //	collector [run] [flags]   run the daemon (what collector.service does)
+//	collector check [flags]   check that this machine can run it, and say what to fix
 //	collector demo            run it for real in a throwaway network lab
+//	collector report [flags]  totals per client, class or period: today, a month, a billing period...
+//	collector export [flags]  the stored rows of a span as CSV or JSON lines
 //	collector detach          remove pinned programs, maps and TC filters
 package main
 
@@ -21,8 +24,11 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/check"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/live"
+	"github.com/back2basic/collector/report"
+	"github.com/back2basic/collector/sdnotify"
 )
 
 func main() {
@@ -46,8 +52,20 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return daemon(ctx, cfg, newLogger(cfg.LogLevel))
+	case "check":
+		cfg, err := config.Load("collector check", args, os.LookupEnv, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return check.Run(ctx, cfg, os.Stdout)
 	case "demo":
 		return demo(ctx, args)
+	case "report":
+		return report.Report(ctx, args, os.Stdout)
+	case "export":
+		return report.Export(ctx, args, os.Stdout)
+	case "version":
+		return printVersion(os.Stdout, args)
 	case "detach":
 		cfg, err := config.Load("collector detach", args, os.LookupEnv, os.Stderr)
 		if err != nil {
@@ -55,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 	}
-	return fmt.Errorf("unknown command %q; accepted: run, demo, detach", cmd)
+	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export", cmd)
 }
 
 // interfaceCheckInterval is how often interfaces that went away are looked
@@ -80,7 +98,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	// The database first: a path that cannot be written should stop us
 	// before anything is attached.
-	store, err := agg.Open(cfg.SQLitePath)
+	store, err := agg.Open(cfg.SQLitePath, log.With("component", "agg"))
 	if err != nil {
 		return err
 	}
@@ -105,12 +123,21 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("collector started", "database", cfg.SQLitePath, "flush_interval", cfg.FlushInterval,
 		"consensus_ports", cfg.Ports.Consensus, "siamux_ports", cfg.Ports.Siamux, "quic_ports", cfg.Ports.QUIC,
 		"pinned", cfg.Pinned)
+	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("systemd will time out the start", "err", err)
+	}
 
 	var resolver *agg.Resolver
 	if cfg.ReverseDNS {
 		resolver = agg.NewResolver(ctx, agg.ResolverConfig{})
 	}
-	aggregator := agg.NewAggregator(counters, store, log.With("component", "agg"), cfg.FlushInterval, resolver, time.Now)
+	aggregator := agg.NewAggregator(counters, store, agg.Config{
+		Interval:   cfg.FlushInterval,
+		Log:        log.With("component", "agg"),
+		Resolver:   resolver,
+		Retention:  agg.Retention{Minutes: cfg.MinuteRetention, Hourly: cfg.HourlyRetention},
+		MaxPending: cfg.MaxPendingRows,
+	})
 
 	// The aggregator gets its own context: on shutdown the programs are
 	// detached first, so its last drain holds every packet counted.
@@ -132,6 +159,9 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("stopping: the pinned programs keep counting for the next start; storing what was counted")
 	} else {
 		log.Info("stopping: detaching, then storing what was counted")
+	}
+	if err := sdnotify.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("tell systemd we are stopping", "err", err)
 	}
 	ifaces.Close()
 	stopAgg()

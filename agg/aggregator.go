@@ -17,11 +17,6 @@ const (
 	finalFlushTimeout = 3 * time.Second
 	// finalRetryPause spaces the attempts of the last write.
 	finalRetryPause = 250 * time.Millisecond
-	// fillWindow is how far back a name found late is filled into rows
-	// stored without one. Names normally arrive within seconds; the bound
-	// keeps the set of clients waiting for one small and the UPDATE on a
-	// short range of the primary key.
-	fillWindow = time.Hour
 )
 
 // Drainer hands over what the kernel counted since the previous call and
@@ -31,49 +26,73 @@ type Drainer interface {
 	Drain() ([]bpfgo.Sample, error)
 }
 
+// Config tunes an Aggregator; the zero value of each field gives its
+// default.
+type Config struct {
+	// Interval is the time between flushes, on its wall-clock boundaries;
+	// default time.Minute.
+	Interval time.Duration
+	// Log hears about failures and recoveries; default slog.Default().
+	Log *slog.Logger
+	// Resolver finds client names to store; nil stores none.
+	Resolver *Resolver
+	// Retention says how long minute and hourly rows are kept.
+	Retention Retention
+	// MaxPending bounds the rows kept in memory while the database cannot
+	// be written; default DefaultMaxPending.
+	MaxPending int
+	// Now reads the clock; default time.Now.
+	Now func() time.Time
+}
+
 // Aggregator drains a Drainer at wall-clock boundaries of its interval and
-// adds the samples to a Store. Rows that cannot be written are kept in memory,
-// merged with later ones, and retried on the next flush.
+// adds the samples to a Store, then rolls up closed hours and days and
+// applies retention. Rows that cannot be written are kept in memory, merged
+// with later ones, and retried on the next flush.
 type Aggregator struct {
-	drainer  Drainer
-	store    *Store
-	log      *slog.Logger
-	interval time.Duration
-	resolver *Resolver
-	now      func() time.Time
+	drainer Drainer
+	store   *Store
+	cfg     Config
 
 	mu          sync.Mutex // one flush at a time, whoever calls it
 	periodStart time.Time
-	pending     map[rowKey]*row
-	unnamed     map[netip.Addr]int64 // stored without a name -> earliest minute
-	failing     bool
-	failedAt    time.Time
+	pending     map[rowKey]*bpfgo.Traffic
+	names       map[netip.Addr]name // found, not stored yet
+	nearCap     bool                // warned that pending nears MaxPending
+	writes      outage
+	rollups     outage
 }
 
-// NewAggregator returns an Aggregator that flushes d into st every interval
-// (time.Minute when not positive), logging to log (nil: slog.Default()).
-// res may be nil for no reverse DNS; now may be nil for time.Now. The first
+// NewAggregator returns an Aggregator that flushes d into st. The first
 // period starts now.
-func NewAggregator(d Drainer, st *Store, log *slog.Logger, interval time.Duration, res *Resolver, now func() time.Time) *Aggregator {
-	if interval <= 0 {
-		interval = time.Minute
+func NewAggregator(d Drainer, st *Store, cfg Config) *Aggregator {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
 	}
-	if now == nil {
-		now = time.Now
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
-	if log == nil {
-		log = slog.Default()
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Aggregator{
 		drainer:     d,
 		store:       st,
-		log:         log,
-		interval:    interval,
-		resolver:    res,
-		now:         now,
-		periodStart: now(),
-		pending:     make(map[rowKey]*row),
-		unnamed:     make(map[netip.Addr]int64),
+		cfg:         cfg,
+		periodStart: cfg.Now(),
+		pending:     make(map[rowKey]*bpfgo.Traffic),
+		names:       make(map[netip.Addr]name),
+		writes: outage{
+			start: "cannot store traffic; keeping it in memory and retrying every flush",
+			end:   "storing traffic again",
+		},
+		rollups: outage{
+			start: "cannot roll up or apply retention; retrying every flush",
+			end:   "rolling up again",
+		},
 	}
 }
 
@@ -89,10 +108,10 @@ func nextFlush(now time.Time, interval time.Duration) time.Time {
 // logged and retried.
 func (a *Aggregator) Run(ctx context.Context) error {
 	a.mu.Lock()
-	a.periodStart = a.now()
+	a.periodStart = a.cfg.Now()
 	a.mu.Unlock()
-	for a.waitUntil(ctx, nextFlush(a.now(), a.interval)) {
-		// A failure is logged by write and retried next round.
+	for a.waitUntil(ctx, nextFlush(a.cfg.Now(), a.cfg.Interval)) {
+		// A failure is logged by Flush and retried next round.
 		_ = a.Flush(ctx)
 	}
 	return a.finish(ctx)
@@ -105,7 +124,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 // file it, in the minute that is ending.
 func (a *Aggregator) waitUntil(ctx context.Context, t time.Time) bool {
 	for {
-		d := t.Sub(a.now())
+		d := t.Sub(a.cfg.Now())
 		if d <= 0 {
 			return true
 		}
@@ -122,12 +141,21 @@ func (a *Aggregator) waitUntil(ctx context.Context, t time.Time) bool {
 // Flush drains the counters now and writes every row waiting, this period's
 // and those kept from failed writes, in one transaction. When the write
 // fails the rows stay in memory for the next Flush, and the error is
-// returned (and logged once per run of failures).
+// returned (and logged once per run of failures). When it succeeds, the
+// hours closed by now are rolled up and retention applied, for as long as
+// half the interval at most.
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.collect()
-	return a.write(ctx)
+	if err := a.write(ctx); err != nil {
+		return err
+	}
+	// Rows drained from now on are filed under this period's minute or
+	// later, so every hour before it is closed.
+	err := a.store.maintain(ctx, a.periodStart, a.cfg.Now(), a.cfg.Retention, a.cfg.Interval/2)
+	a.rollups.update(ctx, a.cfg.Log, a.cfg.Now(), err)
+	return err
 }
 
 // finish is the last flush: the database gets a few seconds to accept it,
@@ -146,7 +174,7 @@ func (a *Aggregator) finish(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			rows, bytes := a.pendingSize()
-			a.log.Error("abandon traffic that could not be stored at shutdown", "rows", rows, "bytes", bytes, "timeout", finalFlushTimeout, "err", err)
+			a.cfg.Log.Error("abandon traffic that could not be stored at shutdown", "rows", rows, "bytes", bytes, "timeout", finalFlushTimeout, "err", err)
 			return fmt.Errorf("abandon %d rows (%d bytes): %w", rows, bytes, err)
 		case <-time.After(finalRetryPause):
 		}
@@ -154,14 +182,15 @@ func (a *Aggregator) finish(ctx context.Context) error {
 }
 
 // collect drains the counters into the pending rows, under the minute the
-// drained period started in. a.mu must be held.
+// drained period started in, and asks for the names of the clients. a.mu
+// must be held.
 func (a *Aggregator) collect() {
-	drainedAt := a.now()
+	drainedAt := a.cfg.Now()
 	samples, err := a.drainer.Drain()
 	if err != nil {
 		// The kernel keeps counting: the next drain hands over this
 		// period's packets too, under this period's start.
-		a.log.Warn("drain counters", "err", err)
+		a.cfg.Log.Warn("drain counters", "err", err)
 		return
 	}
 	minute := a.periodStart.Truncate(time.Minute).Unix()
@@ -174,93 +203,73 @@ func (a *Aggregator) collect() {
 		k := rowKey{minute: minute}
 		if !s.Overflow {
 			k.client = s.Client.Unmap()
+			a.cfg.Resolver.Request(k.client)
 		}
-		r := a.pending[k]
-		if r == nil {
-			r = &row{}
-			a.pending[k] = r
-		}
-		r.traffic.Add(&s.Traffic)
+		add(a.pending, k, &s.Traffic)
 	}
+	a.bound()
 }
 
-// write stores the pending rows and clears them on success. It logs when
-// writing starts failing and when it recovers, not on every attempt. a.mu
-// must be held.
+// add adds t to the row k of rows.
+func add(rows map[rowKey]*bpfgo.Traffic, k rowKey, t *bpfgo.Traffic) {
+	sum := rows[k]
+	if sum == nil {
+		sum = new(bpfgo.Traffic)
+		rows[k] = sum
+	}
+	sum.Add(t)
+}
+
+// write stores the pending rows and the names found, and clears them on
+// success. a.mu must be held.
 func (a *Aggregator) write(ctx context.Context) error {
-	fills := a.names()
-	if len(a.pending) == 0 && len(fills) == 0 {
+	for addr, n := range a.cfg.Resolver.takeFound() {
+		// Bounded like the resolver's cache; a name left out is found
+		// again at its next lookup.
+		if _, ok := a.names[addr]; ok || len(a.names) < a.cfg.Resolver.size {
+			a.names[addr] = n
+		}
+	}
+	if len(a.pending) == 0 && len(a.names) == 0 {
 		return nil
 	}
-	if err := a.store.write(ctx, a.pending, fills); err != nil {
-		// A write cut short by ctx says nothing about the database.
-		if !a.failing && ctx.Err() == nil {
-			a.failing, a.failedAt = true, a.now()
-			a.log.Warn("cannot store traffic; keeping it in memory and retrying every flush", "rows", len(a.pending), "err", err)
-		}
+	rows := len(a.pending)
+	err := a.store.write(ctx, a.pending, a.names)
+	a.writes.update(ctx, a.cfg.Log, a.cfg.Now(), err, "rows", rows)
+	if err != nil {
 		return err
 	}
-	if a.failing {
-		a.failing = false
-		a.log.Info("storing traffic again", "rows", len(a.pending), "failed_for", a.now().Sub(a.failedAt).Round(time.Second))
-	}
-	a.trackUnnamed(fills)
 	clear(a.pending)
+	clear(a.names)
+	a.nearCap = false
 	return nil
-}
-
-// names gives pending rows the names the resolver knows by now and returns
-// the names that have turned up for clients stored without one. a.mu must be
-// held.
-func (a *Aggregator) names() []nameFill {
-	if a.resolver == nil {
-		return nil
-	}
-	for k, r := range a.pending {
-		if r.dns == "" {
-			r.dns = a.resolver.Name(k.client)
-		}
-	}
-	oldest := a.now().Add(-fillWindow).Unix()
-	var fills []nameFill
-	for client, since := range a.unnamed {
-		if since < oldest {
-			delete(a.unnamed, client)
-			continue
-		}
-		if name := a.resolver.Name(client); name != "" {
-			fills = append(fills, nameFill{client: client, name: name, since: since})
-		}
-	}
-	return fills
-}
-
-// trackUnnamed updates the clients waiting for a name after a successful
-// write: the filled ones have it, the ones just stored without one wait. The
-// set is bounded like the resolver's cache, beyond which names would be
-// forgotten before they could be filled in anyway. a.mu must be held.
-func (a *Aggregator) trackUnnamed(fills []nameFill) {
-	if a.resolver == nil {
-		return
-	}
-	for _, f := range fills {
-		delete(a.unnamed, f.client)
-	}
-	for k, r := range a.pending {
-		if r.dns != "" || !k.client.IsValid() {
-			continue
-		}
-		since, ok := a.unnamed[k.client]
-		if (ok && k.minute < since) || (!ok && len(a.unnamed) < a.resolver.size) {
-			a.unnamed[k.client] = k.minute
-		}
-	}
 }
 
 // pendingSize returns the number of rows waiting and the bytes they count.
 func (a *Aggregator) pendingSize() (rows int, bytes uint64) {
-	for _, r := range a.pending {
-		bytes += r.traffic.Bytes()
+	for _, t := range a.pending {
+		bytes += t.Bytes()
 	}
 	return len(a.pending), bytes
+}
+
+// outage logs a run of failures of one kind once as it starts and once as
+// it ends, not on every attempt.
+type outage struct {
+	start, end string // the messages
+	failing    bool
+	since      time.Time
+}
+
+// update records the outcome of an attempt at time now. A failure because
+// ctx is done says nothing about the database and is not logged.
+func (o *outage) update(ctx context.Context, log *slog.Logger, now time.Time, err error, attrs ...any) {
+	switch {
+	case err != nil && !o.failing && ctx.Err() == nil:
+		o.failing, o.since = true, now
+		log.Warn(o.start, append(attrs, "err", err)...)
+	case err == nil && o.failing:
+		o.failing = false
+		log.Info(o.end, append(attrs, "failed_for", now.Sub(o.since).Round(time.Second))...)
+	}
 }

@@ -3,8 +3,8 @@ package agg
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +48,7 @@ func overflow(seed uint64) bpfgo.Sample {
 
 // expect adds samples to want as the aggregator should: under minute, by
 // unmapped address, the overflow entry under the zero Addr, zeros left out.
-func expect(want map[rowKey]row, minute time.Time, samples []bpfgo.Sample) {
+func expect(want map[rowKey]bpfgo.Traffic, minute time.Time, samples []bpfgo.Sample) {
 	for _, s := range samples {
 		if s.Traffic.IsZero() {
 			continue
@@ -58,7 +58,7 @@ func expect(want map[rowKey]row, minute time.Time, samples []bpfgo.Sample) {
 			k.client = s.Client.Unmap()
 		}
 		r := want[k]
-		r.traffic.Add(&s.Traffic)
+		r.Add(&s.Traffic)
 		want[k] = r
 	}
 }
@@ -92,8 +92,8 @@ func TestFlushSumsExactly(t *testing.T) {
 	st := openStore(t)
 	clk := &clock{t: t0.Add(37 * time.Second)}
 	in := &feed{}
-	a := NewAggregator(in, st, slog.New(slog.DiscardHandler), time.Minute, nil, clk.now)
-	want := make(map[rowKey]row)
+	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now})
+	want := make(map[rowKey]bpfgo.Traffic)
 	for _, r := range rounds {
 		in.push(r.samples)
 		clk.set(t0.Add(r.at))
@@ -121,7 +121,7 @@ func TestFlushAfterDrainError(t *testing.T) {
 		}
 		return []bpfgo.Sample{sample("192.0.2.1", 1)}, nil
 	})
-	a := NewAggregator(d, st, newLogger(&logs), time.Minute, nil, clk.now)
+	a := NewAggregator(d, st, Config{Log: newLogger(&logs), Now: clk.now})
 	clk.set(t0.Add(time.Minute))
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatalf("flush with nothing drained: %v", err)
@@ -131,55 +131,79 @@ func TestFlushAfterDrainError(t *testing.T) {
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkRows(t, st, map[rowKey]row{{t0.Unix(), netip.MustParseAddr("192.0.2.1")}: {traffic: traffic(1)}})
+	checkRows(t, st, map[rowKey]bpfgo.Traffic{{t0.Unix(), netip.MustParseAddr("192.0.2.1")}: traffic(1)})
 	if n := logs.count("level=WARN", "drain counters", "bad file descriptor"); n != 1 {
 		t.Errorf("drain warnings = %d, want 1:\n%s", n, logs.buf.String())
 	}
 }
 
-// While the file is locked, rows pile up in memory merged; once free, one
-// flush writes them all, and the outage is logged once going in and once
-// coming out.
-func TestFlushKeepsRowsWhileLocked(t *testing.T) {
-	st := openStore(t)
-	var logs logBuffer
-	clk := &clock{t: t0}
-	in := &feed{}
-	a := NewAggregator(in, st, newLogger(&logs), time.Minute, nil, clk.now)
-	want := make(map[rowKey]row)
-	round := func(i int) error {
-		t.Helper()
-		batch := []bpfgo.Sample{sample("192.0.2.1", uint64(i)), sample("2001:db8::7", uint64(10+i)), overflow(uint64(20 + i))}
-		in.push(batch)
-		expect(want, clk.now().Truncate(time.Minute), batch)
-		clk.set(clk.now().Add(time.Minute))
-		return a.Flush(t.Context())
+// While the file cannot be written, rows pile up in memory merged; once it
+// can, one flush writes them all, and the outage is logged once going in
+// and once coming out.
+func TestFlushKeepsRowsWhileUnwritable(t *testing.T) {
+	tests := []struct {
+		name  string
+		block func(t testing.TB, st *Store) (unblock func())
+		errs  []string // what the warning may say
+	}{
+		{name: "locked by another writer", block: lockStore, errs: []string{"database is locked"}},
+		{
+			name:  "read-only",
+			block: func(t testing.TB, st *Store) func() { return makeReadOnly(t, filepath.Dir(st.path)) },
+			// A read-only file is opened read-only; on a read-only
+			// mount the WAL index cannot be created either.
+			errs: []string{"attempt to write a readonly database", "unable to open database file"},
+		},
 	}
-
-	for outage := range 2 {
-		unlock := lockStore(t, st)
-		for i := range 3 {
-			if err := round(i); err == nil {
-				t.Fatalf("outage %d round %d: flush to a locked file succeeded", outage, i)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t)
+			var logs logBuffer
+			clk := &clock{t: t0}
+			in := &feed{}
+			a := NewAggregator(in, st, Config{Log: newLogger(&logs), Now: clk.now})
+			want := make(map[rowKey]bpfgo.Traffic)
+			round := func(i int) error {
+				t.Helper()
+				batch := []bpfgo.Sample{sample("192.0.2.1", uint64(i)), sample("2001:db8::7", uint64(10+i)), overflow(uint64(20 + i))}
+				in.push(batch)
+				expect(want, clk.now().Truncate(time.Minute), batch)
+				clk.set(clk.now().Add(time.Minute))
+				return a.Flush(t.Context())
 			}
-		}
-		if len(a.pending) == 0 {
-			t.Fatal("rows dropped after failed flushes")
-		}
-		unlock()
-		if err := round(3); err != nil {
-			t.Fatal(err)
-		}
-		if len(a.pending) != 0 {
-			t.Errorf("%d rows still pending after a successful flush", len(a.pending))
-		}
-		checkRows(t, st, want)
-		if n := logs.count("level=WARN", "cannot store traffic", "database is locked"); n != outage+1 {
-			t.Errorf("after outage %d: %d warnings, want %d:\n%s", outage, n, outage+1, logs.buf.String())
-		}
-		if n := logs.count("level=INFO", "storing traffic again"); n != outage+1 {
-			t.Errorf("after outage %d: %d recoveries logged, want %d:\n%s", outage, n, outage+1, logs.buf.String())
-		}
+			if err := round(0); err != nil {
+				t.Fatal(err)
+			}
+			for outage := range 2 {
+				unblock := tt.block(t, st)
+				for i := range 3 {
+					if err := round(i); err == nil {
+						t.Fatalf("outage %d round %d: flush succeeded", outage, i)
+					}
+				}
+				if len(a.pending) == 0 {
+					t.Fatal("rows dropped after failed flushes")
+				}
+				unblock()
+				if err := round(3); err != nil {
+					t.Fatal(err)
+				}
+				if len(a.pending) != 0 {
+					t.Errorf("%d rows still pending after a successful flush", len(a.pending))
+				}
+				checkRows(t, st, want)
+				n := 0
+				for _, e := range tt.errs {
+					n += logs.count("level=WARN", "cannot store traffic", e)
+				}
+				if n != outage+1 {
+					t.Errorf("after outage %d: %d warnings, want %d:\n%s", outage, n, outage+1, logs.buf.String())
+				}
+				if n := logs.count("level=INFO", "storing traffic again"); n != outage+1 {
+					t.Errorf("after outage %d: %d recoveries logged, want %d:\n%s", outage, n, outage+1, logs.buf.String())
+				}
+			}
+		})
 	}
 }
 
@@ -190,7 +214,7 @@ func TestRun(t *testing.T) {
 		in := &feed{}
 		batch := []bpfgo.Sample{sample("192.0.2.1", 1), overflow(2)}
 		in.push(batch)
-		a := NewAggregator(in, st, slog.New(slog.DiscardHandler), time.Minute, nil, clk.now)
+		a := NewAggregator(in, st, Config{Log: discard, Now: clk.now})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- a.Run(ctx) }()
@@ -199,7 +223,7 @@ func TestRun(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
-		want := make(map[rowKey]row)
+		want := make(map[rowKey]bpfgo.Traffic)
 		expect(want, t0, batch)
 		checkRows(t, st, want)
 	})
@@ -216,7 +240,7 @@ func TestRun(t *testing.T) {
 			drained <- now()
 			return nil, nil
 		})
-		a := NewAggregator(d, openStore(t), slog.New(slog.DiscardHandler), time.Minute, nil, now)
+		a := NewAggregator(d, openStore(t), Config{Log: discard, Now: now})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- a.Run(ctx) }()
@@ -249,7 +273,7 @@ func TestRun(t *testing.T) {
 			fed.Add(&s.Traffic)
 			return []bpfgo.Sample{s}, nil
 		})
-		a := NewAggregator(d, st, slog.New(slog.DiscardHandler), 10*time.Millisecond, nil, nil)
+		a := NewAggregator(d, st, Config{Log: discard, Interval: 10 * time.Millisecond})
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		if err := a.Run(ctx); err != nil {
@@ -259,7 +283,7 @@ func TestRun(t *testing.T) {
 		if drains < 3 {
 			t.Errorf("%d drains in 200 ms at a 10 ms interval", drains)
 		}
-		got, err := st.TotalsSince(t.Context(), time.Unix(0, 0))
+		got, err := st.ClientTotals(t.Context(), Query{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +297,7 @@ func TestRun(t *testing.T) {
 		var logs logBuffer
 		in := &feed{}
 		in.push([]bpfgo.Sample{sample("192.0.2.1", 1), sample("192.0.2.2", 2)})
-		a := NewAggregator(in, st, newLogger(&logs), time.Minute, nil, nil)
+		a := NewAggregator(in, st, Config{Log: newLogger(&logs)})
 		defer lockStore(t, st)()
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -291,9 +315,10 @@ func TestRun(t *testing.T) {
 	})
 }
 
-// Names that arrive after a client's rows were stored are filled in on the
-// next flush; the overflow entry is never looked up.
-func TestNamesFilledLater(t *testing.T) {
+// Names found in the background are stored once per address on a later
+// flush, whatever rows they came with; the overflow entry is never looked
+// up.
+func TestNamesStored(t *testing.T) {
 	st := openStore(t)
 	release := make(chan struct{})
 	var (
@@ -314,8 +339,7 @@ func TestNamesFilledLater(t *testing.T) {
 	res := NewResolver(t.Context(), ResolverConfig{Lookup: lookup, Timeout: time.Minute})
 	clk := &clock{t: t0}
 	in := &feed{}
-	a := NewAggregator(in, st, slog.New(slog.DiscardHandler), time.Minute, res, clk.now)
-	a1, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::2")
+	a := NewAggregator(in, st, Config{Log: discard, Resolver: res, Now: clk.now})
 	flush := func(samples ...bpfgo.Sample) {
 		t.Helper()
 		in.push(samples)
@@ -324,60 +348,62 @@ func TestNamesFilledLater(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitName := func(addr netip.Addr) {
-		t.Helper()
-		for deadline := time.Now().Add(2 * time.Second); res.Name(addr) == ""; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no name for %s", addr)
-			}
-		}
-	}
 
-	flush(sample("192.0.2.1", 1), overflow(2)) // 10:00, lookup held back
+	flush(sample("192.0.2.1", 1), sample("2001:db8::2", 2), overflow(3)) // lookups held back
+	checkNames(t, st, map[string]string{})
 	close(release)
-	waitName(a1)
-	flush(sample("2001:db8::2", 3)) // 10:01: fills 192.0.2.1 at 10:00
-	waitName(b)
-	flush(sample("192.0.2.1", 4)) // 10:02: named at once, fills 2001:db8::2
-
-	checkRows(t, st, map[rowKey]row{
-		{t0.Unix(), a1}:                      {dns: "192-0-2-1.example", traffic: traffic(1)},
-		{t0.Unix(), netip.Addr{}}:            {traffic: traffic(2)},
-		{t0.Add(time.Minute).Unix(), b}:      {dns: "2001-db8--2.example", traffic: traffic(3)},
-		{t0.Add(2 * time.Minute).Unix(), a1}: {dns: "192-0-2-1.example", traffic: traffic(4)},
+	eventually(t, "both lookups", func() bool {
+		res.mu.Lock()
+		defer res.mu.Unlock()
+		return len(res.found) == 2
 	})
+	flush() // nothing drained: the names alone
+	checkNames(t, st, map[string]string{"192.0.2.1": "192-0-2-1.example", "2001:db8::2": "2001-db8--2.example"})
+	flush(sample("192.0.2.1", 4)) // known: not looked up again
+
 	mu.Lock()
 	defer mu.Unlock()
-	for _, addr := range looked {
-		if !addr.IsValid() {
-			t.Error("the overflow entry was looked up")
-		}
-	}
-	if len(a.unnamed) != 0 {
-		t.Errorf("clients still waiting for a name: %v", a.unnamed)
+	if len(looked) != 2 {
+		t.Errorf("looked up %v, want each client once and never the overflow entry", looked)
 	}
 }
 
-func BenchmarkFlush100kClients(b *testing.B) {
-	const clients = 100_000
-	samples := make([]bpfgo.Sample, clients)
-	for i := range samples {
-		samples[i] = bpfgo.Sample{Traffic: traffic(uint64(i))}
-		if i%2 == 0 {
-			samples[i].Client = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		} else {
-			samples[i].Client = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
-		}
-	}
-	st := openStore(b)
+// Flushes roll up the hours that closed and apply retention as they go,
+// and reads give the same totals before and after.
+func TestFlushRollsUp(t *testing.T) {
+	st := openStore(t)
 	clk := &clock{t: t0}
-	d := drainFunc(func() ([]bpfgo.Sample, error) { return samples, nil })
-	a := NewAggregator(d, st, slog.New(slog.DiscardHandler), time.Minute, nil, clk.now)
-	for b.Loop() {
-		clk.set(clk.now().Add(time.Minute)) // new rows each round, as in production
-		if err := a.Flush(b.Context()); err != nil {
-			b.Fatal(err)
+	in := &feed{}
+	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now, Retention: Retention{Minutes: time.Hour, Hourly: 24 * time.Hour}})
+	want := make(map[rowKey]bpfgo.Traffic)
+	for i := range 130 { // 10:00 to 12:10
+		batch := []bpfgo.Sample{sample("192.0.2.1", uint64(i)), overflow(uint64(i % 7))}
+		in.push(batch)
+		expect(want, clk.now(), batch)
+		clk.set(clk.now().Add(time.Minute))
+		if err := a.Flush(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(clients)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	h := st.state
+	if h.hourlyUntil != t0.Add(2*time.Hour).Unix() || h.minuteSince != t0.Add(time.Hour).Unix() {
+		t.Errorf("rolled up to %v, minutes kept from %v; want 12:00 and 11:00", time.Unix(h.hourlyUntil, 0).UTC(), time.Unix(h.minuteSince, 0).UTC())
+	}
+	checkTable(t, st, Hours, groupBy(want, Hours, 0, h.hourlyUntil))
+	checkRows(t, st, groupBy(want, Minutes, h.minuteSince, noEnd))
+	got, err := st.ClientTotals(t.Context(), Query{Since: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, total := range got {
+		var w bpfgo.Traffic
+		for k, tr := range want {
+			if k.client == total.Client {
+				w.Add(&tr)
+			}
+		}
+		if total.Traffic != w {
+			t.Errorf("%s: %d bytes, want %d", ipColumn(total.Client), total.Traffic.Bytes(), w.Bytes())
+		}
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"database/sql"
 	"log/slog"
-	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpfgo"
 )
@@ -22,7 +24,14 @@ const lockWait = 50 * time.Millisecond
 // openStore opens a fresh file in a directory Open has to create.
 func openStore(t testing.TB) *Store {
 	t.Helper()
-	st, err := open(filepath.Join(t.TempDir(), "data", "traffic.db"), lockWait)
+	return openPath(t, filepath.Join(t.TempDir(), "data", "traffic.db"))
+}
+
+// openPath opens the file at path for writing, closing it at the end of the
+// test.
+func openPath(t testing.TB, path string) *Store {
+	t.Helper()
+	st, err := open(path, lockWait, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,57 +52,59 @@ func traffic(seed uint64) bpfgo.Traffic {
 	return t
 }
 
-// readRows returns every row of the traffic table.
-func readRows(t testing.TB, st *Store) map[rowKey]row {
+// sum adds up traffic(seed) for every seed.
+func sum(seeds ...uint64) bpfgo.Traffic {
+	var t bpfgo.Traffic
+	for _, s := range seeds {
+		x := traffic(s)
+		t.Add(&x)
+	}
+	return t
+}
+
+// rows turns a test's table of rows into what Store.write takes.
+func rows(want map[rowKey]bpfgo.Traffic) map[rowKey]*bpfgo.Traffic {
+	out := make(map[rowKey]*bpfgo.Traffic, len(want))
+	for k, t := range want {
+		out[k] = &t
+	}
+	return out
+}
+
+// readRows returns every row of table.
+func readRows(t testing.TB, st *Store, table Table) map[rowKey]bpfgo.Traffic {
 	t.Helper()
-	rows, err := st.db.Query("SELECT timestamp, ip, dns, " + columnList("%s", ", ") + " FROM traffic")
+	got := make(map[rowKey]bpfgo.Traffic)
+	err := st.Rows(t.Context(), table, Query{}, func(r *Row) error {
+		got[rowKey{r.Start.Unix(), r.Client}] = r.Traffic
+		return nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := make(map[rowKey]row)
-	for rows.Next() {
-		var (
-			k    rowKey
-			ip   string
-			r    row
-			vals = make([]int64, len(columns))
-			dest = []any{&k.minute, &ip, &r.dns}
-		)
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatal(err)
-		}
-		if ip != overflowIP {
-			k.client = netip.MustParseAddr(ip)
-		}
-		for i, c := range columns {
-			*c.tally(&r.traffic) = uint64(vals[i])
-		}
-		got[k] = r
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return got
 }
 
-// checkRows fails unless the table holds exactly want.
-func checkRows(t testing.TB, st *Store, want map[rowKey]row) {
+// checkRows fails unless the minute table holds exactly want.
+func checkRows(t testing.TB, st *Store, want map[rowKey]bpfgo.Traffic) {
 	t.Helper()
-	got := readRows(t, st)
+	checkTable(t, st, Minutes, want)
+}
+
+// checkTable fails unless table holds exactly want.
+func checkTable(t testing.TB, st *Store, table Table, want map[rowKey]bpfgo.Traffic) {
+	t.Helper()
+	got := readRows(t, st, table)
 	for k, w := range want {
 		if g, ok := got[k]; !ok {
-			t.Errorf("row %s at %d missing", k.ip(), k.minute)
+			t.Errorf("%s: row %s at %d missing", table, k.ip(), k.minute)
 		} else if g != w {
-			t.Errorf("row %s at %d = %+v, want %+v", k.ip(), k.minute, g, w)
+			t.Errorf("%s: row %s at %d = %+v, want %+v", table, k.ip(), k.minute, g, w)
 		}
 	}
 	for k := range got {
 		if _, ok := want[k]; !ok {
-			t.Errorf("unexpected row %s at %d", k.ip(), k.minute)
+			t.Errorf("%s: unexpected row %s at %d", table, k.ip(), k.minute)
 		}
 	}
 }
@@ -116,6 +127,47 @@ func lockStore(t testing.TB, st *Store) (unlock func()) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// makeReadOnly makes dir, and the database files in it, read-only for this
+// process until the returned func is called. The Store holds no file open
+// between statements, so its next flush meets the change as a new process
+// would. As a user that is a chmod; root ignores file modes, so as root dir
+// is bind-mounted read-only onto itself instead, which root cannot write
+// through either (EROFS, as on a filesystem remounted read-only).
+func makeReadOnly(t testing.TB, dir string) (restore func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		chmod := func(fileMode, dirMode os.FileMode) {
+			for _, f := range files {
+				if err := os.Chmod(f, fileMode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dir, dirMode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		chmod(0o444, 0o555)
+		return func() { chmod(0o644, 0o750) }
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount %s: %v", dir, err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := unix.Unmount(dir, 0); err != nil {
+				t.Errorf("unmount %s: %v", dir, err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount %s read-only: %v", dir, err)
+	}
+	return restore
 }
 
 // drainFunc adapts a function to Drainer.
@@ -197,3 +249,6 @@ lines:
 func newLogger(b *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// discard is a logger for tests that do not look at the logs.
+var discard = slog.New(slog.DiscardHandler)

@@ -37,17 +37,20 @@ type LookupFunc func(ctx context.Context, addr netip.Addr) (string, error)
 type ResolverConfig struct {
 	// Lookup finds a name; nil means the system resolver.
 	Lookup LookupFunc
-	// CacheSize bounds the number of addresses remembered, names and
-	// failures alike; the oldest is forgotten first. 0 means
-	// DefaultCacheSize.
+	// CacheSize bounds the number of addresses remembered as recently
+	// looked up, found or not, and of names waiting to be stored; the
+	// oldest address is forgotten first. 0 means DefaultCacheSize.
 	CacheSize int
 	// Timeout bounds each lookup; 0 means DefaultLookupTimeout.
 	Timeout time.Duration
 }
 
-// Resolver finds reverse DNS names in the background. Name never waits for
-// the network: it answers from a bounded cache and queues a lookup for the
-// next time. A nil *Resolver resolves nothing.
+// Resolver finds reverse DNS names in the background. Request never waits
+// for the network: it queues a lookup unless a bounded cache says the
+// address was looked up recently, and the Aggregator takes the names found
+// to store them. Names are looked up again once a day while their clients
+// are active, so a changed name reaches the database. A nil *Resolver
+// resolves nothing.
 type Resolver struct {
 	lookup  LookupFunc
 	timeout time.Duration
@@ -58,16 +61,17 @@ type Resolver struct {
 	cache   map[netip.Addr]*list.Element // of *cacheEntry
 	order   *list.List                   // least recently stored first
 	waiting map[netip.Addr]struct{}      // queued or being looked up
+	found   map[netip.Addr]name          // since the last takeFound
 }
 
+// cacheEntry records when an address is due for another lookup.
 type cacheEntry struct {
 	addr    netip.Addr
-	name    string
 	expires time.Time
 }
 
-// NewResolver starts a Resolver whose workers stop when ctx is done; Name
-// then keeps answering from the cache.
+// NewResolver starts a Resolver whose workers stop when ctx is done; requests
+// are then ignored.
 func NewResolver(ctx context.Context, cfg ResolverConfig) *Resolver {
 	r := &Resolver{
 		lookup:  cfg.Lookup,
@@ -77,6 +81,7 @@ func NewResolver(ctx context.Context, cfg ResolverConfig) *Resolver {
 		cache:   make(map[netip.Addr]*list.Element),
 		order:   list.New(),
 		waiting: make(map[netip.Addr]struct{}),
+		found:   make(map[netip.Addr]name),
 	}
 	if r.lookup == nil {
 		r.lookup = lookupPTR
@@ -104,24 +109,18 @@ func lookupPTR(ctx context.Context, addr netip.Addr) (string, error) {
 	return strings.TrimSuffix(names[0], "."), nil
 }
 
-// Name returns the cached name of addr, or "" when none is known yet, and
-// queues a lookup when the address is new or its entry has expired (an
-// expired name is still returned until the new answer arrives). It never
-// blocks: when the queue is full the lookup is skipped and a later call asks
-// again.
-func (r *Resolver) Name(addr netip.Addr) string {
+// Request queues a lookup of addr when its name is not known yet or has
+// expired. It never blocks: when the queue is full the lookup is skipped and
+// a later call asks again. The overflow entry (the zero Addr) is never looked
+// up.
+func (r *Resolver) Request(addr netip.Addr) {
 	if r == nil || !addr.IsValid() {
-		return ""
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var name string
-	if el, ok := r.cache[addr]; ok {
-		e := el.Value.(*cacheEntry)
-		if time.Now().Before(e.expires) {
-			return e.name
-		}
-		name = e.name
+	if el, ok := r.cache[addr]; ok && time.Now().Before(el.Value.(*cacheEntry).expires) {
+		return
 	}
 	if _, ok := r.waiting[addr]; !ok {
 		select {
@@ -130,7 +129,20 @@ func (r *Resolver) Name(addr netip.Addr) string {
 		default:
 		}
 	}
-	return name
+}
+
+// takeFound hands over the names found since the previous call, to be
+// stored. It holds at most the cache size of them; past that, a name is
+// stored after its next lookup instead.
+func (r *Resolver) takeFound() map[netip.Addr]name {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	found := r.found
+	r.found = make(map[netip.Addr]name)
+	return found
 }
 
 func (r *Resolver) work(ctx context.Context) {
@@ -146,11 +158,11 @@ func (r *Resolver) work(ctx context.Context) {
 
 func (r *Resolver) resolve(ctx context.Context, addr netip.Addr) {
 	lookupCtx, cancel := context.WithTimeout(ctx, r.timeout)
-	name, err := r.lookup(lookupCtx, addr)
+	dns, err := r.lookup(lookupCtx, addr)
 	cancel()
 	ttl := nameTTL
-	if err != nil || name == "" {
-		name, ttl = "", missTTL
+	if err != nil || dns == "" {
+		dns, ttl = "", missTTL
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,15 +171,20 @@ func (r *Resolver) resolve(ctx context.Context, addr netip.Addr) {
 		// Shutting down cut the lookup short: that says nothing about addr.
 		return
 	}
-	r.store(addr, name, time.Now().Add(ttl))
+	now := time.Now()
+	r.store(addr, now.Add(ttl))
+	// A failed lookup never erases a stored name: the PTR record may be
+	// back on the next try.
+	if _, ok := r.found[addr]; dns != "" && (ok || len(r.found) < r.size) {
+		r.found[addr] = name{dns: dns, at: now.Unix()}
+	}
 }
 
-// store remembers a result, forgetting the oldest entry when the cache is
-// full. r.mu must be held.
-func (r *Resolver) store(addr netip.Addr, name string, expires time.Time) {
+// store remembers when addr is due for another lookup, forgetting the
+// oldest entry when the cache is full. r.mu must be held.
+func (r *Resolver) store(addr netip.Addr, expires time.Time) {
 	if el, ok := r.cache[addr]; ok {
-		e := el.Value.(*cacheEntry)
-		e.name, e.expires = name, expires
+		el.Value.(*cacheEntry).expires = expires
 		r.order.MoveToBack(el)
 		return
 	}
@@ -175,5 +192,5 @@ func (r *Resolver) store(addr netip.Addr, name string, expires time.Time) {
 		oldest := r.order.Remove(r.order.Front()).(*cacheEntry)
 		delete(r.cache, oldest.addr)
 	}
-	r.cache[addr] = r.order.PushBack(&cacheEntry{addr: addr, name: name, expires: expires})
+	r.cache[addr] = r.order.PushBack(&cacheEntry{addr: addr, expires: expires})
 }

@@ -24,15 +24,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// cached returns the cache entry of addr without queueing a lookup.
-func cached(r *Resolver, addr netip.Addr) (e cacheEntry, ok bool) {
+// cached reports whether addr is in the cache, without queueing a lookup.
+func cached(r *Resolver, addr netip.Addr) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	el, ok := r.cache[addr]
-	if !ok {
-		return cacheEntry{}, false
-	}
-	return *el.Value.(*cacheEntry), true
+	_, ok := r.cache[addr]
+	return ok
 }
 
 func TestResolverCacheBound(t *testing.T) {
@@ -45,8 +42,8 @@ func TestResolverCacheBound(t *testing.T) {
 	})
 	// One at a time, so that the order of insertion is known.
 	for i := range 3 * size {
-		r.Name(addrN(i))
-		eventually(t, addrN(i).String(), func() bool { _, ok := cached(r, addrN(i)); return ok })
+		r.Request(addrN(i))
+		eventually(t, addrN(i).String(), func() bool { return cached(r, addrN(i)) })
 	}
 	r.mu.Lock()
 	entries, indexed := r.order.Len(), len(r.cache)
@@ -55,12 +52,23 @@ func TestResolverCacheBound(t *testing.T) {
 		t.Errorf("cache holds %d entries (%d indexed), want %d", entries, indexed, size)
 	}
 	for i := range 3 * size {
-		e, ok := cached(r, addrN(i))
-		if newest := i >= 2*size; ok != newest {
+		if ok, newest := cached(r, addrN(i)), i >= 2*size; ok != newest {
 			t.Errorf("%s cached = %v, want %v (oldest evicted first)", addrN(i), ok, newest)
-		} else if ok && e.name != addrN(i).String()+".example" {
-			t.Errorf("%s cached as %q", addrN(i), e.name)
 		}
+	}
+	// Names waiting to be stored are bounded the same way, and each is
+	// handed over once.
+	found := r.takeFound()
+	if len(found) != size {
+		t.Errorf("%d names found, want %d", len(found), size)
+	}
+	for addr, n := range found {
+		if n.dns != addr.String()+".example" {
+			t.Errorf("%s found as %q", addr, n.dns)
+		}
+	}
+	if again := r.takeFound(); len(again) != 0 {
+		t.Errorf("names handed over twice: %v", again)
 	}
 }
 
@@ -81,26 +89,25 @@ func TestResolverTimeout(t *testing.T) {
 	})
 	addr := addrN(1)
 	start := time.Now()
-	if name := r.Name(addr); name != "" {
-		t.Fatalf("Name = %q before any lookup", name)
-	}
-	eventually(t, "the lookup to time out", func() bool { _, ok := cached(r, addr); return ok })
+	r.Request(addr)
+	eventually(t, "the lookup to time out", func() bool { return cached(r, addr) })
 	if took := time.Since(start); took < timeout || took > timeout+time.Second {
 		t.Errorf("lookup gave up after %v, want about %v", took, timeout)
 	}
 	// The failure is cached: asking again does not look up again.
 	for range 10 {
-		if name := r.Name(addr); name != "" {
-			t.Errorf("Name = %q after a failed lookup", name)
-		}
+		r.Request(addr)
 	}
 	time.Sleep(10 * time.Millisecond)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d lookups, want 1 (failures are cached)", n)
 	}
+	if found := r.takeFound(); len(found) != 0 {
+		t.Errorf("a failed lookup found %v", found)
+	}
 }
 
-func TestResolverNameNeverBlocks(t *testing.T) {
+func TestResolverRequestNeverBlocks(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var calls atomic.Int32
@@ -115,12 +122,10 @@ func TestResolverNameNeverBlocks(t *testing.T) {
 	const n = 10 * resolverQueue
 	start := time.Now()
 	for i := range n {
-		if name := r.Name(addrN(i)); name != "" {
-			t.Fatalf("Name = %q", name)
-		}
+		r.Request(addrN(i))
 	}
 	if took := time.Since(start); took > time.Second {
-		t.Errorf("%d Name calls took %v with every lookup stuck", n, took)
+		t.Errorf("%d Request calls took %v with every lookup stuck", n, took)
 	}
 	// Workers are stuck and the queue full: the rest were skipped, to be
 	// asked again later, not piled up.
@@ -133,7 +138,8 @@ func TestResolverNameNeverBlocks(t *testing.T) {
 	eventually(t, "every worker to take a lookup", func() bool { return calls.Load() == resolverWorkers })
 
 	var nilResolver *Resolver
-	if name := nilResolver.Name(addrN(1)); name != "" {
-		t.Errorf("nil resolver Name = %q", name)
+	nilResolver.Request(addrN(1))
+	if found := nilResolver.takeFound(); found != nil {
+		t.Errorf("nil resolver found %v", found)
 	}
 }

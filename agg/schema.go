@@ -7,15 +7,15 @@ import (
 	"github.com/back2basic/collector/bpfgo"
 )
 
-// schemaVersion is stored in PRAGMA user_version when the table is created,
-// so that later versions can tell which migrations a file needs.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version; migrate brings a file of
+// any earlier version up to it.
+const schemaVersion = 2
 
 // overflowIP is the ip column value of the entry that takes the clients the
 // kernel map had no room for.
 const overflowIP = "other"
 
-// column is one counter column of the traffic table.
+// column is one counter column of the traffic tables.
 type column struct {
 	name    string
 	class   bpfgo.Class
@@ -54,6 +54,26 @@ func counterColumns() []column {
 	return cols
 }
 
+// CounterNames returns the names of the counter columns of the traffic
+// tables, in table order: consensus_up, consensus_down, ..., then the same
+// with _packets. Reports and exports use them as their column names too.
+func CounterNames() []string {
+	names := make([]string, len(columns))
+	for i, c := range columns {
+		names[i] = c.name
+	}
+	return names
+}
+
+// Counters returns the counters of t in the order of CounterNames.
+func Counters(t *bpfgo.Traffic) []uint64 {
+	values := make([]uint64, len(columns))
+	for i, c := range columns {
+		values[i] = *c.tally(t)
+	}
+	return values
+}
+
 // columnList returns one copy of format per counter column, with every %s in
 // it replaced by the column's name, joined by sep.
 func columnList(format, sep string) string {
@@ -64,47 +84,108 @@ func columnList(format, sep string) string {
 	return strings.Join(parts, sep)
 }
 
-// The table is WITHOUT ROWID because its primary key is the only way rows are
-// found: the rows live in the key's b-tree instead of a second one.
-var createTableSQL = `CREATE TABLE traffic (
+// Table is one of the three tables holding traffic, a row per client and
+// minute, hour or day. Rollups fill the coarser ones from the finer ones;
+// retention empties the finer ones first.
+type Table int
+
+// The tables, finest first.
+const (
+	Minutes Table = iota // traffic_minute, read through the view traffic
+	Hours                // traffic_hourly
+	Days                 // traffic_daily
+)
+
+// String returns the table's SQL name.
+func (t Table) String() string {
+	return [...]string{"traffic_minute", "traffic_hourly", "traffic_daily"}[t]
+}
+
+// step is the span of one row of t in seconds; every timestamp in t is a
+// multiple of it (UTC hours and days: offsets of local zones change, and
+// reads in any zone cut the span up from these).
+func (t Table) step() int64 {
+	return [...]int64{60, 3600, 86400}[t]
+}
+
+// createTableSQL creates one traffic table. It is WITHOUT ROWID because its
+// primary key is the only way rows are found: the rows live in the key's
+// b-tree instead of a second one.
+func createTableSQL(t Table) string {
+	return `CREATE TABLE ` + t.String() + ` (
 	timestamp INTEGER NOT NULL,
 	ip TEXT NOT NULL,
-	dns TEXT NOT NULL DEFAULT '',
 	` + columnList("%s INTEGER NOT NULL DEFAULT 0", ",\n\t") + `,
 	PRIMARY KEY (timestamp, ip)
 ) WITHOUT ROWID`
-
-// upsertSQL adds a row's counters to the stored row of the same minute and
-// client: several flushes in one minute, or a restart within it, must sum.
-// A name replaces an empty one but an empty one never erases a name.
-var upsertSQL = fmt.Sprintf(`INSERT INTO traffic (timestamp, ip, dns, %s)
-VALUES (?, ?, ?%s)
-ON CONFLICT (timestamp, ip) DO UPDATE SET
-	dns = CASE WHEN excluded.dns = '' THEN dns ELSE excluded.dns END,
-	%s`,
-	columnList("%s", ", "),
-	strings.Repeat(", ?", len(columns)),
-	columnList("%s = %s + excluded.%s", ",\n\t"))
-
-// fillNameSQL names the rows stored without a name. The timestamp bound keeps
-// it on a range of the primary key instead of a scan of the whole table.
-const fillNameSQL = `UPDATE traffic SET dns = ? WHERE timestamp >= ? AND ip = ? AND dns = ''`
-
-// totalsSQL sums each client's rows from a minute on, busiest first.
-var totalsSQL = fmt.Sprintf(`SELECT ip, MAX(dns), %s
-FROM traffic WHERE timestamp >= ?
-GROUP BY ip
-ORDER BY SUM(%s) DESC, ip`,
-	columnList("SUM(%s)", ", "),
-	byteColumnSum())
-
-// byteColumnSum returns the expression adding up a row's byte columns.
-func byteColumnSum() string {
-	var names []string
-	for _, c := range columns {
-		if !c.packets {
-			names = append(names, c.name)
-		}
-	}
-	return strings.Join(names, " + ")
 }
+
+// Names live once per address in names, not on every minute row as the
+// earlier tool wrote them: a name is about 30 bytes, repeated on 288,000 rows
+// a day at 200 clients. The view traffic puts the column dns back where users'
+// queries expect it. The price is that dns shows an address's latest name on
+// its old rows too, and the view cannot be written to (only agg writes, to
+// traffic_minute). Filling the column at write time instead would keep both
+// but repeat every name, and a name found after a row was stored would mean
+// rewriting rows.
+const createNamesSQL = `CREATE TABLE names (
+	ip TEXT PRIMARY KEY,
+	dns TEXT NOT NULL,
+	updated INTEGER NOT NULL
+) WITHOUT ROWID`
+
+// createViewSQL keeps the earlier tool's table, columns and meaning: one row
+// per minute and client.
+var createViewSQL = `CREATE VIEW traffic AS
+SELECT m.timestamp AS timestamp, m.ip AS ip, coalesce(n.dns, '') AS dns,
+	` + columnList("m.%s AS %s", ",\n\t") + `
+FROM traffic_minute AS m LEFT JOIN names AS n ON n.ip = m.ip`
+
+// rollup_state has one row saying how far rollups and retention have gone,
+// so readers in other processes know which table answers for which time:
+// every hour before hourly_until is summed into traffic_hourly, every day
+// before daily_until into traffic_daily; minute rows before minute_since and
+// hourly rows before hourly_since have been deleted.
+const createStateSQL = `CREATE TABLE rollup_state (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	hourly_until INTEGER NOT NULL,
+	daily_until INTEGER NOT NULL,
+	minute_since INTEGER NOT NULL,
+	hourly_since INTEGER NOT NULL
+);
+INSERT INTO rollup_state VALUES (1, 0, 0, 0, 0)`
+
+// schemaSQL creates the current schema in an empty file.
+func schemaSQL() []string {
+	return []string{createTableSQL(Minutes), createTableSQL(Hours), createTableSQL(Days), createNamesSQL, createViewSQL, createStateSQL}
+}
+
+// upsertSQL adds rows of counters to the stored rows of the same time and
+// client in t: several flushes in one minute, or a restart within it, must
+// sum. It takes n rows of 2+len(columns) values each, since one statement
+// for many rows costs far less per row than a statement each.
+func upsertSQL(t Table, n int) string {
+	row := "(?, ?" + strings.Repeat(", ?", len(columns)) + ")"
+	return fmt.Sprintf("INSERT INTO %s (timestamp, ip, %s)\nVALUES %s\nON CONFLICT (timestamp, ip) DO UPDATE SET\n\t%s",
+		t, columnList("%s", ", "), strings.TrimSuffix(strings.Repeat(row+", ", n), ", "),
+		columnList("%s = %s + excluded.%s", ",\n\t"))
+}
+
+// rollupSQL sums the rows of t's finer table whose time is in [?, ?) into t,
+// a row per client and period of t. Adding to rows already there keeps it
+// exact should a period be rolled up twice in parts.
+func rollupSQL(t Table) string {
+	step := t.step()
+	return fmt.Sprintf(`INSERT INTO %s (timestamp, ip, %s)
+SELECT timestamp - timestamp %% %d, ip, %s
+FROM %s WHERE timestamp >= ? AND timestamp < ?
+GROUP BY timestamp - timestamp %% %d, ip
+ON CONFLICT (timestamp, ip) DO UPDATE SET
+	%s`,
+		t, columnList("%s", ", "), step, columnList("SUM(%s)", ", "), t-1, step,
+		columnList("%s = %s + excluded.%s", ",\n\t"))
+}
+
+// upsertNameSQL stores the latest name of an address.
+const upsertNameSQL = `INSERT INTO names (ip, dns, updated) VALUES (?, ?, ?)
+ON CONFLICT (ip) DO UPDATE SET dns = excluded.dns, updated = excluded.updated`

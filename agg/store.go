@@ -6,11 +6,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/back2basic/collector/bpfgo"
@@ -22,37 +25,31 @@ import (
 // locked"; the rows are then kept for the next flush.
 const busyTimeout = 5 * time.Second
 
-// Store is the SQLite file holding the traffic table. Its methods are safe
+// Store is the SQLite file holding the traffic tables. Its methods are safe
 // for concurrent use; the Aggregator is meant to be the file's only writer,
-// while any number of readers (TotalsSince, the sqlite3 shell) may read at
-// the same time.
+// while any number of readers (the live printer, reports, the sqlite3 shell)
+// may read at the same time.
 type Store struct {
 	db   *sql.DB
 	path string
+
+	mu    sync.Mutex // serialises writes with the rollups that move state
+	state horizons   // the writer's copy of rollup_state
 }
 
-// ClientTotal is one client's traffic summed over a span of minutes.
-type ClientTotal struct {
-	// Client is the remote address; the zero Addr when Overflow is set.
-	Client netip.Addr
-	// Overflow marks the entry for clients the kernel map had no room for
-	// (ip 'other' in the table).
-	Overflow bool
-	// DNS is the client's reverse DNS name, or "" when none is known.
-	DNS string
-	// Traffic holds the summed bytes and packets per class and direction.
-	Traffic bpfgo.Traffic
-}
-
-// Open opens the SQLite file at path, creating it, its parent directory
-// (mode 0750) and the traffic table when missing. It refuses a file whose
-// schema it does not know.
-func Open(path string) (*Store, error) {
-	return open(path, busyTimeout)
+// Open opens the SQLite file at path for writing, creating it, its parent
+// directory (mode 0750) and the schema when missing, and upgrading a file
+// written by an earlier release in place; log (nil: slog.Default()) hears
+// about upgrades. It refuses a file of a newer schema.
+func Open(path string, log *slog.Logger) (*Store, error) {
+	return open(path, busyTimeout, log)
 }
 
 // open is Open with a lock wait of busy; tests shorten it.
-func open(path string, busy time.Duration) (*Store, error) {
+func open(path string, busy time.Duration, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -60,57 +57,75 @@ func open(path string, busy time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := initSchema(db); err != nil {
+	// The file is held open only while a statement runs, so that a change
+	// made to it while the daemon runs (its mode, a read-only remount) counts
+	// from the next flush on, as it would for a new process, instead of
+	// being bypassed through a handle opened before. Opening costs about
+	// half a millisecond, and the last close checkpoints the WAL, which a
+	// checkpoint would do soon anyway.
+	db.SetMaxIdleConns(0)
+	st := &Store{db: db, path: path}
+	ctx := context.Background()
+	if err := migrate(ctx, db, log); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if st.state, err = readHorizons(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// OpenReadOnly opens the SQLite file at path for queries only, as reports
+// do, without creating or changing anything: it can run beside the daemon
+// and never blocks it. The file must have this collector's schema; an older
+// one is upgraded by starting the daemon.
+func OpenReadOnly(path string) (*Store, error) {
+	st, err := openReadOnly(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return st, nil
+}
+
+func openReadOnly(path string) (*Store, error) {
+	// SQLite would report a missing file as "out of memory".
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("no such file (is SQLITE_PATH right, and has the daemon run?)")
+	}
+	db, err := sql.Open("sqlite", fmt.Sprintf("%s?mode=ro&_pragma=busy_timeout(%d)", fileURI(path), busyTimeout.Milliseconds()))
+	if err != nil {
+		return nil, err
+	}
+	version, err := userVersion(context.Background(), db)
+	if err == nil && version != schemaVersion {
+		err = fmt.Errorf("schema version %d, this collector reads %d", version, schemaVersion)
+		if version < schemaVersion {
+			err = fmt.Errorf("%w: start the daemon once to upgrade the file", err)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return &Store{db: db, path: path}, nil
 }
 
-// dsn turns a file path into an SQLite URI, escaping the characters a URI
-// path cannot hold verbatim. WAL keeps readers and the writer out of each
-// other's way; _txlock=immediate takes the write lock when a transaction
-// begins, where waiting for it can still help, rather than on the first
-// write, where a conflict can only fail.
+// dsn returns the writer's SQLite URI. WAL keeps readers and the writer out
+// of each other's way; _txlock=immediate takes the write lock when a
+// transaction begins, where waiting for it can still help, rather than on
+// the first write, where a conflict can only fail. Read-only transactions
+// still begin deferred and take no lock.
 func dsn(path string, busy time.Duration) string {
-	escape := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate",
-		escape.Replace(path), busy.Milliseconds())
+	return fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate",
+		fileURI(path), busy.Milliseconds())
 }
 
-// initSchema creates the table in a new file and checks the version of an
-// existing one.
-func initSchema(db *sql.DB) error {
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() // a no-op once committed
-	var version int
-	if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	switch {
-	case version == schemaVersion:
-		return nil
-	case version > schemaVersion:
-		return fmt.Errorf("schema version %d is newer than this collector's (%d)", version, schemaVersion)
-	}
-	var tables int
-	if err := tx.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'traffic'`).Scan(&tables); err != nil {
-		return fmt.Errorf("look for table traffic: %w", err)
-	}
-	if tables > 0 {
-		return errors.New("table traffic has no schema version (written by an earlier collector?); upgrading it is not supported yet")
-	}
-	if _, err := tx.Exec(createTableSQL); err != nil {
-		return fmt.Errorf("create table traffic: %w", err)
-	}
-	// PRAGMA takes no bound parameters.
-	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("set schema version: %w", err)
-	}
-	return tx.Commit()
+// fileURI turns a file path into an SQLite URI, escaping the characters a
+// URI path cannot hold verbatim.
+func fileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // Close closes the file.
@@ -121,8 +136,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// rowKey identifies one row of the traffic table: a minute (unix seconds) and
-// a client, the zero Addr standing for the overflow entry.
+// rowKey identifies one minute row: a minute (unix seconds) and a client, the
+// zero Addr standing for the overflow entry.
 type rowKey struct {
 	minute int64
 	client netip.Addr
@@ -130,137 +145,144 @@ type rowKey struct {
 
 // ip returns the key's ip column value.
 func (k rowKey) ip() string {
-	if !k.client.IsValid() {
+	return ipColumn(k.client)
+}
+
+// ipColumn returns the ip column value of a client, the zero Addr standing
+// for the overflow entry.
+func ipColumn(client netip.Addr) string {
+	if !client.IsValid() {
 		return overflowIP
 	}
-	return k.client.String()
+	return client.String()
 }
 
-// row is what a flush adds to one row of the table.
-type row struct {
-	dns     string
-	traffic bpfgo.Traffic
+// name is a reverse DNS name found at unix time at.
+type name struct {
+	dns string
+	at  int64
 }
 
-// nameFill is a name found for a client whose rows were stored without one,
-// the earliest of them at minute since.
-type nameFill struct {
-	client netip.Addr
-	name   string
-	since  int64
-}
-
-// write adds rows to the table and fills in names, all in one transaction, so
-// a failure leaves the file as it was and the caller can retry with the same
-// rows without counting anything twice.
-func (s *Store) write(ctx context.Context, rows map[rowKey]*row, fills []nameFill) error {
-	if err := s.writeTx(ctx, rows, fills); err != nil {
+// write adds rows to the minute table and stores names, all in one
+// transaction, so a failure leaves the file as it was and the caller can
+// retry with the same rows without counting anything twice.
+func (s *Store) write(ctx context.Context, rows map[rowKey]*bpfgo.Traffic, names map[netip.Addr]name) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writeTx(ctx, rows, names); err != nil {
 		return fmt.Errorf("flush %d rows to %s: %w", len(rows), s.path, err)
 	}
 	return nil
 }
 
-func (s *Store) writeTx(ctx context.Context, rows map[rowKey]*row, fills []nameFill) error {
+func (s *Store) writeTx(ctx context.Context, rows map[rowKey]*bpfgo.Traffic, names map[netip.Addr]name) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() // a no-op once committed
-	if len(rows) > 0 {
-		upsert, err := tx.PrepareContext(ctx, upsertSQL)
-		if err != nil {
-			return err
-		}
-		defer upsert.Close()
-		args := make([]any, 3+len(columns))
-		for _, k := range keyOrder(rows) {
-			r := rows[k.rowKey]
-			args[0], args[1], args[2] = k.minute, k.ip, r.dns
-			for i, c := range columns {
-				// database/sql refuses uint64 values with the top bit set;
-				// no counter of a minute comes near it.
-				args[3+i] = int64(*c.tally(&r.traffic))
-			}
-			if _, err := upsert.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("add row %s at %d: %w", k.ip, k.minute, err)
-			}
-		}
+	if err := upsert(ctx, tx, Minutes, keyOrder(rows)); err != nil {
+		return err
 	}
-	if len(fills) > 0 {
-		fill, err := tx.PrepareContext(ctx, fillNameSQL)
+	// A row for an hour or day already rolled up (a drain that failed for
+	// a while, the clock set back) goes into the rollups too, so that they
+	// always equal the sums of the rows they stand for.
+	if err := upsert(ctx, tx, Hours, lateRows(rows, Hours, s.state.hourlyUntil)); err != nil {
+		return err
+	}
+	if err := upsert(ctx, tx, Days, lateRows(rows, Days, s.state.dailyUntil)); err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		stmt, err := tx.PrepareContext(ctx, upsertNameSQL)
 		if err != nil {
 			return err
 		}
-		defer fill.Close()
-		for _, f := range fills {
-			if _, err := fill.ExecContext(ctx, f.name, f.since, f.client.String()); err != nil {
-				return fmt.Errorf("fill name of %s: %w", f.client, err)
+		defer stmt.Close()
+		for addr, n := range names {
+			if _, err := stmt.ExecContext(ctx, addr.String(), n.dns, n.at); err != nil {
+				return fmt.Errorf("store name of %s: %w", addr, err)
 			}
 		}
 	}
 	return tx.Commit()
 }
 
-type orderedKey struct {
-	rowKey
-	ip string
+// keyedRow is a row to add to a table.
+type keyedRow struct {
+	at      int64
+	ip      string
+	traffic *bpfgo.Traffic
 }
 
-// keyOrder returns the keys of rows in the table's primary key order. Inserting
-// in that order touches each page of the b-tree once, where map order would
-// jump around it and, with a large flush, push pages out of SQLite's cache
-// and read them back: a 100,000-row flush takes half the time sorted.
-func keyOrder(rows map[rowKey]*row) []orderedKey {
-	keys := make([]orderedKey, 0, len(rows))
-	for k := range rows {
-		keys = append(keys, orderedKey{rowKey: k, ip: k.ip()})
+// keyOrder returns rows in the tables' primary key order. Inserting in that
+// order touches each page of the b-tree once, where map order would jump
+// around it and, with a large flush, push pages out of SQLite's cache and
+// read them back: a 100,000-row flush takes half the time sorted.
+func keyOrder(rows map[rowKey]*bpfgo.Traffic) []keyedRow {
+	out := make([]keyedRow, 0, len(rows))
+	for k, t := range rows {
+		out = append(out, keyedRow{at: k.minute, ip: k.ip(), traffic: t})
 	}
-	slices.SortFunc(keys, func(a, b orderedKey) int {
-		return cmp.Or(cmp.Compare(a.minute, b.minute), strings.Compare(a.ip, b.ip))
+	slices.SortFunc(out, func(a, b keyedRow) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(a.ip, b.ip))
 	})
-	return keys
+	return out
 }
 
-// TotalsSince sums each client's stored traffic from the minute of since on,
-// busiest client (by bytes) first. It reads committed rows only and does not
-// wait for a flush in progress.
-func (s *Store) TotalsSince(ctx context.Context, since time.Time) ([]ClientTotal, error) {
-	totals, err := s.totalsSince(ctx, since)
-	if err != nil {
-		return nil, fmt.Errorf("read totals since %s from %s: %w", since.Format(time.RFC3339), s.path, err)
+// lateRows sums the rows older than until into rows of table t, in key order.
+func lateRows(rows map[rowKey]*bpfgo.Traffic, t Table, until int64) []keyedRow {
+	late := make(map[rowKey]*bpfgo.Traffic)
+	for k, tr := range rows {
+		if k.minute >= until {
+			continue
+		}
+		k.minute -= k.minute % t.step()
+		sum := late[k]
+		if sum == nil {
+			sum = new(bpfgo.Traffic)
+			late[k] = sum
+		}
+		sum.Add(tr)
 	}
-	return totals, nil
+	return keyOrder(late)
 }
 
-func (s *Store) totalsSince(ctx context.Context, since time.Time) ([]ClientTotal, error) {
-	rows, err := s.db.QueryContext(ctx, totalsSQL, since.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var (
-		ip, dns string
-		sums    = make([]int64, len(columns))
-		dest    = []any{&ip, &dns}
-		totals  []ClientTotal
-	)
-	for i := range sums {
-		dest = append(dest, &sums[i])
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+// batchRows is how many rows one INSERT statement carries: a statement per
+// row spends most of a flush crossing into SQLite. 256 rows of 14 values
+// stay well below SQLite's limit of 32,766 bound values.
+const batchRows = 256
+
+// upsert adds rows to table t, batchRows at a time.
+func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow) error {
+	var full *sql.Stmt
+	args := make([]any, 0, min(len(rows), batchRows)*(2+len(columns)))
+	for len(rows) > 0 {
+		n := min(len(rows), batchRows)
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.at, r.ip)
+			for _, c := range columns {
+				// database/sql refuses uint64 values with the top bit
+				// set; no counter comes near it.
+				args = append(args, int64(*c.tally(r.traffic)))
+			}
 		}
-		t := ClientTotal{DNS: dns}
-		if ip == overflowIP {
-			t.Overflow = true
-		} else if t.Client, err = netip.ParseAddr(ip); err != nil {
-			return nil, fmt.Errorf("row with ip %q: %w", ip, err)
+		stmt := full
+		if n < batchRows || full == nil {
+			var err error
+			if stmt, err = tx.PrepareContext(ctx, upsertSQL(t, n)); err != nil {
+				return fmt.Errorf("prepare insert into %s: %w", t, err)
+			}
+			defer stmt.Close()
+			if n == batchRows {
+				full = stmt
+			}
 		}
-		for i, c := range columns {
-			*c.tally(&t.Traffic) = uint64(sums[i])
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("add %d rows to %s from %s at %d: %w", n, t, rows[0].ip, rows[0].at, err)
 		}
-		totals = append(totals, t)
+		rows = rows[n:]
 	}
-	return totals, rows.Err()
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
 )
 
@@ -39,6 +40,13 @@ type Config struct {
 	MaxClients    uint32
 	ReverseDNS    bool
 	LogLevel      slog.Level
+	// MinuteRetention and HourlyRetention are how long minute and hourly
+	// rows are kept once rolled up; daily rows are kept forever.
+	MinuteRetention time.Duration
+	HourlyRetention time.Duration
+	// MaxPendingRows bounds the rows held in memory while the database
+	// cannot be written.
+	MaxPendingRows int
 }
 
 type setting struct {
@@ -118,6 +126,16 @@ var settings = []setting{
 		c.ReverseDNS, err = parseBool(v)
 		return err
 	}},
+	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(agg.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(func(c *Config) *time.Duration { return &c.MinuteRetention })},
+	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(agg.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(func(c *Config) *time.Duration { return &c.HourlyRetention })},
+	{"PENDING_MAX_ROWS", strconv.Itoa(agg.DefaultMaxPending), "rows kept in memory while the database cannot be written; past it they are merged into hours, then days", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 || n > 100_000_000 {
+			return errors.New("not a count; accepted: 1000 to 100000000")
+		}
+		c.MaxPendingRows = n
+		return nil
+	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("unknown level; accepted: debug, info, warn, error")
@@ -156,24 +174,68 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 
 	c := &Config{}
 	for _, s := range settings {
-		v, where := s.def, "default"
-		if fv, ok := fromFile[s.env]; ok {
-			v, where = fv, *file
-		}
-		if ev, ok := getenv(s.env); ok {
-			v, where = ev, "environment"
-		}
+		v, where := s.value(fromFile, *file, getenv)
 		if setFlags[flagName(s.env)] {
 			v, where = *flags[s.env], "flag -"+flagName(s.env)
 		}
-		if err := s.set(c, strings.TrimSpace(v)); err != nil {
-			return nil, fmt.Errorf("%s=%q (from %s): %w", s.env, v, where, err)
+		if err := s.apply(c, v, where); err != nil {
+			return nil, err
 		}
 	}
 	if err := c.Ports.Validate(); err != nil {
 		return nil, fmt.Errorf("PORT_SIA_CONSENSUS, PORT_RHP4_SIAMUX: %w", err)
 	}
+	if c.HourlyRetention < c.MinuteRetention {
+		return nil, fmt.Errorf("RETENTION_HOURLY_DAYS, RETENTION_MINUTES_DAYS: hourly rows kept %v, minute rows %v; accepted: hourly rows kept at least as long", c.HourlyRetention, c.MinuteRetention)
+	}
 	return c, nil
+}
+
+// SQLitePath returns the database the daemon writes, for commands that only
+// read it: SQLITE_PATH from getenv, else from the env file (file, or
+// DefaultFile when file is "", which may then be missing), else the
+// default. Such commands put their own -sqlite-path flag on top.
+func SQLitePath(file string, getenv func(string) (string, bool)) (string, error) {
+	explicit := file != ""
+	if !explicit {
+		file = DefaultFile
+	}
+	fromFile, err := readEnvFile(file, explicit)
+	if err != nil {
+		return "", err
+	}
+	c := &Config{}
+	for _, s := range settings {
+		if s.env == "SQLITE_PATH" {
+			v, where := s.value(fromFile, file, getenv)
+			if err := s.apply(c, v, where); err != nil {
+				return "", err
+			}
+		}
+	}
+	return c.SQLitePath, nil
+}
+
+// value returns the setting's value and where it came from: the default,
+// overridden by the env file, overridden by the environment.
+func (s setting) value(fromFile map[string]string, file string, getenv func(string) (string, bool)) (v, where string) {
+	v, where = s.def, "default"
+	if fv, ok := fromFile[s.env]; ok {
+		v, where = fv, file
+	}
+	if ev, ok := getenv(s.env); ok {
+		v, where = ev, "environment"
+	}
+	return v, where
+}
+
+// apply sets v in c, with an error naming the setting, the value and where
+// it came from.
+func (s setting) apply(c *Config, v, where string) error {
+	if err := s.set(c, strings.TrimSpace(v)); err != nil {
+		return fmt.Errorf("%s=%q (from %s): %w", s.env, v, where, err)
+	}
+	return nil
 }
 
 func readEnvFile(path string, explicit bool) (map[string]string, error) {
@@ -216,6 +278,19 @@ func portList(field func(*Config) *[]uint16) func(*Config, string) error {
 		if len(*ports) == 0 {
 			return errors.New("no port; accepted: ports 1-65535, comma-separated")
 		}
+		return nil
+	}
+}
+
+const day = 24 * time.Hour
+
+func days(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 36500 {
+			return errors.New("not a number of days; accepted: 1 to 36500")
+		}
+		*field(c) = time.Duration(n) * day
 		return nil
 	}
 }

@@ -45,10 +45,10 @@ type Peeker interface {
 	Peek() ([]bpfgo.Sample, error)
 }
 
-// StoredTotals sums the stored traffic per client from a time on; *agg.Store
-// implements it.
+// StoredTotals sums the stored traffic per client over a span; *agg.Store
+// implements it with the query `collector report` uses.
 type StoredTotals interface {
-	TotalsSince(ctx context.Context, since time.Time) ([]agg.ClientTotal, error)
+	ClientTotals(ctx context.Context, q agg.Query) ([]agg.ClientTotal, error)
 }
 
 // Printer writes the live and stored traffic of every active client to a
@@ -104,7 +104,8 @@ func (p *Printer) Print(ctx context.Context) error {
 	}
 	now := p.now()
 	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
-	if totals, err := p.stored.TotalsSince(ctx, midnight); err != nil {
+	today := agg.Query{Since: midnight, Until: midnight.AddDate(0, 0, 1)}
+	if totals, err := p.stored.ClientTotals(ctx, today); err != nil {
 		errs = append(errs, err)
 	} else {
 		samples := make([]bpfgo.Sample, len(totals))

@@ -24,15 +24,15 @@ type peekFunc func() ([]bpfgo.Sample, error)
 
 func (f peekFunc) Peek() ([]bpfgo.Sample, error) { return f() }
 
-// stored is a StoredTotals that remembers the time it was asked about.
+// stored is a StoredTotals that remembers the query it was asked.
 type stored struct {
 	totals []agg.ClientTotal
 	err    error
-	since  time.Time
+	query  agg.Query
 }
 
-func (s *stored) TotalsSince(_ context.Context, since time.Time) ([]agg.ClientTotal, error) {
-	s.since = since
+func (s *stored) ClientTotals(_ context.Context, q agg.Query) ([]agg.ClientTotal, error) {
+	s.query = q
 	return s.totals, s.err
 }
 
@@ -82,8 +82,9 @@ func printRound(t *testing.T, live peekFunc, st *stored) (string, error) {
 	if w.writes > 1 {
 		t.Errorf("%d Write calls, want one per round", w.writes)
 	}
-	if want := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location()); !st.since.Equal(want) {
-		t.Errorf("stored totals asked since %v, want local midnight %v", st.since, want)
+	midnight := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location())
+	if q := st.query; !q.Since.Equal(midnight) || !q.Until.Equal(midnight.Add(24*time.Hour)) || q.Client.IsValid() || q.Overflow {
+		t.Errorf("stored totals asked for %+v, want the local day from %v", q, midnight)
 	}
 	return w.buf.String(), err
 }

@@ -1,0 +1,317 @@
+package agg
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/back2basic/collector/bpfgo"
+)
+
+// Query selects stored traffic: a span of time and, optionally, one client.
+type Query struct {
+	// Since and Until bound the span, [Since, Until). A zero Until means no
+	// end.
+	Since, Until time.Time
+	// Client limits the query to one address when valid.
+	Client netip.Addr
+	// Overflow limits it to the entry of the clients the kernel map had no
+	// room for instead (Client is then ignored).
+	Overflow bool
+}
+
+// noEnd stands for a zero Until: far past any stored time, yet far from
+// overflowing when rounded.
+const noEnd = math.MaxInt64 / 4
+
+func (q Query) span() (from, to int64) {
+	to = noEnd
+	if !q.Until.IsZero() {
+		to = q.Until.Unix()
+	}
+	return q.Since.Unix(), to
+}
+
+// filter returns the SQL condition on the client, if any, and its argument.
+func (q Query) filter(alias string) (string, []any) {
+	switch {
+	case q.Overflow:
+		return " AND " + alias + "ip = ?", []any{overflowIP}
+	case q.Client.IsValid():
+		return " AND " + alias + "ip = ?", []any{ipColumn(q.Client.Unmap())}
+	}
+	return "", nil
+}
+
+// ClientTotal is one client's traffic summed over a span of time.
+type ClientTotal struct {
+	// Client is the remote address; the zero Addr when Overflow is set.
+	Client netip.Addr
+	// Overflow marks the entry for clients the kernel map had no room for
+	// (ip 'other' in the table).
+	Overflow bool
+	// DNS is the client's reverse DNS name, or "" when none is known.
+	DNS string
+	// Traffic holds the summed bytes and packets per class and direction.
+	Traffic bpfgo.Traffic
+}
+
+// ClientTotals sums each client's traffic over the query's span, busiest
+// client (by bytes) first. It reads the coarsest tables that answer
+// exactly, in one snapshot: it neither waits for a flush in progress nor
+// holds one up. Where retention has kept only hourly or daily rows, the
+// span's ends are resolved to whole hours or days: a row counts when its
+// middle is in the span.
+func (s *Store) ClientTotals(ctx context.Context, q Query) ([]ClientTotal, error) {
+	totals := make(map[string]*ClientTotal)
+	cond, args := q.filter("")
+	var ip, dns string
+	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
+		from, to := q.span()
+		query := func(t Table) string {
+			return fmt.Sprintf(`SELECT s.ip, coalesce(n.dns, ''), %s
+FROM (SELECT ip, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY ip) AS s
+LEFT JOIN names AS n ON n.ip = s.ip`, columnList("s.%s", ", "), columnList("SUM(%s) AS %s", ", "), t, cond)
+		}
+		return scanPlan(ctx, tx, plan(from, to, h), query, args, []any{&ip, &dns}, func(_ piece, t *bpfgo.Traffic) error {
+			total := totals[ip]
+			if total == nil {
+				total = &ClientTotal{DNS: dns}
+				var err error
+				if total.Client, total.Overflow, err = parseIP(ip); err != nil {
+					return err
+				}
+				totals[ip] = total
+			}
+			total.Traffic.Add(t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read totals per client from %s: %w", s.path, err)
+	}
+	out := make([]ClientTotal, 0, len(totals))
+	for _, t := range totals {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b ClientTotal) int {
+		return cmp.Or(cmp.Compare(b.Traffic.Bytes(), a.Traffic.Bytes()), cmp.Compare(ipColumn(a.Client), ipColumn(b.Client)))
+	})
+	return out, nil
+}
+
+// read runs fn in a read transaction: one snapshot of the file, with the
+// rollup state that says which table holds which time.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx, h horizons) error) error {
+	// Read-only transactions begin deferred and take no write lock.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // it only ever read
+	h, err := readHorizons(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return fn(tx, h)
+}
+
+// scanPlan runs the query of each piece's table over the piece's span, with
+// args after the span's, and calls fn for each row as scanTraffic does.
+func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(piece, *bpfgo.Traffic) error) error {
+	for _, p := range pieces {
+		err := scanTraffic(ctx, tx, query(p.table), append([]any{p.from, p.to}, args...), lead, func(t *bpfgo.Traffic) error { return fn(p, t) })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanTraffic runs query and calls fn for each row, whose leading columns go
+// to lead and whose last columns are the counters, in columns order.
+func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any, fn func(t *bpfgo.Traffic) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	sums := make([]int64, len(columns))
+	dest := slices.Clone(lead)
+	for i := range sums {
+		dest = append(dest, &sums[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		var t bpfgo.Traffic
+		for i, c := range columns {
+			*c.tally(&t) = uint64(sums[i])
+		}
+		if err := fn(&t); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// parseIP turns an ip column value back into a client.
+func parseIP(ip string) (client netip.Addr, overflow bool, err error) {
+	if ip == overflowIP {
+		return netip.Addr{}, true, nil
+	}
+	if client, err = netip.ParseAddr(ip); err != nil {
+		return client, false, fmt.Errorf("row with ip %q: %w", ip, err)
+	}
+	return client, false, nil
+}
+
+// Period is the calendar unit a Series is cut into.
+type Period int
+
+// The periods. Weeks start on Monday, as in ISO 8601.
+const (
+	Hour Period = iota
+	Day
+	Week
+	Month
+)
+
+// Bucket is the traffic of one period of a series.
+type Bucket struct {
+	// Start and End bound the period, cut to the query's span.
+	Start, End time.Time
+	Traffic    bpfgo.Traffic
+}
+
+// Series sums the traffic over the query's span per period p of the
+// calendar in loc, one Bucket per period, empty ones included, the first and
+// last cut to the span. The query needs an Until.
+//
+// Rows of UTC days fill local days only in UTC, so elsewhere a series by
+// day reads hourly rows (and one by hour reads minute rows in zones half an
+// hour off UTC); where retention has left only coarser rows, each is counted
+// in the period holding its middle.
+func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Location) ([]Bucket, error) {
+	if q.Until.IsZero() || !q.Since.Before(q.Until) {
+		return nil, fmt.Errorf("read series: empty span %s to %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))
+	}
+	buckets := periods(q.Since.In(loc), q.Until.In(loc), p)
+	cond, args := q.filter("")
+	var at int64
+	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
+		from, to := q.span()
+		query := func(t Table) string {
+			return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
+				columnList("SUM(%s)", ", "), t, cond)
+		}
+		// Each period is planned on its own, so that a table's rows
+		// are read only where they fall whole into one period: UTC days
+		// inside a local month, say, but the hours at its ends. Pieces
+		// that meet are read as one.
+		var pieces []piece
+		for _, b := range buckets {
+			for _, pc := range plan(max(b.Start.Unix(), from), min(b.End.Unix(), to), h) {
+				pieces = appendPiece(pieces, pc)
+			}
+		}
+		return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *bpfgo.Traffic) error {
+			middle := time.Unix(at+pc.table.step()/2, 0)
+			i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.After(middle) })
+			buckets[min(i, len(buckets)-1)].Traffic.Add(t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read series from %s: %w", s.path, err)
+	}
+	return buckets, nil
+}
+
+// periods returns the empty buckets of p covering [since, until).
+func periods(since, until time.Time, p Period) []Bucket {
+	var out []Bucket
+	for start := since; start.Before(until); {
+		end := nextPeriod(start, p)
+		if end.After(until) {
+			end = until
+		}
+		out = append(out, Bucket{Start: start, End: end})
+		start = end
+	}
+	return out
+}
+
+// nextPeriod returns the start of the period of p after the one holding t,
+// in t's location.
+func nextPeriod(t time.Time, p Period) time.Time {
+	y, m, d := t.Date()
+	switch p {
+	case Hour:
+		// Adding an hour to the start of a local hour stays on local
+		// hours through daylight saving changes of whole hours.
+		return time.Date(y, m, d, t.Hour(), 0, 0, 0, t.Location()).Add(time.Hour)
+	case Day:
+		return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
+	case Week:
+		return time.Date(y, m, d+7-(int(t.Weekday())+6)%7, 0, 0, 0, 0, t.Location())
+	}
+	return time.Date(y, m+1, 1, 0, 0, 0, 0, t.Location())
+}
+
+// Row is one stored row of a traffic table.
+type Row struct {
+	// Start is the start of the row's minute, hour or day.
+	Start time.Time
+	// Client is the remote address; the zero Addr when Overflow is set.
+	Client   netip.Addr
+	Overflow bool
+	// DNS is the client's latest reverse DNS name, or "".
+	DNS     string
+	Traffic bpfgo.Traffic
+}
+
+// Rows calls fn for every row of table t in the query's span, in time then
+// address order, as the rows are read: memory stays the same whatever the
+// span. It stops at fn's first error and returns it. The rows come from one
+// snapshot; a long export keeps the daemon's WAL from being reset until it
+// is done, but never blocks its writes.
+func (s *Store) Rows(ctx context.Context, t Table, q Query, fn func(*Row) error) error {
+	cond, args := q.filter("t.")
+	var errFn error
+	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
+		from, to := q.span()
+		query := fmt.Sprintf(`SELECT t.timestamp, t.ip, coalesce(n.dns, ''), %s
+FROM %s AS t LEFT JOIN names AS n ON n.ip = t.ip
+WHERE t.timestamp >= ? AND t.timestamp < ?%s
+ORDER BY t.timestamp, t.ip`, columnList("t.%s", ", "), t, cond)
+		var (
+			at  int64
+			ip  string
+			row Row
+		)
+		return scanTraffic(ctx, tx, query, append([]any{from, to}, args...), []any{&at, &ip, &row.DNS}, func(tr *bpfgo.Traffic) error {
+			var err error
+			if row.Client, row.Overflow, err = parseIP(ip); err != nil {
+				return err
+			}
+			row.Start, row.Traffic = time.Unix(at, 0), *tr
+			errFn = fn(&row)
+			return errFn
+		})
+	})
+	switch {
+	case errFn != nil:
+		return errFn
+	case err != nil:
+		return fmt.Errorf("read %s from %s: %w", t, s.path, err)
+	}
+	return nil
+}

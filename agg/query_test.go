@@ -1,0 +1,228 @@
+package agg
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/bpfgo"
+)
+
+// counted returns the time a minute row of truth is counted at: the middle
+// of the finest row kept for its time in the history's tables, that row
+// being what reads resolve a span to.
+func counted(minute int64) int64 {
+	h := historyHorizons
+	t := Minutes
+	switch {
+	case minute < h.hourlySince:
+		t = Days
+	case minute < h.minuteSince:
+		t = Hours
+	}
+	return floorTo(minute, t.step()) + t.step()/2
+}
+
+// expectTotals sums truth per client over [from, to) as reads must.
+func expectTotals(truth map[rowKey]bpfgo.Traffic, from, to int64, only func(netip.Addr) bool) map[netip.Addr]bpfgo.Traffic {
+	out := make(map[netip.Addr]bpfgo.Traffic)
+	for k, tr := range truth {
+		if c := counted(k.minute); c >= from && c < to && (only == nil || only(k.client)) {
+			sum := out[k.client]
+			sum.Add(&tr)
+			out[k.client] = sum
+		}
+	}
+	return out
+}
+
+func TestClientTotals(t *testing.T) {
+	st := openStore(t)
+	truth := buildHistory(t, st)
+	spans := []struct {
+		name     string
+		from, to int64
+	}{
+		{"everything", 0, 0},
+		{"minutes only", at(5, 19, 0), at(5, 19, 45)},
+		{"today so far", at(5, 0, 0), at(5, 20, 0)},
+		{"rolled up hours and minutes", at(5, 10, 7), at(5, 19, 3)},
+		{"every table", at(0, 9, 0), at(5, 19, 3)},
+		{"where only days are kept", at(0, 3, 0), at(0, 20, 0)},
+		{"where only hours are kept", at(2, 10, 20), at(3, 1, 40)},
+		{"across retention zones", at(0, 13, 0), at(4, 0, 30)},
+		{"nothing stored", at(9, 0, 0), at(10, 0, 0)},
+	}
+	for _, sp := range spans {
+		t.Run(sp.name, func(t *testing.T) {
+			q := Query{Since: time.Unix(sp.from, 0)}
+			to := int64(noEnd)
+			if sp.to != 0 {
+				q.Until, to = time.Unix(sp.to, 0), sp.to
+			}
+			checkTotals(t, st, q, expectTotals(truth, sp.from, to, nil))
+		})
+	}
+	t.Run("one client", func(t *testing.T) {
+		q := Query{Since: time.Unix(at(0, 9, 0), 0), Until: time.Unix(at(5, 19, 3), 0), Client: netip.AddrFrom16(oldA.As16())}
+		checkTotals(t, st, q, expectTotals(truth, at(0, 9, 0), at(5, 19, 3), func(a netip.Addr) bool { return a == oldA }))
+	})
+	t.Run("overflow entry", func(t *testing.T) {
+		q := Query{Since: time.Unix(at(0, 9, 0), 0), Until: time.Unix(at(5, 19, 3), 0), Overflow: true, Client: oldA}
+		checkTotals(t, st, q, expectTotals(truth, at(0, 9, 0), at(5, 19, 3), func(a netip.Addr) bool { return !a.IsValid() }))
+	})
+}
+
+func checkTotals(t *testing.T, st *Store, q Query, want map[netip.Addr]bpfgo.Traffic) {
+	t.Helper()
+	got, err := st.ClientTotals(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d clients, want %d", len(got), len(want))
+	}
+	for i, g := range got {
+		if g.Overflow == g.Client.IsValid() {
+			t.Errorf("client %d: Client %v with Overflow %v", i, g.Client, g.Overflow)
+		}
+		if w := want[g.Client]; g.Traffic != w {
+			t.Errorf("%s: %+v, want %+v", ipColumn(g.Client), g.Traffic, w)
+		}
+		if i > 0 && got[i-1].Traffic.Bytes() < g.Traffic.Bytes() {
+			t.Errorf("%s is busier than the client before it", ipColumn(g.Client))
+		}
+	}
+}
+
+func TestClientTotalsNames(t *testing.T) {
+	st := openStore(t)
+	err := st.write(t.Context(), rows(map[rowKey]bpfgo.Traffic{{60, oldA}: traffic(1), {60, oldB}: traffic(2)}),
+		map[netip.Addr]name{oldA: {"a.example", 60}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ClientTotals(t.Context(), Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[netip.Addr]string{}
+	for _, g := range got {
+		names[g.Client] = g.DNS
+	}
+	if want := map[netip.Addr]string{oldA: "a.example", oldB: ""}; fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Errorf("names %v, want %v", names, want)
+	}
+}
+
+// Readers get the committed rows at once while the writer holds the lock:
+// WAL, and read transactions that take no write lock.
+func TestReadWhileLocked(t *testing.T) {
+	st := openStore(t)
+	if err := st.write(t.Context(), rows(map[rowKey]bpfgo.Traffic{{60, oldA}: traffic(1)}), nil); err != nil {
+		t.Fatal(err)
+	}
+	unlock := lockStore(t, st)
+	defer unlock()
+	ro, err := OpenReadOnly(st.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for name, s := range map[string]*Store{"writer": st, "read-only": ro} {
+		start := time.Now()
+		got, err := s.ClientTotals(t.Context(), Query{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != 1 || got[0].Traffic != traffic(1) {
+			t.Errorf("%s: totals = %+v, want one client with traffic(1)", name, got)
+		}
+		if took := time.Since(start); took >= lockWait {
+			t.Errorf("%s: waited %v for the lock", name, took)
+		}
+	}
+}
+
+func TestSeries(t *testing.T) {
+	st := openStore(t)
+	truth := buildHistory(t, st)
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		period   Period
+		loc      *time.Location
+		from, to int64
+	}{
+		{Hour, time.UTC, at(4, 22, 10), at(5, 19, 50)},
+		{Day, time.UTC, at(0, 0, 0), at(5, 20, 0)},
+		{Day, time.FixedZone("UTC-5", -5*3600), at(0, 5, 0), at(5, 20, 0)},
+		{Day, kolkata, at(0, 0, 0), at(5, 20, 0)},
+		{Hour, kolkata, at(3, 0, 0), at(5, 20, 0)},
+		{Week, time.UTC, at(0, 0, 0), at(5, 20, 0)},
+		{Week, time.FixedZone("UTC-5", -5*3600), at(0, 3, 0), at(5, 20, 0)},
+		{Month, time.FixedZone("UTC+2", 2*3600), at(-3, 0, 0), at(5, 20, 0)},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%s/%s/%s", [...]string{"hour", "day", "week", "month"}[tt.period], tt.loc, show(tt.from))
+		t.Run(name, func(t *testing.T) {
+			since, until := time.Unix(tt.from, 0), time.Unix(tt.to, 0)
+			buckets, err := st.Series(t.Context(), Query{Since: since, Until: until}, tt.period, tt.loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, b := range buckets {
+				switch {
+				case i == 0 && !b.Start.Equal(since), i == len(buckets)-1 && !b.End.Equal(until):
+					t.Errorf("buckets %v to %v, want %v to %v", buckets[0].Start, buckets[len(buckets)-1].End, since, until)
+				case i > 0 && !b.Start.Equal(buckets[i-1].End):
+					t.Errorf("bucket %d starts at %v, the one before ends at %v", i, b.Start, buckets[i-1].End)
+				case b.Start.Location() != tt.loc:
+					t.Errorf("bucket %d in %v", i, b.Start.Location())
+				}
+				var want bpfgo.Traffic
+				for _, tr := range expectTotals(truth, b.Start.Unix(), b.End.Unix(), nil) {
+					want.Add(&tr)
+				}
+				if b.Traffic != want {
+					t.Errorf("bucket %v to %v: %d bytes, want %d", b.Start, b.End, b.Traffic.Bytes(), want.Bytes())
+				}
+			}
+		})
+	}
+}
+
+func TestPeriods(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The night summer time starts: the day has 23 hours.
+	since := time.Date(2026, 3, 28, 22, 30, 0, 0, berlin)
+	until := time.Date(2026, 3, 29, 4, 0, 0, 0, berlin)
+	var got []string
+	for _, b := range periods(since, until, Hour) {
+		got = append(got, b.Start.Format("15:04 MST"))
+	}
+	want := "[22:30 CET 23:00 CET 00:00 CET 01:00 CET 03:00 CEST]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("hours %v, want %s", got, want)
+	}
+	for _, tt := range []struct {
+		p    Period
+		t    time.Time
+		want string
+	}{
+		{Day, time.Date(2026, 3, 29, 12, 0, 0, 0, berlin), "2026-03-30 00:00 CEST"},
+		{Week, time.Date(2026, 3, 29, 12, 0, 0, 0, berlin), "2026-03-30 00:00 CEST"}, // a Sunday
+		{Week, time.Date(2026, 3, 30, 0, 0, 0, 0, berlin), "2026-04-06 00:00 CEST"},  // a Monday
+		{Month, time.Date(2026, 12, 31, 23, 0, 0, 0, berlin), "2027-01-01 00:00 CET"},
+	} {
+		if got := nextPeriod(tt.t, tt.p).Format("2006-01-02 15:04 MST"); got != tt.want {
+			t.Errorf("period %d after %v: %s, want %s", tt.p, tt.t, got, tt.want)
+		}
+	}
+}

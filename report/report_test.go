@@ -1,0 +1,323 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"flag"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/bpfgo"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// berlin is where the tests' operator lives: a zone with summer time, an
+// hour off UTC.
+var berlin = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+// now is a Wednesday morning.
+var now = time.Date(2026, 3, 4, 10, 30, 0, 0, berlin)
+
+var (
+	renter  = netip.MustParseAddr("198.51.100.7")
+	peer    = netip.MustParseAddr("2001:db8::42")
+	unnamed = netip.MustParseAddr("203.0.113.9")
+)
+
+// event is traffic drained for the minute at.
+type event struct {
+	at      time.Time
+	samples []bpfgo.Sample
+}
+
+// traffic returns Traffic with bytes of one class, and a packet per KiB.
+func traffic(c bpfgo.Class, down, up uint64) bpfgo.Traffic {
+	var t bpfgo.Traffic
+	t[c][bpfgo.Down] = bpfgo.Tally{Bytes: down, Packets: down/1024 + 1}
+	t[c][bpfgo.Up] = bpfgo.Tally{Bytes: up, Packets: up/1024 + 1}
+	return t
+}
+
+func at(month time.Month, day, hour, minute int) time.Time {
+	return time.Date(2026, month, day, hour, minute, 0, 0, berlin)
+}
+
+var events = []event{
+	{at(2, 20, 12, 0), []bpfgo.Sample{
+		{Client: renter, Traffic: traffic(bpfgo.Siamux, 5<<30, 40<<30)},
+		{Client: peer, Traffic: traffic(bpfgo.Consensus, 3<<20, 2<<20)},
+	}},
+	{at(3, 2, 9, 0), []bpfgo.Sample{
+		{Client: renter, Traffic: traffic(bpfgo.QUIC, 1<<30, 7<<30)},
+		{Client: unnamed, Traffic: traffic(bpfgo.Siamux, 800, 1500)},
+	}},
+	{at(3, 3, 14, 0), []bpfgo.Sample{
+		{Client: renter, Traffic: traffic(bpfgo.Siamux, 300<<20, 2<<30)},
+		{Client: peer, Traffic: traffic(bpfgo.Consensus, 12<<20, 9<<20)},
+	}},
+	{at(3, 3, 23, 30), []bpfgo.Sample{
+		{Client: unnamed, Traffic: traffic(bpfgo.Siamux, 64<<10, 900<<10)},
+	}},
+	{at(3, 4, 8, 15), []bpfgo.Sample{
+		{Client: renter, Traffic: traffic(bpfgo.Siamux, 100<<20, 1<<30)},
+		{Client: peer, Traffic: traffic(bpfgo.Consensus, 1<<20, 1<<20)},
+		{Overflow: true, Traffic: traffic(bpfgo.QUIC, 10<<10, 20<<10)},
+	}},
+	{at(3, 4, 9, 45), []bpfgo.Sample{
+		{Client: peer, Traffic: traffic(bpfgo.Consensus, 2<<20, 3<<20)},
+		{Client: unnamed, Traffic: traffic(bpfgo.QUIC, 5<<20, 50<<20)},
+	}},
+	{at(3, 4, 10, 29), []bpfgo.Sample{
+		{Client: renter, Traffic: traffic(bpfgo.Siamux, 1<<20, 10<<20)},
+	}},
+}
+
+// feed hands out the samples pushed, once.
+type feed struct {
+	mu      sync.Mutex
+	samples []bpfgo.Sample
+}
+
+func (f *feed) Drain() ([]bpfgo.Sample, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.samples
+	f.samples = nil
+	return s, nil
+}
+
+// fixture writes events the way the daemon does, through an Aggregator
+// with a clock set to each event, and returns the file's path. Minute rows
+// are kept a week, so the oldest event is read from hourly rows.
+func fixture(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collector.db")
+	st, err := agg.Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	names := map[netip.Addr]string{renter: "renter-a.example", peer: "peer.example"}
+	res := agg.NewResolver(t.Context(), agg.ResolverConfig{Lookup: func(_ context.Context, addr netip.Addr) (string, error) {
+		return names[addr], nil
+	}})
+	var clock time.Time
+	var mu sync.Mutex
+	in := &feed{}
+	a := agg.NewAggregator(in, st, agg.Config{
+		Log:       slog.New(slog.DiscardHandler),
+		Resolver:  res,
+		Retention: agg.Retention{Minutes: 7 * 24 * time.Hour},
+		Now:       func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+	})
+	flushAt := func(t0 time.Time) {
+		t.Helper()
+		mu.Lock()
+		clock = t0
+		mu.Unlock()
+		if err := a.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range events {
+		flushAt(e.at) // the period of the event starts
+		in.samples = e.samples
+		flushAt(e.at.Add(time.Minute))
+	}
+	// Names are found in the background and stored by a later flush.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		flushAt(now)
+		totals, err := st.ClientTotals(t.Context(), agg.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := 0
+		for _, tot := range totals {
+			if tot.DNS != "" {
+				named++
+			}
+		}
+		if named == len(names) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("names not stored")
+		}
+	}
+	return path
+}
+
+func testEnv(path string) env {
+	return env{now: now, getenv: func(k string) (string, bool) {
+		if k == "SQLITE_PATH" {
+			return path, true
+		}
+		return "", false
+	}}
+}
+
+func TestGolden(t *testing.T) {
+	path := fixture(t)
+	tests := []struct {
+		cmd, name, args string
+	}{
+		{"report", "today", ""},
+		{"report", "yesterday", "-period yesterday"},
+		{"report", "week by day", "-period week -by day"},
+		{"report", "month by class", "-period month -by class"},
+		{"report", "last month csv", "-period last-month -format csv"},
+		{"report", "billing json", "-billing-day 25 -format json"},
+		{"report", "one day by hour siamux", "-since 2026-03-03 -until 2026-03-03 -by hour -class siamux"},
+		{"report", "top", "--since 30d --top 1"},
+		{"report", "one client by week", "-since 2026-02-01 -client 2001:db8::42 -by week"},
+		{"report", "other csv", "-client other -format csv"},
+		{"report", "consensus and quic json by month", "-since 2026-02-01T00:00:00+01:00 -class quic,consensus -by month -format json"},
+		{"report", "nothing stored", "-since 2025-01-01 -until 2025-01-31"},
+		{"export", "minutes today", "-since 2026-03-04"},
+		{"export", "hours of a day jsonl", "-table hour -since 2026-03-03 -until 2026-03-03 -format jsonl"},
+		{"export", "days", "-table day"},
+		{"export", "one client", "-table hour -client 198.51.100.7 -since 2026-02-20 -until 2026-02-21"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd+" "+tt.name, func(t *testing.T) {
+			run := report
+			if tt.cmd == "export" {
+				run = export
+			}
+			var out bytes.Buffer
+			if err := run(t.Context(), strings.Fields(tt.args), &out, testEnv(path)); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.cmd+" "+tt.name, out.String())
+		})
+	}
+}
+
+// golden compares got with testdata/<name>.golden, or writes it with
+// -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join("testdata", strings.ReplaceAll(name, " ", "_")+".golden")
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", file, got, want)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	path := fixture(t)
+	tests := []struct {
+		args string
+		want string
+	}{
+		{"-by year", `invalid value "year" for flag -by: accepted: client, class, hour, day, week, month`},
+		{"-format xml", `invalid value "xml" for flag -format: accepted: table, csv, json`},
+		{"-since soon", `invalid value "soon" for flag -since: accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)`},
+		{"-since 2026-03-01 -until -3h", `invalid value "-3h" for flag -until: accepted: a date`},
+		{"-until 2026-03-01", "-until needs -since"},
+		{"-since 2026-04-01", "-since 2026-04-01T00:00:00+02:00 is not in the past"},
+		{"-since 2026-03-04 -until 2026-03-01", "-since 2026-03-04T00:00:00+01:00 is not before -until 2026-03-02T00:00:00+01:00"},
+		{"-period fortnight", `invalid value "fortnight" for flag -period: accepted: today, yesterday, week, last-week, month, last-month, billing, last-billing`},
+		{"-period week -since 7d", "-since/-until exclude -period and -billing-day"},
+		{"-period billing", "-period billing needs -billing-day"},
+		{"-billing-day 32", `invalid value "32" for flag -billing-day: accepted: a day of the month, 1 to 31`},
+		{"-billing-day 3 -period week", "-billing-day applies to -period billing and last-billing"},
+		{"-top 3 -by day", "-top applies to -by client"},
+		{"-top lots", `invalid value "lots" for flag -top: accepted: a number of clients, 0 for all`},
+		{"-class udp", `invalid value "udp" for flag -class: accepted: consensus, siamux, quic, comma-separated`},
+		{"-client 300.1.2.3", `invalid value "300.1.2.3" for flag -client: accepted: an IP address, or other`},
+		{"-nosuch", "flag provided but not defined: -nosuch"},
+		{"today", `unexpected argument "today"; everything is a flag, such as -since 7d (-h lists them)`},
+		{"-sqlite-path /nonexistent/collector.db", "open /nonexistent/collector.db: no such file (is SQLITE_PATH right, and has the daemon run?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			var out bytes.Buffer
+			err := report(t.Context(), strings.Fields(tt.args), &out, testEnv(path))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") || out.Len() > 0 {
+				t.Errorf("want one line of error and no output; got %q and %q", err, out.String())
+			}
+		})
+	}
+	t.Run("export", func(t *testing.T) {
+		err := export(t.Context(), []string{"-table", "week"}, &bytes.Buffer{}, testEnv(path))
+		if want := `invalid value "week" for flag -table: accepted: minute, hour, day`; err == nil || err.Error() != want {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	})
+}
+
+func TestHelp(t *testing.T) {
+	for name, run := range map[string]func(context.Context, []string, *bytes.Buffer) error{
+		"report": func(ctx context.Context, args []string, out *bytes.Buffer) error { return Report(ctx, args, out) },
+		"export": func(ctx context.Context, args []string, out *bytes.Buffer) error { return Export(ctx, args, out) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(t.Context(), []string{"-h"}, &out); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out.String(), "usage: collector "+name+" [flags]") || !strings.Contains(out.String(), "-since") {
+				t.Errorf("help:\n%s", out.String())
+			}
+		})
+	}
+	err := Report(t.Context(), []string{"-by", "year"}, &bytes.Buffer{})
+	if err == nil || !strings.HasPrefix(err.Error(), "report: invalid value") {
+		t.Errorf("error %v, want it to start with the command", err)
+	}
+}
+
+// A report runs while the daemon holds the write lock, and does not wait
+// for it.
+func TestReportBesideWriter(t *testing.T) {
+	path := fixture(t)
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("DELETE FROM traffic_minute"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var out bytes.Buffer
+	if err := report(t.Context(), nil, &out, testEnv(path)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("report took %v beside a writer", took)
+	}
+	golden(t, "report today", out.String())
+}

@@ -1,0 +1,134 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// span is the time a report covers, [since, until), with the name of its
+// period, if it is one, and how the report's title says it.
+type span struct {
+	since, until  time.Time
+	period, title string
+}
+
+// periodNames are the values of -period: a unit of the calendar, this one
+// or the one before.
+var periodNames = []string{"today", "yesterday", "week", "last-week", "month", "last-month", "billing", "last-billing"}
+
+// periodUnit returns the unit of a period (day, week, month or billing) and
+// how many periods before the current one it is.
+func periodUnit(name string) (unit string, back int) {
+	switch name {
+	case "today":
+		return "day", 0
+	case "yesterday":
+		return "day", 1
+	}
+	if unit, ok := strings.CutPrefix(name, "last-"); ok {
+		return unit, 1
+	}
+	return name, 0
+}
+
+// periodSpan returns the period named name (one of periodNames) holding
+// now, or the one before, in now's location; billingDay is the day of the
+// month billing periods start on (clamped to the month's last day).
+func periodSpan(name string, now time.Time, billingDay int) (span, error) {
+	unit, back := periodUnit(name)
+	if unit == "billing" && billingDay == 0 {
+		return span{}, fmt.Errorf("-period %s needs -billing-day", name)
+	}
+	start := periodStart(unit, now, billingDay)
+	for range back {
+		start = periodStart(unit, start.Add(-time.Nanosecond), billingDay)
+	}
+	title := name
+	if unit == "billing" {
+		title = fmt.Sprintf("%s (starting on day %d)", name, billingDay)
+	}
+	return span{since: start, until: nextStart(unit, start, billingDay), period: name, title: title}, nil
+}
+
+// periodStart returns the start of the period of unit holding t.
+func periodStart(unit string, t time.Time, billingDay int) time.Time {
+	y, m, d := t.Date()
+	switch unit {
+	case "day":
+		return date(y, m, d, t.Location())
+	case "week": // ISO weeks start on Monday
+		return date(y, m, d-(int(t.Weekday())+6)%7, t.Location())
+	case "month":
+		return date(y, m, 1, t.Location())
+	}
+	if start := billingDate(y, m, billingDay, t.Location()); !t.Before(start) {
+		return start
+	}
+	return billingDate(y, m-1, billingDay, t.Location())
+}
+
+// nextStart returns the start of the period after the one starting at
+// start.
+func nextStart(unit string, start time.Time, billingDay int) time.Time {
+	y, m, d := start.Date()
+	switch unit {
+	case "day":
+		return date(y, m, d+1, start.Location())
+	case "week":
+		return date(y, m, d+7, start.Location())
+	case "month":
+		return date(y, m+1, 1, start.Location())
+	}
+	return billingDate(y, m+1, billingDay, start.Location())
+}
+
+func date(y int, m time.Month, d int, loc *time.Location) time.Time {
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// billingDate is day of month m of year y, or the month's last day when it
+// is shorter.
+func billingDate(y int, m time.Month, day int, loc *time.Location) time.Time {
+	last := date(y, m+1, 0, loc).Day()
+	return date(y, m, min(day, last), loc)
+}
+
+// errTime says what -since and -until accept.
+var errTime = errors.New("accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)")
+
+// parseTime reads a -since or -until value relative to now, in now's
+// location. A bare date means its midnight, or with until the midnight
+// after it, so that -until 2026-03-31 includes that day.
+func parseTime(v string, now time.Time, until bool) (time.Time, error) {
+	if d, err := time.ParseInLocation(time.DateOnly, v, now.Location()); err == nil {
+		if until {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.In(now.Location()), nil
+	}
+	if ago, err := parseAgo(v); err == nil {
+		return now.Add(-ago), nil
+	}
+	return time.Time{}, errTime
+}
+
+// parseAgo reads a duration as Go writes them, or a whole number of days
+// (7d) or weeks (2w).
+func parseAgo(v string) (time.Duration, error) {
+	unit := map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[v[max(len(v)-1, 0):]]
+	if unit != 0 {
+		n, err := strconv.ParseUint(strings.TrimSpace(v[:len(v)-1]), 10, 16)
+		return time.Duration(n) * unit, err
+	}
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("negative")
+	}
+	return d, err
+}

@@ -1,0 +1,54 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var binaryUnits = [...]string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+
+// formatBytes writes an amount of bytes, or bytes a second, in binary
+// units with two decimals: "748 B", "1.46 KiB", "3.00 GiB".
+func formatBytes(v float64) string {
+	if v < 1023.995 {
+		return strconv.FormatFloat(v, 'f', 0, 64) + " B"
+	}
+	v, unit := v/1024, 0
+	// Compare with what two decimals round to, so that just under a MiB
+	// reads "1.00 MiB" rather than "1024.00 KiB".
+	for v >= 1023.995 && unit < len(binaryUnits)-1 {
+		v /= 1024
+		unit++
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + " " + binaryUnits[unit]
+}
+
+// formatRate writes bytes over a number of seconds as an average rate.
+func formatRate(bytes uint64, seconds float64) string {
+	if seconds <= 0 {
+		return "-"
+	}
+	return formatBytes(float64(bytes)/seconds) + "/s"
+}
+
+// formatSpan writes a length of time in days, hours and minutes:
+// "2d 3h 5m", "10h 30m", "0m".
+func formatSpan(d time.Duration) string {
+	d = d.Round(time.Minute)
+	var parts []string
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
+		if n := d / u.unit; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d%s", n, u.name))
+			d -= n * u.unit
+		}
+	}
+	if len(parts) == 0 {
+		return "0m"
+	}
+	return strings.Join(parts, " ")
+}
