@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/syncbuf"
 	"github.com/back2basic/collector/lab"
 )
 
@@ -54,7 +53,7 @@ func runLab(t *testing.T, bin string, args ...string) (stored map[string]bpfgo.T
 	t.Cleanup(func() { l.Close() })
 	db := filepath.Join(t.TempDir(), "collector.db")
 
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("collector output:\n%s", out.String())
@@ -220,22 +219,4 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// lockedBuffer collects the daemon's output from its reader goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,10 +11,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/syncbuf"
 	"github.com/back2basic/collector/lab"
 )
 
@@ -29,23 +29,11 @@ func newLab(t *testing.T) *lab.Lab {
 	return l
 }
 
-// mountBPFFS mounts a private bpffs for the test's pins, so nothing it
-// pins can outlive it.
-func mountBPFFS(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
 // startDaemon starts the daemon in l and stops it (SIGTERM) when the test
 // ends, if the test has not; its output is logged when the test fails.
-func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *lockedBuffer) {
+func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *syncbuf.Buffer) {
 	t.Helper()
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	d, err := startLabDaemon(l, collectorBin, out, args...)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -79,7 +67,7 @@ func TestRestartKeepsCounting(t *testing.T) {
 	for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
 		t.Run("tc="+string(tc), func(t *testing.T) {
 			l := newLab(t)
-			pins := filepath.Join(mountBPFFS(t), "collector")
+			pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 			db := filepath.Join(t.TempDir(), "collector.db")
 			// A day between flushes: the kill cannot land between a drain
 			// and its commit, the one moment a SIGKILL loses counts.
@@ -236,7 +224,7 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 }
 
 // waitFor waits up to 10 s for the daemon to log msg.
-func waitFor(t *testing.T, out *lockedBuffer, msg string) {
+func waitFor(t *testing.T, out *syncbuf.Buffer, msg string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if strings.Contains(out.String(), msg) {
@@ -293,7 +281,7 @@ func TestOperatorErrors(t *testing.T) {
 func TestPinnedXDPModeChange(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := newLab(t)
-	pins := filepath.Join(mountBPFFS(t), "collector")
+	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
 		"-pinned-maps", "1", "-pin-path", pins}
 	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })

@@ -133,7 +133,7 @@ func TestFlushAfterDrainError(t *testing.T) {
 	}
 	checkRows(t, st, map[rowKey]bpfgo.Traffic{{t0.Unix(), netip.MustParseAddr("192.0.2.1")}: traffic(1)})
 	if n := logs.count("level=WARN", "drain counters", "bad file descriptor"); n != 1 {
-		t.Errorf("drain warnings = %d, want 1:\n%s", n, logs.buf.String())
+		t.Errorf("drain warnings = %d, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -197,10 +197,10 @@ func TestFlushKeepsRowsWhileUnwritable(t *testing.T) {
 					n += logs.count("level=WARN", "cannot store traffic", e)
 				}
 				if n != outage+1 {
-					t.Errorf("after outage %d: %d warnings, want %d:\n%s", outage, n, outage+1, logs.buf.String())
+					t.Errorf("after outage %d: %d warnings, want %d:\n%s", outage, n, outage+1, logs.String())
 				}
 				if n := logs.count("level=INFO", "storing traffic again"); n != outage+1 {
-					t.Errorf("after outage %d: %d recoveries logged, want %d:\n%s", outage, n, outage+1, logs.buf.String())
+					t.Errorf("after outage %d: %d recoveries logged, want %d:\n%s", outage, n, outage+1, logs.String())
 				}
 			}
 		})
@@ -310,7 +310,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("Run = %v, want an error abandoning 2 rows", err)
 		}
 		if n := logs.count("level=ERROR", "abandon", "rows=2"); n != 1 {
-			t.Errorf("%d abandon lines logged, want 1:\n%s", n, logs.buf.String())
+			t.Errorf("%d abandon lines logged, want 1:\n%s", n, logs.String())
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package agg
 
 import (
-	"bytes"
 	"database/sql"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/syncbuf"
 )
 
 // lockWait is the busy timeout of test stores: long enough for a flush to
@@ -218,24 +218,13 @@ func (c *clock) set(t time.Time) {
 }
 
 // logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // count returns how many log lines contain all of parts.
 func (b *logBuffer) count(parts ...string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	n := 0
 lines:
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		for _, p := range parts {
 			if !strings.Contains(line, p) {
 				continue lines

@@ -73,10 +73,10 @@ func TestPendingCap(t *testing.T) {
 				t.Errorf("%d rows pending, want %d", got, tt.rows)
 			}
 			if n := logs.count("level=ERROR", tt.log, fmt.Sprintf("max_rows=%d", limit)); n == 0 {
-				t.Errorf("no error %q logged:\n%s", tt.log, logs.buf.String())
+				t.Errorf("no error %q logged:\n%s", tt.log, logs.String())
 			}
 			if n := logs.count("level=WARN", "nears the cap"); n != 1 {
-				t.Errorf("%d warnings near the cap, want 1:\n%s", n, logs.buf.String())
+				t.Errorf("%d warnings near the cap, want 1:\n%s", n, logs.String())
 			}
 
 			unlock()

@@ -8,19 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/back2basic/collector/internal/kerneltest"
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
-// pinDir mounts a private bpffs for the test, so no pin outlives it.
+// pinDir is a pin directory on a private bpffs.
 func pinDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return filepath.Join(dir, "collector")
+	return filepath.Join(kerneltest.MountBPFFS(t), "collector")
 }
 
 // TestPinnedCountsSurviveTheProcess counts with one loader, lets go of it

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,9 +17,8 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // writeFiles writes files (path relative to root: contents) under root.
 func writeFiles(t *testing.T, root string, files map[string]string) {
@@ -140,7 +138,7 @@ func TestGolden(t *testing.T) {
 			if got := errString(err); got != tt.wantErr {
 				t.Errorf("Run returned %q, want %q", got, tt.wantErr)
 			}
-			compareGolden(t, filepath.Join("testdata", tt.name+".golden"), strings.ReplaceAll(out.String(), root, "$ROOT"))
+			golden.Check(t, tt.name, strings.ReplaceAll(out.String(), root, "$ROOT"))
 		})
 	}
 }
@@ -150,28 +148,6 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// compareGolden compares got with the golden file, or rewrites the file
-// with -update.
-func compareGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./check -update writes it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test ./check -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
 }
 
 func TestMissingInterface(t *testing.T) {

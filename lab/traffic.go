@@ -256,10 +256,7 @@ func (l *Lab) talkTCP(ctx context.Context, ns string, local, remote netip.AddrPo
 	if err := c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	if _, err := c.Write(send); err != nil {
-		return err
-	}
-	if err := c.CloseWrite(); err != nil {
+	if err := sendAll(c, send); err != nil {
 		return err
 	}
 	return readAll(c, want)
@@ -277,13 +274,18 @@ func answerTCP(c *net.TCPConn, deadline time.Time, want int, reply []byte) error
 	if err := readAll(c, want); err != nil {
 		return err
 	}
-	if _, err := c.Write(reply); err != nil {
-		return err
-	}
-	if err := c.CloseWrite(); err != nil {
+	if err := sendAll(c, reply); err != nil {
 		return err
 	}
 	return awaitClosed(c, deadline)
+}
+
+// sendAll writes data and half-closes, which tells the peer it has it all.
+func sendAll(c *net.TCPConn, data []byte) error {
+	if _, err := c.Write(data); err != nil {
+		return err
+	}
+	return c.CloseWrite()
 }
 
 func readAll(c *net.TCPConn, want int) error {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +13,8 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 type peekFunc func() ([]bpfgo.Sample, error)
 
@@ -167,19 +163,7 @@ func TestPrintGolden(t *testing.T) {
 			if tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
 				t.Errorf("Print error = %v, want %q", err, tt.wantErr)
 			}
-			golden := filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "_")+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			golden.Check(t, tt.name, got)
 		})
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"flag"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,9 +14,8 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // berlin is where the tests' operator lives: a zone with summer time, an
 // hour off UTC.
@@ -203,27 +200,8 @@ func TestGolden(t *testing.T) {
 			if err := run(t.Context(), strings.Fields(tt.args), &out, testEnv(path)); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.cmd+" "+tt.name, out.String())
+			golden.Check(t, tt.cmd+" "+tt.name, out.String())
 		})
-	}
-}
-
-// golden compares got with testdata/<name>.golden, or writes it with
-// -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	file := filepath.Join("testdata", strings.ReplaceAll(name, " ", "_")+".golden")
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", file, got, want)
 	}
 }
 
@@ -319,5 +297,5 @@ func TestReportBesideWriter(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("report took %v beside a writer", took)
 	}
-	golden(t, "report today", out.String())
+	golden.Check(t, "report today", out.String())
 }

@@ -5,6 +5,8 @@ package kerneltest
 import (
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips t with a reason when the process is not root, except in
@@ -20,4 +22,16 @@ func RequireRoot(tb testing.TB) {
 		tb.Fatalf("%s, and CI must not skip kernel tests", why)
 	}
 	tb.Skip(why + " (run: sudo make test)")
+}
+
+// MountBPFFS mounts a private bpffs in a temporary directory for the
+// test's pins and unmounts it when the test ends, so no pin outlives it.
+func MountBPFFS(tb testing.TB) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		tb.Fatalf("mount bpffs: %v", err)
+	}
+	tb.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
 }
