@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +34,14 @@ func newLab(t *testing.T) *lab.Lab {
 // ends, if the test has not; its output is logged when the test fails.
 func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *syncbuf.Buffer) {
 	t.Helper()
+	return startBinary(t, l, collectorBin, args...)
+}
+
+// startBinary is startDaemon with another build of collector.
+func startBinary(t *testing.T, l *lab.Lab, bin string, args ...string) (*labDaemon, *syncbuf.Buffer) {
+	t.Helper()
 	out := &syncbuf.Buffer{}
-	d, err := startLabDaemon(l, collectorBin, out, args...)
+	d, err := startLabDaemon(l, bin, out, args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("collector output:\n%s", out.String())
@@ -298,4 +305,69 @@ func TestPinnedXDPModeChange(t *testing.T) {
 	if got := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(got, "xdpgeneric") {
 		t.Fatalf("want the generic program left pinned and attached:\n%s", got)
 	}
+}
+
+// TestUpgradeThroughInstallKeepsCounting installs collector with
+// install.sh into a staged root, runs it pinned under real traffic,
+// installs a new build over it and restarts it as systemd would: the
+// stored totals equal the frame count exactly, with no gap.
+func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
+	db := filepath.Join(t.TempDir(), "collector.db")
+	args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0",
+		"-pinned-maps", "1", "-pin-path", pins}
+	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+
+	rel, root := release(t), t.TempDir()
+	script(t, rel, "install.sh", false, "--root", root)
+	bin := filepath.Join(root, "usr/local/bin/collector")
+	old, _ := startBinary(t, l, bin, args...)
+
+	capture, err := l.Capture(bpfgo.DefaultPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	trafficDone := make(chan error, 1)
+	go func() {
+		_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
+		trafficDone <- err
+	}()
+
+	const newVersion = "v9.9.9-upgrade-test"
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(gobin, "build", "-ldflags", "-X main.version="+newVersion, "-o", filepath.Join(rel, "collector"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the new release: %v\n%s", err, out)
+	}
+	if out := script(t, rel, "install.sh", false, "--root", root); !strings.Contains(out, "/usr/local/bin/collector") {
+		t.Fatalf("install.sh did not install the new binary:\n%s", out)
+	}
+	// What systemctl restart does: SIGTERM, then start the new binary.
+	if err := old.stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // counted by the pinned programs alone
+	upgraded, out := startBinary(t, l, bin, args...)
+	if !strings.Contains(out.String(), "kept_pinned_links=true") {
+		t.Error("the upgraded daemon attached again instead of taking over the pinned links")
+	}
+	if v, err := exec.Command(bin, "version").Output(); err != nil || !strings.Contains(string(v), newVersion) {
+		t.Fatalf("installed binary is not the new build: %s %v", v, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	stopTraffic()
+	if err := <-trafficDone; err != nil {
+		t.Fatal(err)
+	}
+	counted, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := upgraded.stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertSameTraffic(t, storedTraffic(t, db), counted)
 }
