@@ -46,7 +46,7 @@ generate: deps
 ## test: the whole suite; kernel tests need root (sudo make test)
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -v ./... 2>&1 | tee test.log; \
+	@$(GO) test -count=1 -v ./... 2>&1 | tee test.log; \
 	status=$${PIPESTATUS[0]}; \
 	echo "$$(grep -c -- '--- PASS' test.log) passed, $$(grep -c -- '--- FAIL' test.log) failed, $$(grep -c -- '--- SKIP' test.log) skipped"; \
 	exit $$status
