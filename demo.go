@@ -77,6 +77,12 @@ func demo(ctx context.Context, args []string) error {
 	if err := show.Run(); err != nil {
 		return fmt.Errorf("query %s: %w", db, err)
 	}
+	step("the same as a report (collector report -sqlite-path %s):", db)
+	report := exec.Command(self, "report", "-config", os.DevNull, "-sqlite-path", db)
+	report.Stdout, report.Stderr = os.Stdout, os.Stderr
+	if err := report.Run(); err != nil {
+		return fmt.Errorf("report on %s: %w", db, err)
+	}
 	step("done; removing the lab")
 	return nil
 }

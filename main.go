@@ -81,7 +81,18 @@ func run(ctx context.Context, args []string) error {
 const interfaceCheckInterval = 2 * time.Second
 
 func newLogger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	// systemd sets JOURNAL_STREAM when stderr goes to the journal, which
+	// stamps every line itself: a second timestamp is noise.
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 // daemon counts until ctx is done, then detaches, drains and flushes one
