@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,10 +35,32 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	err := run(ctx, os.Args[1:])
+	var bad settingsError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &bad):
+		fmt.Fprintln(os.Stderr, "collector:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "collector:", err)
 		os.Exit(1)
 	}
+}
+
+// settingsError is a refusal of the settings: exit status 2, on which
+// collector.service does not restart, since a restart would change
+// nothing.
+type settingsError struct{ error }
+
+func (e settingsError) Unwrap() error { return e.error }
+
+func loadConfig(cmd string, args []string) (*config.Config, error) {
+	cfg, err := config.Load(cmd, args, os.LookupEnv, os.Stderr)
+	if err != nil {
+		return nil, settingsError{err}
+	}
+	return cfg, nil
 }
 
 func run(ctx context.Context, args []string) error {
@@ -47,13 +70,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch cmd {
 	case "run":
-		cfg, err := config.Load("collector", args, os.LookupEnv, os.Stderr)
+		cfg, err := loadConfig("collector", args)
 		if err != nil {
 			return err
 		}
 		return daemon(ctx, cfg, newLogger(cfg.LogLevel))
 	case "check":
-		cfg, err := config.Load("collector check", args, os.LookupEnv, os.Stderr)
+		cfg, err := loadConfig("collector check", args)
 		if err != nil {
 			return err
 		}
@@ -67,7 +90,7 @@ func run(ctx context.Context, args []string) error {
 	case "version":
 		return printVersion(os.Stdout, args)
 	case "detach":
-		cfg, err := config.Load("collector detach", args, os.LookupEnv, os.Stderr)
+		cfg, err := loadConfig("collector detach", args)
 		if err != nil {
 			return err
 		}
