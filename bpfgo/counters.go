@@ -95,9 +95,11 @@ func Load(cfg Config) (*Counters, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Failing to
+	// lift it is not fatal: newer kernels do not need it, and where it
+	// matters the load below fails and says why.
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
+		log.Debug("remove memlock rlimit", "err", err)
 	}
 
 	spec, err := bpf.LoadCollector()
@@ -131,6 +133,9 @@ func Load(cfg Config) (*Counters, error) {
 		c.coll, err = ebpf.NewCollectionWithOptions(spec, opts)
 		return err
 	})
+	if errors.Is(err, unix.EPERM) {
+		return nil, fmt.Errorf("load bpf programs: %w (needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load bpf programs: %w", err)
 	}
