@@ -131,6 +131,10 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 			return fmt.Errorf("pin xdp link on %s: %w", a.Interface, err)
 		}
 		a.links, a.XDPMode = append(a.links, l), m
+		if m == XDPGeneric {
+			c.log.Warn("generic xdp runs after GRO: where GRO merges frames, their headers and count are missed; native xdp, or `ethtool -K "+a.Interface+" gro off`, counts every frame",
+				"interface", a.Interface)
+		}
 		return nil
 	}
 	switch mode {
