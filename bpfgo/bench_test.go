@@ -26,8 +26,15 @@ func BenchmarkPacketCost(b *testing.B) {
 		{"sia-ipv6-existing-client", frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984, payload: 1400}.build()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			base := perRun(b, empty, bc.frame, b.N)
-			cost := perRun(b, c.xdp, bc.frame, b.N)
+			// Alternate the two programs and keep each one's fastest
+			// round: what other work on the machine adds is noise, and
+			// it only ever adds.
+			const rounds = 5
+			base, cost := time.Duration(1<<62), time.Duration(1<<62)
+			for range rounds {
+				base = min(base, perRun(b, empty, bc.frame, max(b.N/rounds, 1)))
+				cost = min(cost, perRun(b, c.xdp, bc.frame, max(b.N/rounds, 1)))
+			}
 			report(b, cost, base)
 		})
 	}
