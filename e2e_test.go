@@ -27,7 +27,7 @@ import (
 // every skb is one wire frame and both sides see the same frames.
 func TestEndToEnd(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	for _, xdp := range []bpfgo.XDPMode{bpfgo.XDPNative, bpfgo.XDPGeneric} {
+	for _, xdp := range []bpfgo.XDPMode{bpfgo.XDPNative, bpfgo.XDPGeneric, bpfgo.XDPViaTC} {
 		for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
 			t.Run(fmt.Sprintf("xdp=%s,tc=%s", xdp, tc), func(t *testing.T) {
 				stored, counted, out := runLab(t, collectorBin, "-xdp-mode", string(xdp), "-tc-mode", string(tc))

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -347,9 +349,10 @@ func TestOperatorErrors(t *testing.T) {
 	})
 }
 
-// TestPinnedXDPModeChange restarts a pinned daemon with another XDP mode:
-// the kept link is replaced by one in the mode asked for.
-func TestPinnedXDPModeChange(t *testing.T) {
+// TestPinnedModeChange restarts a pinned daemon in other ingress and
+// egress modes: each start leaves attached exactly what its modes use, so
+// no earlier hook goes on counting the same packets.
+func TestPinnedModeChange(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := newLab(t)
 	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
@@ -357,17 +360,48 @@ func TestPinnedXDPModeChange(t *testing.T) {
 		"-pinned-maps", "1", "-pin-path", pins}
 	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
 
-	for _, mode := range []string{"native", "native", "generic"} {
-		d, out := startDaemon(t, l, append(args, "-xdp-mode", mode)...)
+	for _, tc := range []struct {
+		xdp, tc   string
+		xdpOnLink string // what ip link shows, "" for no XDP
+		pinned    []string
+		filters   int // our legacy filters
+	}{
+		{"native", "tcx", "xdp ", []string{"tcx", "xdp"}, 0},
+		{"native", "tcx", "xdp ", []string{"tcx", "xdp"}, 0},
+		{"generic", "tcx", "xdpgeneric", []string{"tcx", "xdp"}, 0},
+		{"tc", "tcx", "", []string{"tcx", "tcx-ingress"}, 0},
+		{"tc", "legacy", "", nil, 2},
+		{"native", "legacy", "xdp ", []string{"xdp"}, 1},
+		{"native", "tcx", "xdp ", []string{"tcx", "xdp"}, 0},
+	} {
+		d, out := startDaemon(t, l, append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
 		if err := d.stop(); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out.String(), "xdp="+mode) {
-			t.Fatalf("asked for xdp mode %s:\n%s", mode, out.String())
+		if want := fmt.Sprintf("xdp=%s tc=%s", tc.xdp, tc.tc); !strings.Contains(out.String(), want) {
+			t.Fatalf("asked for %s:\n%s", want, out.String())
 		}
-	}
-	if got := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(got, "xdpgeneric") {
-		t.Fatalf("want the generic program left pinned and attached:\n%s", got)
+		link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf)
+		if tc.xdpOnLink == "" && strings.Contains(link, "xdp") || tc.xdpOnLink != "" && !strings.Contains(link, tc.xdpOnLink) {
+			t.Fatalf("xdp=%s tc=%s: want %q on the link:\n%s", tc.xdp, tc.tc, tc.xdpOnLink, link)
+		}
+		var pinned []string
+		entries, _ := os.ReadDir(filepath.Join(pins, "links", l.HostIf))
+		for _, e := range entries {
+			if !e.IsDir() {
+				pinned = append(pinned, e.Name())
+			}
+		}
+		if !slices.Equal(pinned, tc.pinned) {
+			t.Fatalf("xdp=%s tc=%s: pinned links %v, want %v", tc.xdp, tc.tc, pinned, tc.pinned)
+		}
+		filters := 0
+		for _, hook := range []string{"ingress", "egress"} {
+			filters += strings.Count(inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, hook), "handle 0xc011")
+		}
+		if filters != tc.filters {
+			t.Fatalf("xdp=%s tc=%s: %d legacy filters of ours, want %d", tc.xdp, tc.tc, filters, tc.filters)
+		}
 	}
 }
 

@@ -131,9 +131,10 @@ static __always_inline void map_v4(struct client_key *key, __be32 addr)
 
 /* parse finds the client address of a Sia packet and returns its class, or
  * -1 for anything that is not Sia traffic. The client is the source address
- * of a packet coming in and the destination of one going out. */
+ * of a packet coming in and the destination of one going out. l4_off is set
+ * to the offset of the TCP or UDP header. */
 static __always_inline int parse(struct cursor *c, enum traffic_dir dir,
-				 struct client_key *key)
+				 struct client_key *key, __u32 *l4_off)
 {
 	__u32 off = offsetof(struct ethhdr, h_proto);
 	__be16 proto;
@@ -203,6 +204,7 @@ static __always_inline int parse(struct cursor *c, enum traffic_dir dir,
 	struct l4_ports ports;
 	if (LOAD(c, off, ports))
 		return -1;
+	*l4_off = off;
 
 	__u16 src = bpf_ntohs(ports.src), dst = bpf_ntohs(ports.dst);
 	int class = dir == DIR_DOWN ? classify(l4, dst, src)
@@ -261,7 +263,8 @@ static __always_inline void count_xdp(struct xdp_md *ctx, bool frags)
 		.data_end = (void *)(long)ctx->data_end,
 	};
 	struct client_key key;
-	int class = parse(&c, DIR_DOWN, &key);
+	__u32 l4_off;
+	int class = parse(&c, DIR_DOWN, &key, &l4_off);
 
 	if (class < 0)
 		return;
@@ -300,12 +303,48 @@ int tc_count(struct __sk_buff *skb)
 		.skb = skb,
 	};
 	struct client_key key;
-	int class = parse(&c, DIR_UP, &key);
+	__u32 l4_off;
+	int class = parse(&c, DIR_UP, &key, &l4_off);
 
 	if (class >= 0) {
 		__u64 bytes = skb->wire_len ? skb->wire_len : skb->len;
 		__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
 		account(&key, class, DIR_UP, bytes, packets);
 	}
+	return TC_ACT_UNSPEC;
+}
+
+/* tc_ingress_count counts incoming packets where XDP is not used. Unlike
+ * generic XDP it sees what GRO merged as one skb with gso_segs frames, each
+ * of which carried its own copy of the headers in front of the payload:
+ * the frames' bytes are skb->len plus (gso_segs - 1) headers. */
+SEC("tc")
+int tc_ingress_count(struct __sk_buff *skb)
+{
+	struct cursor c = {
+		.data = (void *)(long)skb->data,
+		.data_end = (void *)(long)skb->data_end,
+		.skb = skb,
+	};
+	struct client_key key;
+	__u32 l4_off;
+	int class = parse(&c, DIR_DOWN, &key, &l4_off);
+
+	if (class < 0)
+		return TC_ACT_UNSPEC;
+	__u64 bytes = skb->len;
+	__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
+	if (packets > 1) {
+		/* UDP headers are 8 bytes; a TCP header's length is its data
+		 * offset, in the upper nibble of byte 12. */
+		__u32 l4_len = 8;
+		if (class != CLASS_QUIC) {
+			__u8 doff;
+			if (LOAD(&c, l4_off + 12, doff) == 0)
+				l4_len = (doff >> 4) * 4;
+		}
+		bytes += (packets - 1) * (l4_off + l4_len);
+	}
+	account(&key, class, DIR_DOWN, bytes, packets);
 	return TC_ACT_UNSPEC;
 }

@@ -33,11 +33,12 @@ type CollectorTally struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CollectorMapClients        = "clients"
-	CollectorProgTcCount       = "tc_count"
-	CollectorProgXdpCount      = "xdp_count"
-	CollectorProgXdpCountFrags = "xdp_count_frags"
-	CollectorVarPortFlags      = "port_flags"
+	CollectorMapClients         = "clients"
+	CollectorProgTcCount        = "tc_count"
+	CollectorProgTcIngressCount = "tc_ingress_count"
+	CollectorProgXdpCount       = "xdp_count"
+	CollectorProgXdpCountFrags  = "xdp_count_frags"
+	CollectorVarPortFlags       = "port_flags"
 )
 
 // LoadCollector returns the embedded CollectionSpec for Collector.
@@ -82,9 +83,10 @@ type CollectorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CollectorProgramSpecs struct {
-	TcCount       *ebpf.ProgramSpec `ebpf:"tc_count"`
-	XdpCount      *ebpf.ProgramSpec `ebpf:"xdp_count"`
-	XdpCountFrags *ebpf.ProgramSpec `ebpf:"xdp_count_frags"`
+	TcCount        *ebpf.ProgramSpec `ebpf:"tc_count"`
+	TcIngressCount *ebpf.ProgramSpec `ebpf:"tc_ingress_count"`
+	XdpCount       *ebpf.ProgramSpec `ebpf:"xdp_count"`
+	XdpCountFrags  *ebpf.ProgramSpec `ebpf:"xdp_count_frags"`
 }
 
 // CollectorMapSpecs contains maps before they are loaded into the kernel.
@@ -141,14 +143,16 @@ type CollectorVariables struct {
 //
 // It can be passed to LoadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CollectorPrograms struct {
-	TcCount       *ebpf.Program `ebpf:"tc_count"`
-	XdpCount      *ebpf.Program `ebpf:"xdp_count"`
-	XdpCountFrags *ebpf.Program `ebpf:"xdp_count_frags"`
+	TcCount        *ebpf.Program `ebpf:"tc_count"`
+	TcIngressCount *ebpf.Program `ebpf:"tc_ingress_count"`
+	XdpCount       *ebpf.Program `ebpf:"xdp_count"`
+	XdpCountFrags  *ebpf.Program `ebpf:"xdp_count_frags"`
 }
 
 func (p *CollectorPrograms) Close() error {
 	return _CollectorClose(
 		p.TcCount,
+		p.TcIngressCount,
 		p.XdpCount,
 		p.XdpCountFrags,
 	)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -17,11 +18,14 @@ import (
 type XDPMode string
 
 // XDP modes: native runs in the driver, generic in the kernel's network
-// stack (every driver, slower); auto tries native first.
+// stack (every driver, slower); auto tries native first. XDPViaTC uses no
+// XDP: a TC ingress program counts instead, which, unlike generic XDP,
+// sees how many frames GRO merged into one packet.
 const (
 	XDPAuto    XDPMode = "auto"
 	XDPNative  XDPMode = "native"
 	XDPGeneric XDPMode = "generic"
+	XDPViaTC   XDPMode = "tc"
 )
 
 // TCMode is how the egress program is attached.
@@ -45,7 +49,7 @@ const JumboMTU = 1500
 type Attachment struct {
 	Interface string
 	Index     int
-	XDPMode   XDPMode // the mode in use: native or generic
+	XDPMode   XDPMode // the mode in use: native, generic or tc
 	TCMode    TCMode  // the mode in use: tcx or legacy
 	// Kept is set when pinned links of an earlier run were still attached
 	// and were taken over (their program replaced in place) rather than
@@ -53,9 +57,28 @@ type Attachment struct {
 	Kept bool
 
 	links  []link.Link
-	legacy *legacyFilter
-	pinned bool
+	legacy *legacyTC
+	// legacyParents are the clsact hooks our filters are on.
+	legacyParents []uint32
+	pinned        bool
 }
+
+// tcHook is a TC attach point: TCX where the kernel has it, else a clsact
+// hook.
+type tcHook struct {
+	name   string
+	tcx    ebpf.AttachType
+	parent uint32
+	pin    string // the pin name of its TCX link
+}
+
+var (
+	egressHook  = tcHook{"egress", ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS, "tcx"}
+	ingressHook = tcHook{"ingress", ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS, "tcx-ingress"}
+)
+
+// linkPins are the pin names of every link Attach may make.
+var linkPins = []string{"xdp", egressHook.pin, ingressHook.pin}
 
 // Attach attaches the ingress and egress programs to iface. With a pin
 // path the links are pinned, and links pinned by an earlier run are taken
@@ -72,10 +95,22 @@ func (c *Counters) Attach(iface string, xdpMode XDPMode, tcMode TCMode) (*Attach
 			return nil, fmt.Errorf("create link pin directory: %w", err)
 		}
 	}
-	if err := c.attachXDP(a, ifc, xdpMode); err != nil {
+	if a.legacy, err = newLegacyTC(a.Index, c.pin(a, legacyMarker)); err != nil {
 		return nil, err
 	}
-	if err := c.attachTC(a, tcMode); err != nil {
+	if xdpMode == XDPViaTC {
+		a.XDPMode = XDPViaTC
+		err = c.attachTC(a, tcMode, ingressHook, c.tcIngress)
+	} else {
+		err = c.attachXDP(a, ifc, xdpMode)
+	}
+	if err == nil {
+		err = c.attachTC(a, tcMode, egressHook, c.tc)
+	}
+	if err == nil {
+		err = c.dropUnused(a)
+	}
+	if err != nil {
 		a.Detach()
 		return nil, err
 	}
@@ -132,7 +167,7 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 		}
 		a.links, a.XDPMode = append(a.links, l), m
 		if m == XDPGeneric {
-			c.log.Warn("generic xdp runs after GRO: where GRO merges frames, their headers and count are missed; native xdp, or `ethtool -K "+a.Interface+" gro off`, counts every frame",
+			c.log.Warn("generic xdp runs after GRO: where GRO merges frames, their headers and count are missed; native xdp, XDP_MODE=tc, or `ethtool -K "+a.Interface+" gro off` counts every frame",
 				"interface", a.Interface)
 		}
 		return nil
@@ -148,7 +183,7 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 		c.log.Info("native xdp unavailable, using generic mode", "interface", a.Interface, "reason", err)
 		return try(XDPGeneric)
 	}
-	return fmt.Errorf("xdp mode %q: accepted are auto, native, generic", mode)
+	return fmt.Errorf("xdp mode %q: accepted are auto, native, generic, tc", mode)
 }
 
 func xdpHint(err error) string {
@@ -178,17 +213,20 @@ func xdpModeInUse(ifindex int) XDPMode {
 	return ""
 }
 
-func (c *Counters) attachTC(a *Attachment, mode TCMode) error {
+// attachTC attaches prog at hook: by TCX, taking over a pinned TCX link,
+// or with TC_MODE=legacy (or auto on a kernel without TCX) as a cls_bpf
+// filter.
+func (c *Counters) attachTC(a *Attachment, mode TCMode, hook tcHook, prog *ebpf.Program) error {
 	switch mode {
 	case TCAuto, "", TCX:
 	case TCLegacy:
-		return c.attachLegacy(a)
+		return c.attachLegacy(a, hook, prog)
 	default:
 		return fmt.Errorf("tc mode %q: accepted are auto, tcx, legacy", mode)
 	}
 
-	pin := c.pin(a, "tcx")
-	l, err := c.takeOver(pin, a.Index, c.tc)
+	pin := c.pin(a, hook.pin)
+	l, err := c.takeOver(pin, a.Index, prog)
 	if err != nil {
 		return fmt.Errorf("take over pinned tcx link on %s: %w", a.Interface, err)
 	}
@@ -197,38 +235,23 @@ func (c *Counters) attachTC(a *Attachment, mode TCMode) error {
 	} else {
 		// Ours goes first: it passes every packet on (TCX_NEXT), and no
 		// program before it can end the chain and hide packets from it.
-		l, err = link.AttachTCX(link.TCXOptions{
-			Interface: a.Index,
-			Program:   c.tc,
-			Attach:    ebpf.AttachTCXEgress,
-			Anchor:    link.Head(),
-		})
+		l, err = link.AttachTCX(link.TCXOptions{Interface: a.Index, Program: prog, Attach: hook.tcx, Anchor: link.Head()})
 		if errors.Is(err, ebpf.ErrNotSupported) && mode != TCX {
-			c.log.Info("kernel has no tcx, using a clsact qdisc and cls_bpf filter", "interface", a.Interface)
-			return c.attachLegacy(a)
+			c.log.Info("kernel has no tcx, using a clsact qdisc and cls_bpf filter", "interface", a.Interface, "hook", hook.name)
+			return c.attachLegacy(a, hook, prog)
 		}
 		if err != nil {
 			hint := ""
 			if errors.Is(err, ebpf.ErrNotSupported) {
 				hint = " (this kernel has no TCX, which needs 6.6; use TC_MODE=legacy)"
 			}
-			return fmt.Errorf("attach tcx egress on %s: %w%s", a.Interface, err, hint)
+			return fmt.Errorf("attach tcx %s on %s: %w%s", hook.name, a.Interface, err, hint)
 		}
 		if err := keep(l, pin); err != nil {
-			l.Close()
 			return fmt.Errorf("pin tcx link on %s: %w", a.Interface, err)
 		}
 	}
 	a.links, a.TCMode = append(a.links, l), TCX
-	// A filter of ours from an earlier run in legacy mode would count
-	// into maps nobody reads: remove it.
-	stale, err := newLegacyFilter(a.Index, c.pin(a, legacyMarker))
-	if err == nil {
-		err = stale.remove()
-	}
-	if err != nil {
-		return fmt.Errorf("remove an earlier legacy tc filter on %s: %w", a.Interface, err)
-	}
 	return nil
 }
 
@@ -236,13 +259,63 @@ func (c *Counters) attachTC(a *Attachment, mode TCMode) error {
 // interface was added by us.
 const legacyMarker = "clsact-ours"
 
-func (c *Counters) attachLegacy(a *Attachment) error {
-	f, err := attachLegacyTC(a.Index, c.tc, c.pin(a, legacyMarker))
-	if err != nil {
-		return fmt.Errorf("attach tc legacy egress on %s: %w", a.Interface, err)
+func (c *Counters) attachLegacy(a *Attachment, hook tcHook, prog *ebpf.Program) error {
+	if err := a.legacy.add(hook.parent, prog); err != nil {
+		return fmt.Errorf("attach tc legacy %s on %s: %w", hook.name, a.Interface, err)
 	}
-	a.legacy, a.TCMode = f, TCLegacy
+	a.legacyParents, a.TCMode = append(a.legacyParents, hook.parent), TCLegacy
 	return nil
+}
+
+// dropUnused removes what an earlier run in other modes left on the
+// interface and this one does not use: our legacy filters, and pinned
+// links. Left in place they would count the same packets a second time,
+// into maps nobody drains.
+func (c *Counters) dropUnused(a *Attachment) error {
+	var stale []uint32
+	for _, p := range legacyParents {
+		if !slices.Contains(a.legacyParents, p) {
+			stale = append(stale, p)
+		}
+	}
+	if err := a.legacy.remove(stale...); err != nil {
+		return fmt.Errorf("remove an earlier legacy tc filter on %s: %w", a.Interface, err)
+	}
+	if !a.pinned {
+		return nil
+	}
+	used := make([]string, 0, len(a.links))
+	for _, l := range a.links {
+		used = append(used, pinName(l))
+	}
+	for _, name := range linkPins {
+		if slices.Contains(used, name) {
+			continue
+		}
+		l, err := loadPinnedLink(c.pin(a, name))
+		if err == nil && l != nil {
+			c.log.Info("removing a link of an earlier run in another mode", "interface", a.Interface, "link", name)
+			err = errors.Join(l.Unpin(), l.Close())
+		}
+		if err != nil {
+			return fmt.Errorf("remove an earlier %s link on %s: %w", name, a.Interface, err)
+		}
+	}
+	return nil
+}
+
+// pinName is the pin name of one of our links.
+func pinName(l link.Link) string {
+	info, err := l.Info()
+	switch {
+	case err != nil:
+		return ""
+	case info.XDP() != nil:
+		return "xdp"
+	case info.TCX() != nil && ebpf.AttachType(info.TCX().AttachType) == ebpf.AttachTCXIngress:
+		return ingressHook.pin
+	}
+	return egressHook.pin
 }
 
 // takeOver returns the link pinned at pin when it is still attached to
@@ -313,7 +386,7 @@ func (a *Attachment) Close() error {
 		errs = append(errs, l.Close())
 	}
 	if a.legacy != nil && !a.pinned {
-		errs = append(errs, a.legacy.remove())
+		errs = append(errs, a.legacy.remove(a.legacyParents...))
 	}
 	a.links, a.legacy = nil, nil
 	return wrapDetach(a.Interface, errors.Join(errs...))
@@ -329,7 +402,7 @@ func (a *Attachment) Detach() error {
 		errs = append(errs, l.Close())
 	}
 	if a.legacy != nil {
-		errs = append(errs, a.legacy.remove())
+		errs = append(errs, a.legacy.remove(legacyParents...))
 	}
 	a.links, a.legacy = nil, nil
 	return wrapDetach(a.Interface, errors.Join(errs...))

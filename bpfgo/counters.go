@@ -55,9 +55,11 @@ type Counters struct {
 	coll    *ebpf.Collection
 	xdp     *ebpf.Program // for frames in one buffer
 	xdpFrag *ebpf.Program // for multi-buffer frames; nil before 5.18
-	tc      *ebpf.Program
-	slot    *ebpf.Map
-	pinPath string
+	tc      *ebpf.Program // egress
+	// tcIngress counts incoming packets where XDP is not used.
+	tcIngress *ebpf.Program
+	slot      *ebpf.Map
+	pinPath   string
 
 	mu     sync.Mutex
 	maps   [2]*ebpf.Map // counter maps; maps[active] is in the slot
@@ -142,6 +144,7 @@ func Load(cfg Config) (*Counters, error) {
 	c.xdp = c.coll.Programs[bpf.CollectorProgXdpCount]
 	c.xdpFrag = c.coll.Programs[bpf.CollectorProgXdpCountFrags]
 	c.tc = c.coll.Programs[bpf.CollectorProgTcCount]
+	c.tcIngress = c.coll.Programs[bpf.CollectorProgTcIngressCount]
 	c.slot = c.coll.Maps[bpf.CollectorMapClients]
 
 	if err := c.openCounterMaps(specs.Clients.InnerMap); err != nil {

@@ -1,10 +1,13 @@
 package bpfgo
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/internal/kerneltest"
 )
@@ -63,17 +66,25 @@ func runXDP(tb testing.TB, prog *ebpf.Program, data []byte) {
 // egress runs the TC program on data as if it left; skb may be nil.
 func egress(tb testing.TB, c *Counters, data []byte, skb *skbContext) {
 	tb.Helper()
+	if err := runTC(c.tc, data, skb); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// runTC runs a TC program on data; skb may be nil.
+func runTC(prog *ebpf.Program, data []byte, skb *skbContext) error {
 	opts := &ebpf.RunOptions{Data: data}
 	if skb != nil {
 		opts.Context = *skb
 	}
-	ret, err := c.tc.Run(opts)
+	ret, err := prog.Run(opts)
 	if err != nil {
-		tb.Fatalf("run tc: %v", err)
+		return fmt.Errorf("run tc: %w", err)
 	}
 	if ret != tcActUnspec {
-		tb.Fatalf("tc returned %#x, want TC_ACT_UNSPEC", ret)
+		return fmt.Errorf("tc returned %#x, want TC_ACT_UNSPEC", ret)
 	}
+	return nil
 }
 
 // drained drains c and sums the samples per client; the overflow entry is
@@ -186,11 +197,18 @@ func TestClassification(t *testing.T) {
 				check()
 				return
 			}
-			// Both XDP entry points share the parser; check each.
+			// Every ingress entry point shares the parser; check each.
 			ingress(t, c, data)
 			check()
 			if c.xdpFrag != nil {
 				runXDP(t, c.xdpFrag, data)
+				check()
+			}
+			// PROG_TEST_RUN refuses skbs without a whole IP header.
+			if err := runTC(c.tcIngress, data, nil); !errors.Is(err, unix.EINVAL) {
+				if err != nil {
+					t.Fatal(err)
+				}
 				check()
 			}
 		})
@@ -237,6 +255,33 @@ func TestEgressGSOCountsWireFrames(t *testing.T) {
 	var want Traffic
 	want[Siamux][Up] = Tally{Bytes: wire, Packets: segs}
 	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client4: want})
+}
+
+// TestIngressGROCountsWireFrames gives the TC ingress program what GRO
+// makes of several frames: one skb with gso_segs. Each frame had its own
+// Ethernet, IP and TCP or UDP header.
+func TestIngressGROCountsWireFrames(t *testing.T) {
+	c := loadCounters(t, Config{Ports: DefaultPorts})
+	for _, tc := range []struct {
+		name   string
+		frame  frame
+		class  Class
+		header int
+	}{
+		{"tcp over ipv4", frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 3000}, Siamux, 14 + 20 + 20},
+		{"udp over ipv6", frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984, payload: 3000}, QUIC, 14 + 40 + 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const segs = 3
+			data := tc.frame.build()
+			if err := runTC(c.tcIngress, data, &skbContext{GSOSegs: segs, GSOSize: 1000}); err != nil {
+				t.Fatal(err)
+			}
+			var want Traffic
+			want[tc.class][Down] = Tally{Bytes: uint64(len(data) + (segs-1)*tc.header), Packets: segs}
+			assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{tc.frame.src: want})
+		})
+	}
 }
 
 func TestCustomPortSets(t *testing.T) {

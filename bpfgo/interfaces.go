@@ -149,7 +149,7 @@ func DetachAll(pinPath string, ifaces []string) error {
 func (c *Counters) detachPinned(iface string) error {
 	a := &Attachment{Interface: iface, pinned: true}
 	var errs []error
-	for _, name := range []string{"xdp", "tcx"} {
+	for _, name := range linkPins {
 		l, err := loadPinnedLink(c.pin(a, name))
 		if err != nil {
 			errs = append(errs, err)
@@ -162,7 +162,7 @@ func (c *Counters) detachPinned(iface string) error {
 		}
 	}
 	if ifc, err := net.InterfaceByName(iface); err == nil {
-		a.legacy, err = newLegacyFilter(ifc.Index, c.pin(a, legacyMarker))
+		a.legacy, err = newLegacyTC(ifc.Index, c.pin(a, legacyMarker))
 		errs = append(errs, err)
 	}
 	errs = append(errs, a.Detach())

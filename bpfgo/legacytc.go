@@ -10,10 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Kernels before 6.6 have no TCX: there the egress program is a cls_bpf
-// filter in direct-action mode under a clsact qdisc. Filters are not links:
-// they outlive the process that added them, so ours has a fixed handle and
-// priority, and a new start replaces it in one atomic netlink request.
+// Kernels before 6.6 have no TCX: there the TC programs are cls_bpf
+// filters in direct-action mode under a clsact qdisc. Filters are not
+// links: they outlive the process that added them, so ours have a fixed
+// handle and priority, and a new start replaces them in one atomic netlink
+// request each.
 const (
 	legacyHandle = 0xc011
 	// Priority 1 puts our filter first, so a filter that ends the
@@ -22,8 +23,11 @@ const (
 	legacyPriority = 1
 )
 
-// legacyFilter is our cls_bpf filter on one interface's egress.
-type legacyFilter struct {
+// The hooks of a clsact qdisc our filters can sit on.
+var legacyParents = []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS}
+
+// legacyTC is our cls_bpf filters on one interface.
+type legacyTC struct {
 	iface netlink.Link
 	// createdQdisc is set when the clsact qdisc was added by us: only then
 	// may it be deleted, since other tools' filters hang off it too.
@@ -33,28 +37,27 @@ type legacyFilter struct {
 	marker       string
 }
 
-func ourFilter(ifindex int) *netlink.BpfFilter {
+func ourFilter(ifindex int, parent uint32) *netlink.BpfFilter {
 	return &netlink.BpfFilter{
 		FilterAttrs: netlink.FilterAttrs{
 			LinkIndex: ifindex,
-			Parent:    netlink.HANDLE_MIN_EGRESS,
+			Parent:    parent,
 			Handle:    legacyHandle,
 			Priority:  legacyPriority,
 			Protocol:  unix.ETH_P_ALL,
 		},
-		Name:         "tc_count",
 		DirectAction: true,
 	}
 }
 
-// newLegacyFilter describes our filter slot on ifindex. marker is the
-// pinned marker directory, or "" without pinning.
-func newLegacyFilter(ifindex int, marker string) (*legacyFilter, error) {
+// newLegacyTC describes our filter slots on ifindex. marker is the pinned
+// marker directory, or "" without pinning.
+func newLegacyTC(ifindex int, marker string) (*legacyTC, error) {
 	iface, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("find interface %d: %w", ifindex, err)
 	}
-	f := &legacyFilter{iface: iface, marker: marker}
+	f := &legacyTC{iface: iface, marker: marker}
 	if marker != "" {
 		_, err := os.Stat(marker)
 		f.createdQdisc = err == nil
@@ -62,38 +65,34 @@ func newLegacyFilter(ifindex int, marker string) (*legacyFilter, error) {
 	return f, nil
 }
 
-// attachLegacyTC adds (or replaces) our filter on ifindex's egress, adding
-// a clsact qdisc first when there is none.
-func attachLegacyTC(ifindex int, prog *ebpf.Program, marker string) (*legacyFilter, error) {
-	f, err := newLegacyFilter(ifindex, marker)
-	if err != nil {
-		return nil, err
-	}
+// add adds (or replaces) our filter running prog on parent, adding a
+// clsact qdisc first when there is none.
+func (f *legacyTC) add(parent uint32, prog *ebpf.Program) error {
+	idx := f.iface.Attrs().Index
 	has, err := hasClsact(f.iface)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !has {
-		if err := netlink.QdiscAdd(clsact(ifindex)); err != nil {
-			return nil, fmt.Errorf("add clsact qdisc: %w", err)
+		if err := netlink.QdiscAdd(clsact(idx)); err != nil {
+			return fmt.Errorf("add clsact qdisc: %w", err)
 		}
 		f.createdQdisc = true
-		if marker != "" {
-			if err := os.MkdirAll(marker, 0o700); err != nil {
-				f.remove()
-				return nil, fmt.Errorf("remember the clsact qdisc is ours: %w", err)
+		if f.marker != "" {
+			if err := os.MkdirAll(f.marker, 0o700); err != nil {
+				return fmt.Errorf("remember the clsact qdisc is ours: %w", err)
 			}
 		}
 	}
-	filter := ourFilter(ifindex)
+	filter := ourFilter(idx, parent)
 	filter.Fd = prog.FD()
-	if err := netlink.FilterReplace(filter); err != nil {
-		if f.createdQdisc {
-			f.remove()
-		}
-		return nil, fmt.Errorf("add cls_bpf filter: %w", err)
+	if info, err := prog.Info(); err == nil {
+		filter.Name = info.Name
 	}
-	return f, nil
+	if err := netlink.FilterReplace(filter); err != nil {
+		return fmt.Errorf("add cls_bpf filter: %w", err)
+	}
+	return nil
 }
 
 func clsact(ifindex int) *netlink.GenericQdisc {
@@ -120,28 +119,30 @@ func hasClsact(iface netlink.Link) (bool, error) {
 	return false, nil
 }
 
-// remove deletes our filter, if there, and the clsact qdisc when we added
-// it and no other filter is left on it.
-func (f *legacyFilter) remove() error {
+// remove deletes our filter on each of parents, if there, and the clsact
+// qdisc when we added it and no filter is left on it.
+func (f *legacyTC) remove(parents ...uint32) error {
 	idx := f.iface.Attrs().Index
 	has, err := hasClsact(f.iface)
 	if err != nil || !has {
 		f.forget()
 		return err
 	}
-	if err := netlink.FilterDel(ourFilter(idx)); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("delete cls_bpf filter: %w", err)
+	for _, parent := range parents {
+		if err := netlink.FilterDel(ourFilter(idx, parent)); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete cls_bpf filter: %w", err)
+		}
 	}
 	if !f.createdQdisc {
 		return nil
 	}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+	for _, parent := range legacyParents {
 		others, err := netlink.FilterList(f.iface, parent)
 		if err != nil {
 			return fmt.Errorf("list filters: %w", err)
 		}
 		if len(others) > 0 {
-			return nil // someone else uses the qdisc now: keep it
+			return nil // a filter is left on the qdisc: keep it
 		}
 	}
 	if err := netlink.QdiscDel(clsact(idx)); err != nil {
@@ -152,7 +153,7 @@ func (f *legacyFilter) remove() error {
 }
 
 // forget drops the record that the qdisc was ours: it is gone.
-func (f *legacyFilter) forget() {
+func (f *legacyTC) forget() {
 	f.createdQdisc = false
 	if f.marker != "" {
 		os.Remove(f.marker)

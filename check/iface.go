@@ -136,11 +136,15 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 	r := result{name: iface + " xdp mode"}
 	switch mode {
 	case bpfgo.XDPGeneric:
-		r.detail = "generic (XDP_MODE=generic)"
+		r.status, r.detail = warn, "generic (XDP_MODE=generic): packets that GRO merged are counted as one"
+		r.fix = "set XDP_MODE=tc (or auto where the driver has native XDP), or turn GRO off: ethtool -K " + iface + " gro off"
+		return r
+	case bpfgo.XDPViaTC:
+		r.detail = "none: a TC ingress program counts (XDP_MODE=tc)"
 		return r
 	case bpfgo.XDPNative, bpfgo.XDPAuto, "":
 	default:
-		r.status, r.detail, r.fix = fail, fmt.Sprintf("XDP_MODE=%s is not a mode", mode), "set XDP_MODE to auto, native or generic"
+		r.status, r.detail, r.fix = fail, fmt.Sprintf("XDP_MODE=%s is not a mode", mode), "set XDP_MODE to auto, native, generic or tc"
 		return r
 	}
 	native := features&netdevXDPActBasic != 0
@@ -168,7 +172,8 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 	case native:
 		r.detail = "native (XDP_MODE=auto; the driver has native XDP)"
 	default:
-		r.detail = "generic (XDP_MODE=auto; the driver has no native XDP)"
+		r.status, r.detail = warn, "generic (XDP_MODE=auto; the driver has no native XDP): packets that GRO merged are counted as one"
+		r.fix = "set XDP_MODE=tc, or turn GRO off: ethtool -K " + iface + " gro off"
 	}
 	return r
 }

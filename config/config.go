@@ -98,13 +98,13 @@ var settings = []setting{
 		c.LiveInterval, err = parseDuration(v, time.Second)
 		return err
 	}},
-	{"XDP_MODE", string(bpfgo.XDPAuto), "ingress attach mode: auto (native, else generic), native, generic", func(c *Config, v string) error {
+	{"XDP_MODE", string(bpfgo.XDPAuto), "ingress attach mode: auto (native, else generic), native, generic, tc (no XDP: a TC ingress program, exact where GRO merges frames)", func(c *Config, v string) error {
 		switch m := bpfgo.XDPMode(v); m {
-		case bpfgo.XDPAuto, bpfgo.XDPNative, bpfgo.XDPGeneric:
+		case bpfgo.XDPAuto, bpfgo.XDPNative, bpfgo.XDPGeneric, bpfgo.XDPViaTC:
 			c.XDPMode = m
 			return nil
 		}
-		return errors.New("unknown mode; accepted: auto, native, generic")
+		return errors.New("unknown mode; accepted: auto, native, generic, tc")
 	}},
 	{"TC_MODE", string(bpfgo.TCAuto), "egress attach mode: auto (tcx, else legacy), tcx, legacy (clsact qdisc + cls_bpf filter)", func(c *Config, v string) error {
 		switch m := bpfgo.TCMode(v); m {
