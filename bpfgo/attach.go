@@ -18,9 +18,10 @@ import (
 type XDPMode string
 
 // XDP modes: native runs in the driver, generic in the kernel's network
-// stack (every driver, slower); auto tries native first. XDPViaTC uses no
-// XDP: a TC ingress program counts instead, which, unlike generic XDP,
-// sees how many frames GRO merged into one packet.
+// stack (every driver, slower, and the kernel turns GRO off on a device
+// while a generic XDP program runs there); auto tries native first.
+// XDPViaTC uses no XDP: a TC ingress program counts instead, after GRO,
+// from the number of frames GRO merged into each packet.
 const (
 	XDPAuto    XDPMode = "auto"
 	XDPNative  XDPMode = "native"
@@ -167,8 +168,9 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 		}
 		a.links, a.XDPMode = append(a.links, l), m
 		if m == XDPGeneric {
-			c.log.Warn("generic xdp runs after GRO: where GRO merges frames, their headers and count are missed; native xdp, XDP_MODE=tc, or `ethtool -K "+a.Interface+" gro off` counts every frame",
-				"interface", a.Interface)
+			// The kernel elides GRO on a device with a generic XDP
+			// program: counts stay exact, the host loses GRO.
+			c.log.Info("generic xdp turns GRO off on this interface; XDP_MODE=tc counts as exactly and keeps it", "interface", a.Interface)
 		}
 		return nil
 	}

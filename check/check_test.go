@@ -329,7 +329,7 @@ func TestXDPMode(t *testing.T) {
 		want       status
 		wantDetail string
 	}{
-		{"forced generic", bpfgo.XDPGeneric, 1500, 0, nil, warn, "generic (XDP_MODE=generic): packets that GRO merged"},
+		{"forced generic", bpfgo.XDPGeneric, 1500, 0, nil, ok, "generic (XDP_MODE=generic; GRO is off"},
 		{"forced tc", bpfgo.XDPViaTC, 1500, 0, nil, ok, "a TC ingress program counts (XDP_MODE=tc)"},
 		{"forced native", bpfgo.XDPNative, 1500, basic, nil, ok, "native (XDP_MODE=native)"},
 		{"forced native, no driver support", bpfgo.XDPNative, 1500, 0, nil, fail, "XDP_MODE=native, but the driver of eth0 has no native XDP"},
@@ -338,7 +338,7 @@ func TestXDPMode(t *testing.T) {
 		{"auto, driver support", bpfgo.XDPAuto, 1500, basic, nil, ok, "native (XDP_MODE=auto; the driver has native XDP)"},
 		{"auto, jumbo with multi-buffer", bpfgo.XDPAuto, 9000, sg, nil, ok, "native (XDP_MODE=auto; the driver has native XDP)"},
 		{"auto, jumbo without multi-buffer", bpfgo.XDPAuto, 9000, basic, nil, ok, "multi-buffer XDP: generic then"},
-		{"auto, no driver support", bpfgo.XDPAuto, 1500, 0, nil, warn, "generic (XDP_MODE=auto; the driver has no native XDP)"},
+		{"auto, no driver support", bpfgo.XDPAuto, 1500, 0, nil, ok, "generic (XDP_MODE=auto; the driver has no native XDP"},
 		{"auto, features unknown", bpfgo.XDPAuto, 1500, 0, errNoXDPFeatures, ok, "native if the driver supports it, else generic"},
 		{"unknown", "offload", 1500, 0, nil, fail, "XDP_MODE=offload is not a mode"},
 	}

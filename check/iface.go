@@ -136,8 +136,7 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 	r := result{name: iface + " xdp mode"}
 	switch mode {
 	case bpfgo.XDPGeneric:
-		r.status, r.detail = warn, "generic (XDP_MODE=generic): packets that GRO merged are counted as one"
-		r.fix = "set XDP_MODE=tc (or auto where the driver has native XDP), or turn GRO off: ethtool -K " + iface + " gro off"
+		r.detail = "generic (XDP_MODE=generic; GRO is off on the interface while it runs, XDP_MODE=tc keeps it)"
 		return r
 	case bpfgo.XDPViaTC:
 		r.detail = "none: a TC ingress program counts (XDP_MODE=tc)"
@@ -172,8 +171,7 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 	case native:
 		r.detail = "native (XDP_MODE=auto; the driver has native XDP)"
 	default:
-		r.status, r.detail = warn, "generic (XDP_MODE=auto; the driver has no native XDP): packets that GRO merged are counted as one"
-		r.fix = "set XDP_MODE=tc, or turn GRO off: ethtool -K " + iface + " gro off"
+		r.detail = "generic (XDP_MODE=auto; the driver has no native XDP; GRO is off on the interface while it runs, XDP_MODE=tc keeps it)"
 	}
 	return r
 }

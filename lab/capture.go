@@ -24,7 +24,7 @@ const (
 	captureBuf = 64 << 20
 )
 
-// Capture counts every frame crossing the host veth with an AF_PACKET
+// Capture counts every frame crossing the lab's veth with an AF_PACKET
 // socket and classifies it with its own parser, as an independent check
 // on collector's datapath. Frames the host sends are up, all others down.
 //
@@ -33,10 +33,13 @@ const (
 // short of the wire.
 type Capture struct {
 	iface string
-	file  *os.File
-	raw   syscall.RawConn
-	ports bpfgo.Ports
-	done  chan struct{} // closed when the reader has drained and exited
+	// sent and received are the directions, seen from the host, of the
+	// frames the captured end of the link sends and receives.
+	sent, received bpfgo.Direction
+	file           *os.File
+	raw            syscall.RawConn
+	ports          bpfgo.Ports
+	done           chan struct{} // closed when the reader has drained and exited
 
 	// Owned by the reader until done is closed.
 	totals  map[netip.Addr]bpfgo.Traffic
@@ -51,9 +54,19 @@ type Capture struct {
 // Call Stop to end it; a running capture keeps the host namespace alive in
 // the kernel.
 func (l *Lab) Capture(ports bpfgo.Ports) (*Capture, error) {
+	return l.capture(l.HostNS, l.HostIf, bpfgo.Up, bpfgo.Down, ports)
+}
+
+// CaptureClientSide counts the same frames on the clients' end of the
+// link: as the clients sent them, before GRO on the host merges any.
+func (l *Lab) CaptureClientSide(ports bpfgo.Ports) (*Capture, error) {
+	return l.capture(l.ClientNS, l.ClientIf, bpfgo.Down, bpfgo.Up, ports)
+}
+
+func (l *Lab) capture(ns, dev string, sent, received bpfgo.Direction, ports bpfgo.Ports) (*Capture, error) {
 	var fd int
-	err := l.Do(l.HostNS, func() error {
-		ifi, err := net.InterfaceByName(l.HostIf)
+	err := l.Do(ns, func() error {
+		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
@@ -76,14 +89,16 @@ func (l *Lab) Capture(ports bpfgo.Ports) (*Capture, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("capture on %s in netns %s: %w", l.HostIf, l.HostNS, err)
+		return nil, fmt.Errorf("capture on %s in netns %s: %w", dev, ns, err)
 	}
 	c := &Capture{
-		iface:  l.HostIf,
-		file:   os.NewFile(uintptr(fd), "packet:"+l.HostIf),
-		ports:  ports,
-		done:   make(chan struct{}),
-		totals: make(map[netip.Addr]bpfgo.Traffic),
+		iface:    dev,
+		sent:     sent,
+		received: received,
+		file:     os.NewFile(uintptr(fd), "packet:"+dev),
+		ports:    ports,
+		done:     make(chan struct{}),
+		totals:   make(map[netip.Addr]bpfgo.Traffic),
 	}
 	// Stop relies on a read deadline to wake the reader; that needs the
 	// runtime poller, which a non-blocking fd normally gets.
@@ -93,7 +108,7 @@ func (l *Lab) Capture(ports bpfgo.Ports) (*Capture, error) {
 	}
 	if err != nil {
 		c.file.Close()
-		return nil, fmt.Errorf("capture on %s: %w", l.HostIf, err)
+		return nil, fmt.Errorf("capture on %s: %w", dev, err)
 	}
 	go c.read()
 	return c, nil
@@ -133,9 +148,9 @@ func (c *Capture) drain(fd int, buf []byte) bool {
 			c.readErr = fmt.Errorf("recvfrom: %w", err)
 			return true
 		}
-		dir := bpfgo.Down
+		dir := c.received
 		if sll, ok := from.(*unix.SockaddrLinklayer); ok && sll.Pkttype == unix.PACKET_OUTGOING {
-			dir = bpfgo.Up
+			dir = c.sent
 		}
 		c.count(buf[:min(n, len(buf))], n, dir)
 	}
