@@ -60,6 +60,35 @@ func startBinary(t *testing.T, l *lab.Lab, bin string, args ...string) (*labDaem
 	return d, out
 }
 
+// steadyTraffic starts a capture and traffic from every lab client that
+// goes on until the returned function stops both and returns what the
+// capture counted.
+func steadyTraffic(t *testing.T, l *lab.Lab) (stop func() map[netip.Addr]bpfgo.Traffic) {
+	t.Helper()
+	capture, err := l.Capture(bpfgo.DefaultPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
+		done <- err
+	}()
+	return func() map[netip.Addr]bpfgo.Traffic {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		counted, err := capture.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counted
+	}
+}
+
 // inHost runs a command in the lab's host namespace.
 func inHost(t *testing.T, l *lab.Lab, name string, args ...string) string {
 	t.Helper()
@@ -88,16 +117,7 @@ func TestRestartKeepsCounting(t *testing.T) {
 				"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
 
 			first, _ := startDaemon(t, l, args...)
-			capture, err := l.Capture(bpfgo.DefaultPorts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, stopTraffic := context.WithCancel(context.Background())
-			trafficDone := make(chan error, 1)
-			go func() {
-				_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
-				trafficDone <- err
-			}()
+			stopTraffic := steadyTraffic(t, l)
 
 			time.Sleep(500 * time.Millisecond)
 			first.cmd.Process.Kill() // no drain, no flush, no detach
@@ -109,14 +129,7 @@ func TestRestartKeepsCounting(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 
-			stopTraffic()
-			if err := <-trafficDone; err != nil {
-				t.Fatal(err)
-			}
-			counted, err := capture.Stop()
-			if err != nil {
-				t.Fatal(err)
-			}
+			counted := stopTraffic()
 			if err := second.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -423,16 +436,7 @@ func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	bin := filepath.Join(root, "usr/local/bin/collector")
 	old, _ := startBinary(t, l, bin, args...)
 
-	capture, err := l.Capture(bpfgo.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stopTraffic := context.WithCancel(context.Background())
-	trafficDone := make(chan error, 1)
-	go func() {
-		_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
-		trafficDone <- err
-	}()
+	stopTraffic := steadyTraffic(t, l)
 
 	const newVersion = "v9.9.9-upgrade-test"
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
@@ -456,14 +460,7 @@ func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 
-	stopTraffic()
-	if err := <-trafficDone; err != nil {
-		t.Fatal(err)
-	}
-	counted, err := capture.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
+	counted := stopTraffic()
 	if err := upgraded.stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -291,17 +291,22 @@ int xdp_count_frags(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+static __always_inline struct cursor skb_cursor(struct __sk_buff *skb)
+{
+	return (struct cursor){
+		.data = (void *)(long)skb->data,
+		.data_end = (void *)(long)skb->data_end,
+		.skb = skb,
+	};
+}
+
 /* tc_count runs at egress. A GSO super-packet stands for several frames:
  * wire_len is its length on the wire after segmentation, gso_segs its frame
  * count. It returns TC_ACT_UNSPEC (TCX_NEXT) so later programs still run. */
 SEC("tc")
 int tc_count(struct __sk_buff *skb)
 {
-	struct cursor c = {
-		.data = (void *)(long)skb->data,
-		.data_end = (void *)(long)skb->data_end,
-		.skb = skb,
-	};
+	struct cursor c = skb_cursor(skb);
 	struct client_key key;
 	__u32 l4_off;
 	int class = parse(&c, DIR_UP, &key, &l4_off);
@@ -321,11 +326,7 @@ int tc_count(struct __sk_buff *skb)
 SEC("tc")
 int tc_ingress_count(struct __sk_buff *skb)
 {
-	struct cursor c = {
-		.data = (void *)(long)skb->data,
-		.data_end = (void *)(long)skb->data_end,
-		.skb = skb,
-	};
+	struct cursor c = skb_cursor(skb);
 	struct client_key key;
 	__u32 l4_off;
 	int class = parse(&c, DIR_DOWN, &key, &l4_off);
