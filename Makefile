@@ -12,7 +12,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make deb` leaves the package.
 DIST ?= dist
 # Debian package of each tool the build, the tests or the demo run.
-APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck
+APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git
 APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev
 
 .PHONY: all build generate test demo bench deps vet clean deb install uninstall
