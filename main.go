@@ -9,6 +9,7 @@
 //	collector report [flags]  totals per client, class or period: today, a month, a billing period...
 //	collector export [flags]  the stored rows of a span as CSV or JSON lines
 //	collector detach          remove pinned programs, maps and TC filters
+//	collector version         version, commit and the hash of the BPF object
 package main
 
 import (
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 	}
-	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export", cmd)
+	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export, version", cmd)
 }
 
 // interfaceCheckInterval is how often interfaces that went away are looked
