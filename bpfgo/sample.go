@@ -70,7 +70,7 @@ func (t *Traffic) Add(o *Traffic) {
 }
 
 // Bytes is the sum of bytes over every class and direction.
-func (t *Traffic) Bytes() uint64 {
+func (t Traffic) Bytes() uint64 {
 	var n uint64
 	for c := range t {
 		for d := range t[c] {
