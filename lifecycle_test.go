@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -108,6 +109,9 @@ func TestRestartKeepsCounting(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
 		t.Run("tc="+string(tc), func(t *testing.T) {
+			if tc == bpfgo.TCX {
+				kerneltest.RequireTCX(t)
+			}
 			l := newLab(t)
 			pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 			db := filepath.Join(t.TempDir(), "collector.db")
@@ -326,33 +330,59 @@ func TestOperatorErrors(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := newLab(t)
 	db := filepath.Join(t.TempDir(), "c.db")
-	run := func(args ...string) string {
+	// run runs collector, optionally under another user (-1: root), and
+	// returns its last line and exit status: 1 is worth a restart, 3 is
+	// not (RestartPreventExitStatus).
+	run := func(uid int, args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command("ip", append([]string{"netns", "exec", l.HostNS, collectorBin, "run", "-config", os.DevNull,
-			"-live-interval", "0", "-reverse-dns", "0"}, args...)...)
-		out, err := cmd.CombinedOutput()
-		if err == nil {
-			t.Fatalf("collector %v succeeded, want a failure", args)
+		argv := []string{"netns", "exec", l.HostNS}
+		if uid >= 0 {
+			argv = append(argv, "setpriv", fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups")
+		}
+		argv = append(argv, collectorBin, "run", "-config", os.DevNull, "-live-interval", "0", "-reverse-dns", "0")
+		out, err := exec.Command("ip", append(argv, args...)...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatalf("collector %v: want a failure, got %v:\n%s", args, err, out)
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return lines[len(lines)-1]
+		return lines[len(lines)-1], exit.ExitCode()
 	}
 
 	t.Run("missing interface", func(t *testing.T) {
-		msg := run("-interface", "nosuch0", "-sqlite-path", db)
-		if !strings.Contains(msg, "interface nosuch0") || !strings.Contains(msg, "ip -br link") {
-			t.Fatalf("got %q", msg)
+		msg, status := run(-1, "-interface", "nosuch0", "-sqlite-path", db)
+		if !strings.Contains(msg, "interface nosuch0") || !strings.Contains(msg, "ip -br link") || status != 1 {
+			t.Fatalf("got %q, status %d", msg, status)
 		}
 	})
 	t.Run("xdp already attached by another program", func(t *testing.T) {
 		startDaemon(t, l, "-sqlite-path", db, "-xdp-mode", "native")
-		msg := run("-interface", l.HostIf, "-sqlite-path", filepath.Join(t.TempDir(), "other.db"), "-xdp-mode", "native")
-		if !strings.Contains(msg, "another XDP program is attached there") {
-			t.Fatalf("got %q", msg)
+		msg, status := run(-1, "-interface", l.HostIf, "-sqlite-path", filepath.Join(t.TempDir(), "other.db"), "-xdp-mode", "native")
+		if !strings.Contains(msg, "another XDP program is attached there") || status != 1 {
+			t.Fatalf("got %q, status %d", msg, status)
+		}
+	})
+	t.Run("no privileges", func(t *testing.T) {
+		// A database directory the unprivileged user can reach.
+		dir, err := os.MkdirTemp("", "collector-nobody-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
+		msg, status := run(65534, "-interface", l.HostIf, "-sqlite-path", filepath.Join(dir, "c.db"), "-pinned-maps", "1", "-pin-path", pins)
+		if !strings.Contains(msg, "CAP_BPF") || status != 3 {
+			t.Fatalf("got %q, status %d; want the capabilities named, status 3", msg, status)
+		}
+		if entries, _ := os.ReadDir(pins); len(entries) > 0 {
+			t.Fatalf("a start that cannot succeed left pins: %v", entries)
 		}
 	})
 	t.Run("pin path not on bpffs", func(t *testing.T) {
-		msg := run("-interface", l.HostIf, "-sqlite-path", db, "-pinned-maps", "1", "-pin-path", t.TempDir())
+		msg, _ := run(-1, "-interface", l.HostIf, "-sqlite-path", db, "-pinned-maps", "1", "-pin-path", t.TempDir())
 		if !strings.Contains(msg, "not on a bpffs") || !strings.Contains(msg, "mount -t bpf") {
 			t.Fatalf("got %q", msg)
 		}
@@ -360,6 +390,44 @@ func TestOperatorErrors(t *testing.T) {
 			t.Fatalf("a failed start left XDP attached:\n%s", out)
 		}
 	})
+}
+
+// TestInterfaceDropped restarts a pinned daemon with its interface taken
+// out of INTERFACE: the links left on it are detached, and that is logged.
+func TestInterfaceDropped(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := newLab(t)
+	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
+	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
+		"-pinned-maps", "1", "-pin-path", pins}
+	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+
+	first, _ := startDaemon(t, l, args...)
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
+		t.Fatalf("the pinned XDP link must outlive the daemon:\n%s", out)
+	}
+	inHost(t, l, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "other1")
+	inHost(t, l, "ip", "link", "set", "other0", "up")
+	inHost(t, l, "ip", "link", "set", "other1", "up")
+	second, out := startDaemon(t, l, append(args, "-interface", "other0")...)
+	if err := second.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "detached from an interface no longer in INTERFACE") || !strings.Contains(out.String(), "interface="+l.HostIf) {
+		t.Errorf("the detach was not logged:\n%s", out)
+	}
+	if link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(link, "xdp") {
+		t.Errorf("XDP is still attached to %s, which left INTERFACE:\n%s", l.HostIf, link)
+	}
+	if n := tcxLinks(t); kerneltest.HaveTCX() && n != 1 {
+		t.Errorf("%d TCX links of ours, want 1 (on other0)", n)
+	}
+	if _, err := os.Stat(filepath.Join(pins, "links", l.HostIf)); !os.IsNotExist(err) {
+		t.Errorf("the links of %s are still pinned (%v)", l.HostIf, err)
+	}
 }
 
 // TestPinnedModeChange restarts a pinned daemon in other ingress and
@@ -385,8 +453,13 @@ func TestPinnedModeChange(t *testing.T) {
 		{"tc", "tcx", "", []string{"tcx", "tcx-ingress"}, 0},
 		{"tc", "legacy", "", nil, 2},
 		{"native", "legacy", "xdp ", []string{"xdp"}, 1},
+		{"generic", "legacy", "xdpgeneric", []string{"xdp"}, 1},
 		{"native", "tcx", "xdp ", []string{"tcx", "xdp"}, 0},
 	} {
+		if tc.tc == "tcx" && !kerneltest.HaveTCX() {
+			t.Logf("kernel %s has no TCX (6.6+): xdp=%s tc=tcx not run", kerneltest.Release(), tc.xdp)
+			continue
+		}
 		d, out := startDaemon(t, l, append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
 		if err := d.stop(); err != nil {
 			t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/check"
@@ -37,21 +39,53 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:])
-	var bad settingsError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, &bad):
-		fmt.Fprintln(os.Stderr, "collector:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "collector:", err)
-		os.Exit(1)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return
 	}
+	// The error line holds the verifier's last lines only; the whole log
+	// is what an operator needs to report a refusal.
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		fmt.Fprintf(os.Stderr, "collector: the verifier's whole log:\n%+v\n", verr)
+	}
+	fmt.Fprintln(os.Stderr, "collector:", err)
+	os.Exit(exitStatus(err))
 }
 
-// settingsError is a refusal of the settings: exit status 2, on which
-// collector.service does not restart, since a restart would change
-// nothing.
+// Exit statuses. collector.service does not restart on exitSettings and
+// exitCannotRun (RestartPreventExitStatus): a restart would change nothing.
+const (
+	exitFailure   = 1 // may succeed on a later try: the unit restarts
+	exitSettings  = 2 // a setting is wrong
+	exitCannotRun = 3 // this machine cannot run it: the kernel or privileges
+)
+
+func exitStatus(err error) int {
+	var bad settingsError
+	switch {
+	case errors.As(err, &bad):
+		return exitSettings
+	case errors.As(err, new(cannotRunError)):
+		return exitCannotRun
+	}
+	return exitFailure
+}
+
+// cannotRunError is a start the datapath can never make on this machine.
+type cannotRunError struct{ error }
+
+func (e cannotRunError) Unwrap() error { return e.error }
+
+// startError marks err, from loading or attaching the datapath, as one a
+// restart cannot mend, where it is.
+func startError(err error) error {
+	if bpfgo.Unrecoverable(err) {
+		return cannotRunError{err}
+	}
+	return err
+}
+
+// settingsError is a refusal of the settings.
 type settingsError struct{ error }
 
 func (e settingsError) Unwrap() error { return e.error }
@@ -145,13 +179,13 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	counters, err := bpfgo.Load(bpfCfg)
 	if err != nil {
-		return err
+		return startError(err)
 	}
 	defer counters.Close()
 
 	ifaces, err := counters.AttachAll(cfg.Interfaces, cfg.XDPMode, cfg.TCMode, log.With("component", "bpf"))
 	if err != nil {
-		return err
+		return startError(err)
 	}
 	defer ifaces.Close()
 	go ifaces.Watch(ctx, interfaceCheckInterval)

@@ -100,19 +100,32 @@ struct cursor {
 		__err;                                                       \
 	})
 
+/* port_index turns a port into an index into port_flags that every
+ * verifier can bound. Verifiers before 6.18 forget the bounds of a
+ * byte-swapped value (measured on 5.10, 6.1 and 6.12: every program was
+ * refused with "math between map_value pointer and register with unbounded
+ * min value"), and clang drops a plain "& 0xffff" on a __u16 as a no-op, so
+ * the mask is written in asm, where the compiler must keep it. */
+static __always_inline __u64 port_index(__u16 port)
+{
+	__u64 index = port;
+	asm volatile("%0 &= 0xffff" : "+r"(index));
+	return index;
+}
+
 /* classify returns the class of a TCP or UDP packet from its ports, or -1.
  * The local port decides; for consensus the remote port also counts, since
  * the host's syncer dials peers on their consensus port. */
 static __always_inline int classify(__u8 proto, __u16 local, __u16 remote)
 {
-	__u8 flags = port_flags[local];
+	__u8 flags = port_flags[port_index(local)];
 
 	if (proto == IPPROTO_TCP) {
 		if (flags & PORT_CONSENSUS)
 			return CLASS_CONSENSUS;
 		if (flags & PORT_SIAMUX)
 			return CLASS_SIAMUX;
-		if (port_flags[remote] & PORT_CONSENSUS)
+		if (port_flags[port_index(remote)] & PORT_CONSENSUS)
 			return CLASS_CONSENSUS;
 		return -1;
 	}

@@ -97,11 +97,15 @@ func Load(cfg Config) (*Counters, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := Probe(); err != nil {
+		return nil, err
+	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Failing to
 	// lift it is not fatal: newer kernels do not need it, and where it
 	// matters the load below fails and says why.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		log.Debug("remove memlock rlimit", "err", err)
+	memlockErr := rlimit.RemoveMemlock()
+	if memlockErr != nil {
+		log.Debug("remove memlock rlimit", "err", memlockErr)
 	}
 
 	spec, err := bpf.LoadCollector()
@@ -131,15 +135,68 @@ func Load(cfg Config) (*Counters, error) {
 		specs.Clients.Pinning = ebpf.PinByName
 		opts.Maps.PinPath = cfg.PinPath
 	}
-	err = c.replaceIncompatible(bpf.CollectorMapClients, func() (err error) {
+	pinsBefore := existingPins(cfg.PinPath)
+	err = c.load(spec, specs.Clients.InnerMap, opts)
+	if errors.Is(err, unix.EPERM) && memlockErr != nil {
+		err = fmt.Errorf("%w (this kernel charges BPF maps to RLIMIT_MEMLOCK, which could not be raised: %v; run with LimitMEMLOCK=infinity)", err, memlockErr)
+	}
+	if err != nil {
+		// The maps are pinned before the programs are verified: a start
+		// that fails must not leave pins of its own behind. Pins of an
+		// earlier run stay, with whatever they counted.
+		return nil, errors.Join(err, removeNewPins(cfg.PinPath, pinsBefore))
+	}
+	return c, nil
+}
+
+// loadPins are the names Load pins maps under in the pin directory.
+var loadPins = []string{bpf.CollectorMapClients, counterMapNames[0], counterMapNames[1]}
+
+// existingPins returns which of loadPins exist under dir ("" for none).
+func existingPins(dir string) map[string]bool {
+	found := map[string]bool{}
+	if dir == "" {
+		return found
+	}
+	for _, name := range loadPins {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			found[name] = true
+		}
+	}
+	return found
+}
+
+// removeNewPins removes the pins of loadPins under dir that are not in
+// before.
+func removeNewPins(dir string, before map[string]bool) error {
+	if dir == "" {
+		return nil
+	}
+	var errs []error
+	for _, name := range loadPins {
+		if before[name] {
+			continue
+		}
+		err := os.Remove(filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove pin of a failed start: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// load creates the collection and the counter maps; on failure it has
+// closed what it made.
+func (c *Counters) load(spec *ebpf.CollectionSpec, inner *ebpf.MapSpec, opts ebpf.CollectionOptions) error {
+	err := c.replaceIncompatible(bpf.CollectorMapClients, func() (err error) {
 		c.coll, err = ebpf.NewCollectionWithOptions(spec, opts)
 		return err
 	})
 	if errors.Is(err, unix.EPERM) {
-		return nil, fmt.Errorf("load bpf programs: %w (needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
+		return fmt.Errorf("load bpf programs: %w (%s)", err, privilegesHint)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load bpf programs: %w", err)
+		return fmt.Errorf("load bpf programs: %w", err)
 	}
 	c.xdp = c.coll.Programs[bpf.CollectorProgXdpCount]
 	c.xdpFrag = c.coll.Programs[bpf.CollectorProgXdpCountFrags]
@@ -147,11 +204,11 @@ func Load(cfg Config) (*Counters, error) {
 	c.tcIngress = c.coll.Programs[bpf.CollectorProgTcIngressCount]
 	c.slot = c.coll.Maps[bpf.CollectorMapClients]
 
-	if err := c.openCounterMaps(specs.Clients.InnerMap); err != nil {
+	if err := c.openCounterMaps(inner); err != nil {
 		c.Close()
-		return nil, err
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 // haveMultiBufferXDP reports whether the kernel has multi-buffer XDP

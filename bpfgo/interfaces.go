@@ -34,6 +34,9 @@ func (c *Counters) AttachAll(names []string, xdp XDPMode, tc TCMode, log *slog.L
 		c: c, xdpMode: xdp, tcMode: tc, log: log, names: names,
 		attached: map[string]*Attachment{}, failing: map[string]string{},
 	}
+	if err := c.detachDropped(names, log); err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		a, err := c.Attach(name, xdp, tc)
 		if err != nil {
@@ -115,6 +118,34 @@ func (s *Interfaces) Close() error {
 		delete(s.attached, name)
 	}
 	return errors.Join(errs...)
+}
+
+// detachDropped detaches the pinned links of every interface an earlier
+// run counted on that is not in names: left attached they would go on
+// counting into maps this run drains, on an interface the operator took
+// out of INTERFACE.
+func (c *Counters) detachDropped(names []string, log *slog.Logger) error {
+	if c.pinPath == "" {
+		return nil
+	}
+	dirs, err := os.ReadDir(filepath.Join(c.pinPath, "links"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list pinned links: %w", err)
+	}
+	for _, d := range dirs {
+		if slices.Contains(names, d.Name()) {
+			continue
+		}
+		err := errors.Join(c.detachPinned(d.Name()), os.RemoveAll(filepath.Join(c.pinPath, "links", d.Name())))
+		if err != nil {
+			return fmt.Errorf("detach from %s, which is no longer in INTERFACE: %w", d.Name(), err)
+		}
+		log.Info("detached from an interface no longer in INTERFACE", "interface", d.Name())
+	}
+	return nil
 }
 
 // DetachAll removes what collector left in the kernel: under pinPath the

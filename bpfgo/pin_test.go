@@ -3,7 +3,9 @@ package bpfgo
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,4 +68,28 @@ func TestIncompatiblePinIsReplaced(t *testing.T) {
 	drained(t, c)
 	ingress(t, c, data) // counted in the replaced map
 	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client6: one(QUIC, Down, len(data))})
+}
+
+// TestFailedLoadRemovesOnlyItsPins: a start that fails after pinning
+// removes the pins it made and keeps those of an earlier run, which may
+// hold what was counted.
+func TestFailedLoadRemovesOnlyItsPins(t *testing.T) {
+	pins := pinDir(t)
+	kept := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins})
+	kept.Close()
+	if err := os.Remove(filepath.Join(pins, counterMapNames[1])); err != nil {
+		t.Fatal(err)
+	}
+	before := existingPins(pins)
+
+	again := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins}) // pins counters_b anew
+	again.Close()
+	if err := removeNewPins(pins, before); err != nil {
+		t.Fatal(err)
+	}
+	got := existingPins(pins)
+	want := map[string]bool{"clients": true, counterMapNames[0]: true}
+	if !maps.Equal(got, want) {
+		t.Errorf("pins left: %v, want %v", got, want)
+	}
 }

@@ -29,6 +29,8 @@ type Checker struct {
 	// Sys is where sysfs is mounted; empty means /sys.
 	Sys string
 
+	// probe probes the kernel's features; nil means bpfgo.Probe.
+	probe func() error
 	// load loads the datapath without attaching it; nil means bpfgo.Load.
 	// Tests replace it where a real load would make the output depend on
 	// the kernel.
@@ -114,6 +116,9 @@ type result struct {
 	status status
 	detail string
 	fix    string // what to do; set on every warn and fail
+	// more is printed in full under the fix: the whole verifier log of a
+	// refused program, which an operator needs to report the cause.
+	more string
 }
 
 // format lays the results out in aligned columns, each fix under its
@@ -129,6 +134,12 @@ func format(results []result) (string, int) {
 		fmt.Fprintf(&b, "%-4s  %-*s  %s\n", r.status, width, r.name, r.detail)
 		if r.fix != "" {
 			fmt.Fprintf(&b, "%-4s  %-*s  fix: %s\n", "", width, "", r.fix)
+		}
+		for line := range strings.Lines(r.more) {
+			fmt.Fprintf(&b, "%-4s  %-*s  | %s", "", width, "", line)
+		}
+		if r.more != "" && !strings.HasSuffix(r.more, "\n") {
+			b.WriteString("\n")
 		}
 		if r.status == fail {
 			problems = append(problems, r.name)

@@ -77,6 +77,7 @@ func TestGolden(t *testing.T) {
 		// setup writes the rest of the fixture under root and returns
 		// the configuration to check.
 		setup   func(t *testing.T, root string) *config.Config
+		probe   error
 		load    error
 		wantErr string
 	}{
@@ -94,7 +95,8 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
-			name: "problems", release: "5.10.0", capEff: capsNetAdmin,
+			name: "problems", release: "5.4.0-150-generic", capEff: capsNetAdmin,
+			probe: fmt.Errorf("%w: batch map operations (Linux 5.6 or newer)", bpfgo.ErrUnsupportedKernel),
 			setup: func(t *testing.T, root string) *config.Config {
 				writeFiles(t, root, map[string]string{"pins/clients": "", "file": ""})
 				return &config.Config{
@@ -114,8 +116,9 @@ func TestGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			c := &Checker{
-				Proc: filepath.Join(root, "proc"),
-				Sys:  filepath.Join(root, "sys"),
+				Proc:  filepath.Join(root, "proc"),
+				Sys:   filepath.Join(root, "sys"),
+				probe: func() error { return tt.probe },
 				load: func(bpfgo.Config) (io.Closer, error) {
 					if tt.load != nil {
 						return nil, tt.load
@@ -151,7 +154,10 @@ func errString(err error) string {
 }
 
 func TestMissingInterface(t *testing.T) {
-	c := &Checker{load: func(bpfgo.Config) (io.Closer, error) { return io.NopCloser(nil), nil }}
+	c := &Checker{
+		probe: func() error { return nil },
+		load:  func(bpfgo.Config) (io.Closer, error) { return io.NopCloser(nil), nil },
+	}
 	cfg := &config.Config{Interfaces: []string{"nosuch0"}, SQLitePath: filepath.Join(t.TempDir(), "collector.db")}
 	var out bytes.Buffer
 	err := c.Run(context.Background(), cfg, &out)
@@ -170,25 +176,32 @@ func TestMissingInterface(t *testing.T) {
 	}
 }
 
-func TestSupportedKernel(t *testing.T) {
+func TestKernel(t *testing.T) {
+	missing := fmt.Errorf("%w: XDP links (Linux 5.9 or newer)", bpfgo.ErrUnsupportedKernel)
 	tests := []struct {
-		release string
-		want    bool
-		wantErr bool
+		release    string
+		probe      error
+		want       status
+		wantDetail string
 	}{
-		{"5.10.0", false, false},
-		{"4.19.0-26-amd64", false, false},
-		{"5.15.0-91-generic", true, false},
-		{"6.1.0-18-amd64", true, false},
-		{"6.18.44-fc-v669", true, false},
-		{"10.0", true, false},
-		{"linux", false, true},
+		{"5.10.0-32-cloud-amd64", nil, ok, "5.10.0-32-cloud-amd64 has every feature collector needs"},
+		{"6.18.44-fc-v669", nil, ok, "6.18.44-fc-v669 has every feature collector needs"},
+		{"10.0", nil, ok, "10.0 has every feature collector needs"},
+		{"5.9.16", nil, warn, "5.9.16 has every feature collector probes for, but is older than any kernel it was tested on (5.10)"},
+		{"5.8.0-63-generic", missing, fail, "5.8.0-63-generic: kernel lacks a feature collector needs: XDP links (Linux 5.9 or newer)"},
+		{"6.1.0", fmt.Errorf("probe for hash maps: %w", unix.EPERM), fail, "6.1.0: probe for hash maps: operation not permitted"},
+		{"linux", nil, warn, `kernel release "linux" is not major.minor: expected integer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.release, func(t *testing.T) {
-			got, err := supportedKernel(tt.release)
-			if got != tt.want || (err != nil) != tt.wantErr {
-				t.Errorf("supportedKernel(%q) = %v, %v; want %v, error %v", tt.release, got, err, tt.want, tt.wantErr)
+			root := t.TempDir()
+			writeFiles(t, root, map[string]string{"sys/kernel/osrelease": tt.release + "\n"})
+			r := (&Checker{Proc: root, probe: func() error { return tt.probe }}).kernel()
+			if r.status != tt.want || r.detail != tt.wantDetail {
+				t.Errorf("kernel() = %v %q; want %v %q", r.status, r.detail, tt.want, tt.wantDetail)
+			}
+			if r.status != ok && r.fix == "" {
+				t.Errorf("a %v says what to do", r.status)
 			}
 		})
 	}
@@ -414,13 +427,18 @@ func TestFormat(t *testing.T) {
 	report, problems := format([]result{
 		{name: "kernel", detail: "6.1.0"},
 		{name: "interface nosuch0", status: fail, detail: "gone", fix: "pick another"},
+		{name: "programs", status: fail, detail: "refused", fix: "report it", more: "0: (b7) r0 = 0\n1: (95) exit"},
 	})
 	want := "" +
 		"ok    kernel             6.1.0\n" +
 		"FAIL  interface nosuch0  gone\n" +
 		"                         fix: pick another\n" +
-		"1 problem: interface nosuch0\n"
-	if report != want || problems != 1 {
+		"FAIL  programs           refused\n" +
+		"                         fix: report it\n" +
+		"                         | 0: (b7) r0 = 0\n" +
+		"                         | 1: (95) exit\n" +
+		"2 problems: interface nosuch0, programs\n"
+	if report != want || problems != 2 {
 		t.Errorf("got %d problems and\n%s\nwant 1 and\n%s", problems, report, want)
 	}
 }

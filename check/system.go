@@ -11,19 +11,20 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
 )
 
-// minKernel is the oldest supported kernel: it has XDP links (5.9), batch
-// map operations (5.6) and CAP_BPF (5.8), and it is Ubuntu 22.04's.
-var minKernel = [2]int{5, 15}
+// oldestTested is the oldest kernel `make test-kernels` boots and runs
+// the suite on. An older one is judged by the feature probes alone.
+var oldestTested = [2]int{5, 10}
 
-const kernelFix = "upgrade to kernel 5.15 or newer (Ubuntu 22.04, Debian 12 or later ship one)"
+const kernelFix = "upgrade the kernel: collector is tested on 5.10 (Debian 11), 6.1 (Debian 12), 6.12 (Debian 13) and newer"
 
+// kernel reports the release and whether the kernel has every feature the
+// datapath needs, found by probing it rather than from its version.
 func (c *Checker) kernel() result {
 	r := result{name: "kernel"}
 	b, err := os.ReadFile(c.procPath("sys/kernel/osrelease"))
@@ -32,28 +33,39 @@ func (c *Checker) kernel() result {
 		return r
 	}
 	release := strings.TrimSpace(string(b))
-	supported, err := supportedKernel(release)
+	probe := c.probe
+	if probe == nil {
+		probe = bpfgo.Probe
+	}
+	if err := probe(); err != nil {
+		r.status, r.detail, r.fix = fail, fmt.Sprintf("%s: %s", release, oneLine(err)), kernelFix
+		if !errors.Is(err, bpfgo.ErrUnsupportedKernel) {
+			r.fix = capsFix
+		}
+		return r
+	}
+	tested, err := atLeast(release, oldestTested)
 	switch {
 	case err != nil:
-		r.status, r.detail, r.fix = fail, err.Error(), kernelFix
-	case !supported:
-		r.status, r.fix = fail, kernelFix
-		r.detail = fmt.Sprintf("%s is too old: collector needs %d.%d or newer (XDP links, batch map operations, CAP_BPF)",
-			release, minKernel[0], minKernel[1])
+		r.status, r.detail, r.fix = warn, err.Error(), kernelFix
+	case !tested:
+		r.status, r.fix = warn, kernelFix
+		r.detail = fmt.Sprintf("%s has every feature collector probes for, but is older than any kernel it was tested on (%d.%d)",
+			release, oldestTested[0], oldestTested[1])
 	default:
-		r.detail = fmt.Sprintf("%s (%d.%d or newer is needed)", release, minKernel[0], minKernel[1])
+		r.detail = fmt.Sprintf("%s has every feature collector needs", release)
 	}
 	return r
 }
 
-// supportedKernel reports whether release (uname -r, such as
-// "6.1.0-18-amd64") is minKernel or newer.
-func supportedKernel(release string) (bool, error) {
+// atLeast reports whether release (uname -r, such as "6.1.0-18-amd64") is
+// version or newer.
+func atLeast(release string, version [2]int) (bool, error) {
 	var major, minor int
 	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
 		return false, fmt.Errorf("kernel release %q is not major.minor: %w", release, err)
 	}
-	return major > minKernel[0] || major == minKernel[0] && minor >= minKernel[1], nil
+	return major > version[0] || major == version[0] && minor >= version[1], nil
 }
 
 // vmlinuxBTF is the kernel's own BTF, relative to sysfs.
@@ -236,7 +248,8 @@ func (c *Checker) programs(cfg *config.Config) result {
 		r.status, r.detail, r.fix = fail, oneLine(err), capsFix
 	case errors.As(err, &verr):
 		r.status, r.detail = fail, oneLine(err)
-		r.fix = "this kernel's verifier rejects collector's programs: report it with `uname -r` and this line"
+		r.fix = "this kernel's verifier rejects collector's programs: report it with `uname -r` and the verifier's log below"
+		r.more = fmt.Sprintf("%+v", verr)
 	default:
 		r.status, r.detail = fail, oneLine(err)
 		r.fix = "that is the kernel's reason; see the kernel and capabilities lines, or report it with `uname -r`"
@@ -290,25 +303,7 @@ func (c *Checker) tcMode(mode bpfgo.TCMode) result {
 // enum bpf_attach_type then names BPF_TCX_EGRESS. Unlike a trial attach,
 // reading BTF touches no interface.
 func haveTCX(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	spec, err := btf.LoadSpecFromReader(f)
-	if err != nil {
-		return false, fmt.Errorf("read kernel btf: %w", err)
-	}
-	var attachType *btf.Enum
-	if err := spec.TypeByName("bpf_attach_type", &attachType); err != nil {
-		return false, fmt.Errorf("read kernel btf: %w", err)
-	}
-	for _, v := range attachType.Values {
-		if v.Name == "BPF_TCX_EGRESS" {
-			return true, nil
-		}
-	}
-	return false, nil
+	return bpfgo.HasAttachType(path, "BPF_TCX_EGRESS")
 }
 
 const databaseFix = "set SQLITE_PATH to a file in a writable directory (default /var/lib/collector/collector.db)"
