@@ -58,7 +58,7 @@ Description: per-client traffic accounting for Sia hosts
  An XDP program on ingress and a TC program on egress count the bytes and
  packets each remote address exchanges with a Sia host on its consensus,
  siamux and QUIC ports; a daemon stores them minute by minute in SQLite.
- Needs Linux 5.15 or newer.
+ Needs Linux 5.10 or newer (tested on 5.10, 6.1 and 6.12).
 CONTROL
 
 mkdir -p "$out"

@@ -99,40 +99,62 @@ env_file_missing() {
 	done
 }
 
-# service_start: enable collector at boot and, where systemd runs, load
-# the new unit and binary and (re)start it once `collector check` passes.
-# A restart with pinned links keeps counting throughout.
+# service_start: where `collector check` passes, enable collector at boot
+# and, where systemd runs, load the new unit and binary and (re)start it;
+# a restart with pinned links keeps counting throughout. Where it fails,
+# leave the unit disabled, so that a machine it cannot run on does not
+# start it at every boot, and say what to do.
 service_start() {
 	on_this_machine || return 0
+	if systemd_running; then
+		systemctl daemon-reload
+	fi
+	if ! "$bin" check; then
+		if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+			systemctl disable --quiet "$unit"
+		fi
+		echo "collector is installed but not enabled: fix what collector check reports above, then: systemctl enable --now collector" >&2
+		return 1
+	fi
+	systemctl enable --quiet "$unit"
 	if ! systemd_running; then
-		systemctl enable --quiet "$unit"
 		echo "systemd is not running here: collector is enabled for the next boot, not started"
 		return 0
-	fi
-	systemctl daemon-reload
-	systemctl enable --quiet "$unit"
-	if ! "$bin" check; then
-		echo "not starting collector: fix what collector check reports above, then: systemctl restart collector" >&2
-		return 1
 	fi
 	systemctl restart "$unit"
 	echo "collector is running: journalctl -u collector -f"
 }
 
-# service_remove: stop collector, then remove what outlives it (pinned
-# programs and maps, a TC qdisc or filter it added) with `collector
-# detach`, and disable it.
+# service_remove: stop collector in whatever state it is, a restart that
+# is pending included (`systemctl is-active` does not count that one),
+# then remove what outlives it (pinned programs and maps, a TC qdisc or
+# filter it added) with `collector detach`, and disable it.
 service_remove() {
 	on_this_machine || return 0
-	if systemd_running && systemctl is-active --quiet "$unit"; then
-		systemctl stop "$unit"
-		echo "stopped collector"
+	if systemd_running; then
+		state=$(systemctl show --property ActiveState --value "$unit" 2>/dev/null || true)
+		if [ -n "$state" ] && [ "$state" != inactive ]; then
+			systemctl stop "$unit"
+			echo "stopped collector (it was $state)"
+		fi
+		# A unit that failed stays listed as failed until this.
+		systemctl reset-failed "$unit" 2>/dev/null || true
 	fi
 	if [ -x "$bin" ]; then
 		"$bin" detach || echo "collector detach failed (above); its programs may still be attached" >&2
 	fi
 	if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
 		systemctl disable --quiet "$unit"
+	fi
+	remove_pin_dir
+}
+
+# remove_pin_dir: the unit's bpffs directory, which ExecStartPre creates
+# even with pinning off; `collector detach` removes it when it holds pins.
+remove_pin_dir() {
+	on_this_machine || return 0
+	if [ -d /sys/fs/bpf/collector ]; then
+		rm -rf /sys/fs/bpf/collector
 	fi
 }
 
