@@ -206,6 +206,11 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Resolver:   resolver,
 		Retention:  agg.Retention{Minutes: cfg.MinuteRetention, Hourly: cfg.HourlyRetention},
 		MaxPending: cfg.MaxPendingRows,
+		// Clients that moved real data keep their place in the counter
+		// map when a flood fills it; half of it stays for new ones.
+		MinClientBytes: cfg.MinClientBytes,
+		Seeder:         counters,
+		MaxSeeded:      int(cfg.MaxClients / 2),
 	})
 
 	// The aggregator gets its own context: on shutdown the programs are

@@ -41,6 +41,14 @@ type Config struct {
 	// MaxPending bounds the rows kept in memory while the database cannot
 	// be written; default DefaultMaxPending.
 	MaxPending int
+	// MinClientBytes is what a client must move in a flush period to get
+	// a row of its own; less is added to 'other'. 0 gives every client a
+	// row.
+	MinClientBytes uint64
+	// Seeder, when set, is told after every flush which clients had rows
+	// of their own lately, at most MaxSeeded of them.
+	Seeder    Seeder
+	MaxSeeded int
 	// Now reads the clock; default time.Now.
 	Now func() time.Time
 }
@@ -59,6 +67,8 @@ type Aggregator struct {
 	pending     map[rowKey]*bpfgo.Traffic
 	names       map[netip.Addr]name // found, not stored yet
 	nearCap     bool                // warned that pending nears MaxPending
+	recent      recentClients
+	full        mapFull
 	writes      outage
 	rollups     outage
 }
@@ -85,6 +95,7 @@ func NewAggregator(d Drainer, st *Store, cfg Config) *Aggregator {
 		periodStart: cfg.Now(),
 		pending:     make(map[rowKey]*bpfgo.Traffic),
 		names:       make(map[netip.Addr]name),
+		recent:      recentClients{max: cfg.MaxSeeded},
 		writes: outage{
 			start: "cannot store traffic; keeping it in memory and retrying every flush",
 			end:   "storing traffic again",
@@ -195,23 +206,47 @@ func (a *Aggregator) collect() {
 	}
 	minute := a.periodStart.Truncate(time.Minute).Unix()
 	a.periodStart = drainedAt
+
+	// A client may come in several samples; the threshold is on its sum.
+	var overflow bpfgo.Traffic
+	period := make(map[netip.Addr]*bpfgo.Traffic)
 	for i := range samples {
 		s := &samples[i]
-		if s.Traffic.IsZero() {
+		if s.Overflow {
+			overflow.Add(&s.Traffic)
+		} else {
+			add(period, s.Client.Unmap(), &s.Traffic)
+		}
+	}
+	a.full.update(a.cfg.Log, drainedAt, &overflow)
+	other := overflow
+	var own []netip.Addr
+	for client, t := range period {
+		if t.IsZero() {
 			continue
 		}
-		k := rowKey{minute: minute}
-		if !s.Overflow {
-			k.client = s.Client.Unmap()
-			a.cfg.Resolver.Request(k.client)
+		if t.Bytes() < a.cfg.MinClientBytes {
+			other.Add(t)
+			continue
 		}
-		add(a.pending, k, &s.Traffic)
+		own = append(own, client)
+		// Only clients that moved real data are looked up: a forged
+		// address must not make the host query the attacker's DNS.
+		a.cfg.Resolver.Request(client)
+		add(a.pending, rowKey{minute: minute, client: client}, t)
+	}
+	if !other.IsZero() {
+		add(a.pending, rowKey{minute: minute}, &other)
+	}
+	if a.cfg.Seeder != nil {
+		a.recent.note(drainedAt, own)
+		a.cfg.Seeder.Seed(a.recent.list())
 	}
 	a.bound()
 }
 
-// add adds t to the row k of rows.
-func add(rows map[rowKey]*bpfgo.Traffic, k rowKey, t *bpfgo.Traffic) {
+// add adds t to the entry k of rows.
+func add[K comparable](rows map[K]*bpfgo.Traffic, k K, t *bpfgo.Traffic) {
 	sum := rows[k]
 	if sum == nil {
 		sum = new(bpfgo.Traffic)

@@ -69,6 +69,10 @@ type Counters struct {
 	// Drain; staleKeys are the keys of a map read but not yet cleared.
 	held      []Sample
 	staleKeys []bpf.CollectorClientKey
+	// seed are the clients each map gets an entry for before it goes into
+	// the slot, at most maxSeed (half the map).
+	seed    []bpf.CollectorClientKey
+	maxSeed int
 }
 
 // spareState tracks the map out of the slot. Only an empty map may go in.
@@ -126,7 +130,7 @@ func Load(cfg Config) (*Counters, error) {
 		delete(spec.Programs, bpf.CollectorProgXdpCountFrags)
 	}
 
-	c := &Counters{log: log, pinPath: cfg.PinPath}
+	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2)}
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
 		if err := ensurePinDir(cfg.PinPath); err != nil {
@@ -308,9 +312,14 @@ func (c *Counters) Drain() ([]Sample, error) {
 	if err := c.settleSpare(); err != nil {
 		return nil, err
 	}
+	spare := 1 - c.active
+	if err := c.seedMap(c.maps[spare]); err != nil {
+		// Not worth a lost period: the clients are counted all the same,
+		// only a flood could push them into the overflow entry.
+		c.log.Warn("keep room for recent clients in the counter map", "err", err)
+	}
 	// The update returns only once no program can still be adding to the
 	// map it replaces (the kernel waits for an RCU grace period).
-	spare := 1 - c.active
 	if err := c.slot.Update(uint32(0), c.maps[spare], ebpf.UpdateAny); err != nil {
 		return nil, fmt.Errorf("swap counter maps: %w", err)
 	}
@@ -321,6 +330,31 @@ func (c *Counters) Drain() ([]Sample, error) {
 	out := c.held
 	c.held = nil
 	return out, nil
+}
+
+// Seed sets the clients that every counter map gets an entry for before
+// it is swapped in, from the next Drain on: new addresses filling the map
+// then cannot push them into the overflow entry. Past half the map's
+// capacity the rest are left out, so new clients always find room too.
+func (c *Counters) Seed(clients []netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seed = c.seed[:0]
+	for _, addr := range clients[:min(len(clients), c.maxSeed)] {
+		c.seed = append(c.seed, bpf.CollectorClientKey{Addr: addr.As16()})
+	}
+}
+
+// seedMap adds a zero entry for every seeded client to m, which must be
+// out of the slot and cleared. Entries still zero at the next drain are
+// read as nothing and cleared with the rest.
+func (c *Counters) seedMap(m *ebpf.Map) error {
+	if len(c.seed) == 0 {
+		return nil
+	}
+	zeros := make([]bpf.CollectorClientTraffic, len(c.seed))
+	_, err := m.BatchUpdate(c.seed, zeros, nil)
+	return err
 }
 
 // settleSpare empties the map out of the slot, keeping any counts in it

@@ -347,3 +347,38 @@ func TestRejectsBadPortSets(t *testing.T) {
 		})
 	}
 }
+
+// TestSeededClientsKeepTheirPlace fills the map with new addresses after
+// seeding it with a known client: the known client is still counted under
+// its own address, and only half the map is ever seeded.
+func TestSeededClientsKeepTheirPlace(t *testing.T) {
+	const maxClients = 4
+	c := loadCounters(t, Config{Ports: DefaultPorts, MaxClients: maxClients})
+	forged := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}) }
+	c.Seed([]netip.Addr{client4, client6, forged(200)}) // the third is past half the map
+	drained(t, c)                                       // swaps the seeded map in
+
+	for i := range 10 {
+		ingress(t, c, frame{src: forged(i), dst: host4, proto: udp, sport: 40000, dport: 9984, payload: 100}.build())
+	}
+	known := frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 10}.build()
+	ingress(t, c, known)
+	got := drained(t, c)
+	if want := one(Siamux, Down, len(known)); got[client4] != want {
+		t.Errorf("the seeded client got %+v, want %+v under its own address", got[client4], want)
+	}
+	if _, ok := got[client6]; ok {
+		t.Errorf("a seeded client that sent nothing shows up: %+v", got[client6])
+	}
+	// Two seeded entries leave two of four places to the flood.
+	forgedRows := 0
+	for addr := range got {
+		if addr.IsValid() && addr != client4 {
+			forgedRows++
+		}
+	}
+	if forgedRows != maxClients-2 || got[netip.Addr{}][QUIC][Down].Packets != 10-(maxClients-2) {
+		t.Errorf("%d forged clients got rows and the overflow %d packets; want %d and %d", forgedRows,
+			got[netip.Addr{}][QUIC][Down].Packets, maxClients-2, 10-(maxClients-2))
+	}
+}

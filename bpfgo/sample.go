@@ -80,6 +80,17 @@ func (t Traffic) Bytes() uint64 {
 	return n
 }
 
+// Packets is the sum of packets over every class and direction.
+func (t Traffic) Packets() uint64 {
+	var n uint64
+	for c := range t {
+		for d := range t[c] {
+			n += t[c][d].Packets
+		}
+	}
+	return n
+}
+
 // IsZero reports whether nothing was counted.
 func (t Traffic) IsZero() bool {
 	return t == Traffic{}

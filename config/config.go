@@ -38,8 +38,11 @@ type Config struct {
 	XDPMode       bpfgo.XDPMode
 	TCMode        bpfgo.TCMode
 	MaxClients    uint32
-	ReverseDNS    bool
-	LogLevel      slog.Level
+	// MinClientBytes is what a client moves in a flush period to get a
+	// row of its own; the rest is stored as 'other'.
+	MinClientBytes uint64
+	ReverseDNS     bool
+	LogLevel       slog.Level
 	// MinuteRetention and HourlyRetention are how long minute and hourly
 	// rows are kept once rolled up; daily rows are kept forever.
 	MinuteRetention time.Duration
@@ -120,6 +123,14 @@ var settings = []setting{
 			return errors.New("not a count; accepted: 1 to 16777216")
 		}
 		c.MaxClients = uint32(n)
+		return nil
+	}},
+	{"MIN_CLIENT_BYTES", strconv.Itoa(agg.DefaultMinClientBytes), "bytes a client moves in a flush period to get a row of its own; less is stored as 'other'; 0 gives every client a row", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > 1<<30 {
+			return errors.New("not a byte count; accepted: 0 to 1073741824")
+		}
+		c.MinClientBytes = n
 		return nil
 	}},
 	{"REVERSE_DNS", "1", "1 looks up host names of clients in the background for the dns column", func(c *Config, v string) (err error) {
