@@ -114,3 +114,22 @@ func TestMapFullLoggedPerEpisode(t *testing.T) {
 		t.Errorf("%d ends of an episode logged, want 2:\n%s", n, logs.String())
 	}
 }
+
+// TestNamesPrunedWithRetention: a name not looked up again within the
+// hourly retention goes; a fresher one stays.
+func TestNamesPrunedWithRetention(t *testing.T) {
+	st := openStore(t)
+	keep := Retention{Minutes: 24 * time.Hour, Hourly: 10 * 24 * time.Hour}
+	now := t0.Add(30 * 24 * time.Hour)
+	names := map[netip.Addr]name{
+		netip.MustParseAddr("192.0.2.1"): {dns: "old.example", at: now.Add(-11 * 24 * time.Hour).Unix()},
+		netip.MustParseAddr("192.0.2.2"): {dns: "fresh.example", at: now.Add(-9 * 24 * time.Hour).Unix()},
+	}
+	if err := st.write(t.Context(), nil, names); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.maintain(t.Context(), now, now, keep, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	checkNames(t, st, map[string]string{"192.0.2.2": "fresh.example"})
+}

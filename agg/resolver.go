@@ -8,12 +8,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Defaults of ResolverConfig.
 const (
 	DefaultCacheSize     = 4096
 	DefaultLookupTimeout = 2 * time.Second
+	// DefaultLookupRate bounds the lookups a second: a burst of new
+	// clients, real or forged, cannot turn into a burst of queries.
+	DefaultLookupRate = 5
 )
 
 const (
@@ -43,6 +48,8 @@ type ResolverConfig struct {
 	CacheSize int
 	// Timeout bounds each lookup; 0 means DefaultLookupTimeout.
 	Timeout time.Duration
+	// Rate bounds the lookups a second; 0 means DefaultLookupRate.
+	Rate rate.Limit
 }
 
 // Resolver finds reverse DNS names in the background. Request never waits
@@ -56,6 +63,7 @@ type Resolver struct {
 	timeout time.Duration
 	size    int
 	queue   chan netip.Addr
+	limiter *rate.Limiter
 
 	mu      sync.Mutex
 	cache   map[netip.Addr]*list.Element // of *cacheEntry
@@ -92,6 +100,11 @@ func NewResolver(ctx context.Context, cfg ResolverConfig) *Resolver {
 	if r.size <= 0 {
 		r.size = DefaultCacheSize
 	}
+	limit := cfg.Rate
+	if limit <= 0 {
+		limit = DefaultLookupRate
+	}
+	r.limiter = rate.NewLimiter(limit, resolverWorkers)
 	for range resolverWorkers {
 		go r.work(ctx)
 	}
@@ -151,6 +164,9 @@ func (r *Resolver) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case addr := <-r.queue:
+			if r.limiter.Wait(ctx) != nil {
+				return
+			}
 			r.resolve(ctx, addr)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,5 +142,30 @@ func TestResolverRequestNeverBlocks(t *testing.T) {
 	nilResolver.Request(addrN(1))
 	if found := nilResolver.takeFound(); found != nil {
 		t.Errorf("nil resolver found %v", found)
+	}
+}
+
+// TestResolverRateLimited: however many clients ask at once, lookups start
+// no faster than the rate allows (after a burst of one per worker).
+func TestResolverRateLimited(t *testing.T) {
+	var mu sync.Mutex
+	var starts []time.Time
+	lookup := func(ctx context.Context, addr netip.Addr) (string, error) {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return "", nil
+	}
+	r := NewResolver(t.Context(), ResolverConfig{Lookup: lookup, Rate: 20})
+	for i := range 100 {
+		r.Request(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	n := len(starts)
+	mu.Unlock()
+	// 4 at once, then 20 a second: about 14 in half a second.
+	if n > resolverWorkers+12 || n < resolverWorkers {
+		t.Fatalf("%d lookups in 0.5 s at 20 a second", n)
 	}
 }

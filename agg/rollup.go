@@ -113,6 +113,11 @@ func (s *Store) maintain(ctx context.Context, closed, now time.Time, keep Retent
 			break
 		}
 	}
+	// A name is looked up again every day its client is active, so one
+	// older than the hourly rows kept belongs to a client long gone.
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM names WHERE updated < ?", g.hourlyCut); err != nil {
+		return fmt.Errorf("prune names in %s: %w", s.path, err)
+	}
 	return nil
 }
 
