@@ -196,6 +196,21 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("systemd will time out the start", "err", err)
 	}
 
+	// The live table's stored block is kept in memory from every flush;
+	// it starts from what the database holds today, read before the
+	// first flush can add to it.
+	var (
+		today  *live.Today
+		stored func([]agg.Row)
+	)
+	if cfg.LiveInterval > 0 {
+		today = live.NewToday(0, nil)
+		if err := today.Load(ctx, store); err != nil {
+			log.Warn("the live table's stored block starts empty", "err", err)
+		}
+		stored = today.Stored
+	}
+
 	var resolver *agg.Resolver
 	if cfg.ReverseDNS {
 		resolver = agg.NewResolver(ctx, agg.ResolverConfig{})
@@ -211,6 +226,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MinClientBytes: cfg.MinClientBytes,
 		Seeder:         counters,
 		MaxSeeded:      int(cfg.MaxClients / 2),
+		Stored:         stored,
 	})
 
 	// The aggregator gets its own context: on shutdown the programs are
@@ -222,7 +238,7 @@ func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	liveDone := make(chan error, 1)
 	if cfg.LiveInterval > 0 {
-		printer := live.NewPrinter(counters, store, os.Stderr, cfg.LiveInterval, log.With("component", "live"))
+		printer := live.NewPrinter(counters, today, os.Stderr, cfg.LiveInterval, log.With("component", "live"))
 		go func() { liveDone <- printer.Run(ctx) }()
 	} else {
 		liveDone <- nil

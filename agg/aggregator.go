@@ -49,6 +49,10 @@ type Config struct {
 	// of their own lately, at most MaxSeeded of them.
 	Seeder    Seeder
 	MaxSeeded int
+	// Stored, when set, is handed the rows of every successful write, so
+	// a reader can keep totals of its own rather than query the database
+	// again. It runs under the flush and must be quick.
+	Stored func(rows []Row)
 	// Now reads the clock; default time.Now.
 	Now func() time.Time
 }
@@ -273,6 +277,13 @@ func (a *Aggregator) write(ctx context.Context) error {
 	a.writes.update(ctx, a.cfg.Log, a.cfg.Now(), err, "rows", rows)
 	if err != nil {
 		return err
+	}
+	if a.cfg.Stored != nil {
+		out := make([]Row, 0, len(a.pending))
+		for k, t := range a.pending {
+			out = append(out, Row{Start: time.Unix(k.minute, 0), Client: k.client, Overflow: !k.client.IsValid(), Traffic: *t})
+		}
+		a.cfg.Stored(out)
 	}
 	clear(a.pending)
 	clear(a.names)

@@ -283,7 +283,7 @@ func TestRun(t *testing.T) {
 		if drains < 3 {
 			t.Errorf("%d drains in 200 ms at a 10 ms interval", drains)
 		}
-		got, err := st.ClientTotals(t.Context(), Query{})
+		got, err := allClients(st, t.Context(), Query{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +391,7 @@ func TestFlushRollsUp(t *testing.T) {
 	}
 	checkTable(t, st, Hours, groupBy(want, Hours, 0, h.hourlyUntil))
 	checkRows(t, st, groupBy(want, Minutes, h.minuteSince, noEnd))
-	got, err := st.ClientTotals(t.Context(), Query{Since: t0})
+	got, err := allClients(st, t.Context(), Query{Since: t0})
 	if err != nil {
 		t.Fatal(err)
 	}

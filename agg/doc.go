@@ -21,6 +21,6 @@
 //	   WHERE timestamp >= strftime('%s','now','-1 hour') GROUP BY ip"
 //
 // Open upgrades a file written by any earlier release in place (PRAGMA
-// user_version). Reads (ClientTotals, Series, Rows) take no lock and answer
+// user_version). Reads (TopClients, Series, Rows) take no lock and answer
 // from the coarsest table that holds the span asked about.
 package agg

@@ -1,6 +1,7 @@
 package agg
 
 import (
+	"context"
 	"database/sql"
 	"log/slog"
 	"os"
@@ -241,3 +242,9 @@ func newLogger(b *logBuffer) *slog.Logger {
 
 // discard is a logger for tests that do not look at the logs.
 var discard = slog.New(slog.DiscardHandler)
+
+// allClients is TopClients with no limit, every class.
+func allClients(st *Store, ctx context.Context, q Query) ([]ClientTotal, error) {
+	top, err := st.TopClients(ctx, q, 0, nil)
+	return top.Clients, err
+}

@@ -1,7 +1,6 @@
 package agg
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/back2basic/collector/bpfgo"
@@ -62,48 +62,97 @@ type ClientTotal struct {
 	Traffic bpfgo.Traffic
 }
 
-// ClientTotals sums each client's traffic over the query's span, busiest
-// client (by bytes) first. It reads the coarsest tables that answer
-// exactly, in one snapshot: it neither waits for a flush in progress nor
-// holds one up. Where retention has kept only hourly or daily rows, the
-// span's ends are resolved to whole hours or days: a row counts when its
-// middle is in the span.
-func (s *Store) ClientTotals(ctx context.Context, q Query) ([]ClientTotal, error) {
-	totals := make(map[string]*ClientTotal)
-	cond, args := q.filter("")
-	var ip, dns string
+// Top is the answer of TopClients.
+type Top struct {
+	// Clients are the busiest clients, busiest first.
+	Clients []ClientTotal
+	// Rest sums the clients left out; RestClients counts them.
+	Rest        bpfgo.Traffic
+	RestClients int
+}
+
+// TopClients sums each client's traffic over the query's span and returns
+// the n busiest (all when n is 0, none when n is negative) by the bytes of
+// classes (all classes when empty), and the rest summed; clients with no bytes in those classes
+// are left out. The sums, the ranking and the cut are done by SQLite, so
+// memory is bounded by n however many clients the span holds: under a
+// flood of forged addresses a day may hold millions. It reads the coarsest
+// tables that answer exactly, in one snapshot: it neither waits for a
+// flush in progress nor holds one up. Where retention has kept only hourly
+// or daily rows, the span's ends are resolved to whole hours or days: a
+// row counts when its middle is in the span.
+func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []bpfgo.Class) (Top, error) {
+	var top Top
 	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
 		from, to := q.span()
-		query := func(t Table) string {
-			return fmt.Sprintf(`SELECT s.ip, coalesce(n.dns, ''), %s
-FROM (SELECT ip, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY ip) AS s
-LEFT JOIN names AS n ON n.ip = s.ip`, columnList("s.%s", ", "), columnList("SUM(%s) AS %s", ", "), t, cond)
+		sums, args := clientSums(plan(from, to, h), q, classes)
+		limit := max(n, 0)
+		if n == 0 {
+			limit = -1 // SQLite's "no limit"
 		}
-		return scanPlan(ctx, tx, plan(from, to, h), query, args, []any{&ip, &dns}, func(_ piece, t *bpfgo.Traffic) error {
-			total := totals[ip]
-			if total == nil {
-				total = &ClientTotal{DNS: dns}
-				var err error
-				if total.Client, total.Overflow, err = parseIP(ip); err != nil {
-					return err
-				}
-				totals[ip] = total
+		var ip, dns string
+		query := fmt.Sprintf(`%s
+SELECT s.ip, coalesce(n.dns, ''), %s
+FROM sums AS s LEFT JOIN names AS n ON n.ip = s.ip
+ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
+		var listed bpfgo.Traffic
+		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&ip, &dns}, func(t *bpfgo.Traffic) error {
+			c := ClientTotal{DNS: dns, Traffic: *t}
+			var err error
+			if c.Client, c.Overflow, err = parseIP(ip); err != nil {
+				return err
 			}
-			total.Traffic.Add(t)
+			top.Clients = append(top.Clients, c)
+			listed.Add(t)
+			return nil
+		})
+		if err != nil || n == 0 || n > 0 && len(top.Clients) < n {
+			return err
+		}
+		var clients int
+		query = fmt.Sprintf("%s\nSELECT count(*), %s FROM sums", sums, columnList("coalesce(SUM(%s), 0)", ", "))
+		return scanTraffic(ctx, tx, query, args, []any{&clients}, func(total *bpfgo.Traffic) error {
+			top.RestClients = clients - len(top.Clients)
+			top.Rest = total.Sub(&listed)
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read totals per client from %s: %w", s.path, err)
+		return Top{}, fmt.Errorf("read totals per client from %s: %w", s.path, err)
 	}
-	out := make([]ClientTotal, 0, len(totals))
-	for _, t := range totals {
-		out = append(out, *t)
+	return top, nil
+}
+
+// clientSums returns a WITH clause defining sums: a row per client with
+// its counters summed over the pieces and a rank, the bytes of classes,
+// and only clients whose rank is above zero; and its arguments.
+func clientSums(pieces []piece, q Query, classes []bpfgo.Class) (string, []any) {
+	if len(classes) == 0 {
+		classes = bpfgo.Classes()
 	}
-	slices.SortFunc(out, func(a, b ClientTotal) int {
-		return cmp.Or(cmp.Compare(b.Traffic.Bytes(), a.Traffic.Bytes()), cmp.Compare(ipColumn(a.Client), ipColumn(b.Client)))
-	})
-	return out, nil
+	var rank []string
+	for _, c := range columns {
+		if !c.packets && slices.Contains(classes, c.class) {
+			rank = append(rank, c.name)
+		}
+	}
+	cond, condArgs := q.filter("")
+	var selects []string
+	var args []any
+	for _, p := range pieces {
+		selects = append(selects, fmt.Sprintf("SELECT ip, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s",
+			columnList("%s", ", "), p.table, cond))
+		args = append(append(args, p.from, p.to), condArgs...)
+	}
+	if len(selects) == 0 {
+		// An empty span: a query with the right columns and no rows.
+		selects = append(selects, fmt.Sprintf("SELECT ip, %s FROM %s WHERE 0", columnList("%s", ", "), Minutes))
+	}
+	return fmt.Sprintf(`WITH sums AS (
+SELECT ip, %s, %s AS rank
+FROM (%s)
+GROUP BY ip HAVING rank > 0)`, columnList("SUM(%s) AS %s", ", "), "SUM("+strings.Join(rank, " + ")+")",
+		strings.Join(selects, "\nUNION ALL\n")), args
 }
 
 // read runs fn in a read transaction: one snapshot of the file, with the

@@ -3,6 +3,7 @@ package agg
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,7 +77,7 @@ func TestClientTotals(t *testing.T) {
 
 func checkTotals(t *testing.T, st *Store, q Query, want map[netip.Addr]bpfgo.Traffic) {
 	t.Helper()
-	got, err := st.ClientTotals(t.Context(), q)
+	got, err := allClients(st, t.Context(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestClientTotalsNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.ClientTotals(t.Context(), Query{})
+	got, err := allClients(st, t.Context(), Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestReadWhileLocked(t *testing.T) {
 	defer ro.Close()
 	for name, s := range map[string]*Store{"writer": st, "read-only": ro} {
 		start := time.Now()
-		got, err := s.ClientTotals(t.Context(), Query{})
+		got, err := allClients(s, t.Context(), Query{})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -224,5 +225,65 @@ func TestPeriods(t *testing.T) {
 		if got := nextPeriod(tt.t, tt.p).Format("2006-01-02 15:04 MST"); got != tt.want {
 			t.Errorf("period %d after %v: %s, want %s", tt.p, tt.t, got, tt.want)
 		}
+	}
+}
+
+// TestTopClients: SQLite ranks by the bytes of the chosen classes, cuts at
+// n, sums the rest exactly, and leaves out clients with none of those
+// bytes; n < 0 lists none and sums them all.
+func TestTopClients(t *testing.T) {
+	st := openStore(t)
+	var consensusOnly, quicOnly bpfgo.Traffic
+	consensusOnly[bpfgo.Consensus][bpfgo.Up] = bpfgo.Tally{Bytes: 30_000, Packets: 20}
+	quicOnly[bpfgo.QUIC][bpfgo.Down] = bpfgo.Tally{Bytes: 500, Packets: 1}
+	big, small := traffic(9), traffic(1)
+	stored := map[rowKey]bpfgo.Traffic{
+		{t0.Unix(), netip.MustParseAddr("192.0.2.1")}:      big,
+		{t0.Unix() + 60, netip.MustParseAddr("192.0.2.1")}: small,
+		{t0.Unix(), netip.MustParseAddr("192.0.2.2")}:      small,
+		{t0.Unix(), netip.MustParseAddr("2001:db8::3")}:    consensusOnly,
+		{t0.Unix(), netip.MustParseAddr("192.0.2.4")}:      quicOnly,
+		{minute: t0.Unix()}:                                traffic(2),
+	}
+	if err := st.write(t.Context(), rows(stored), nil); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Since: t0, Until: t0.Add(time.Hour)}
+
+	top, err := st.TopClients(t.Context(), q, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By all bytes: 192.0.2.1 60,294, 2001:db8::3 30,000, other 12,147,
+	// 192.0.2.2 6,147, 192.0.2.4 500.
+	rest := sum(2, 1)
+	rest.Add(&quicOnly)
+	if len(top.Clients) != 2 || top.Clients[0].Client != netip.MustParseAddr("192.0.2.1") || top.Clients[0].Traffic != sum(9, 1) ||
+		top.Clients[1].Traffic != consensusOnly || top.RestClients != 3 || top.Rest != rest {
+		t.Errorf("top 2 = %+v", top)
+	}
+
+	top, err = st.TopClients(t.Context(), q, 10, []bpfgo.Class{bpfgo.Consensus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ranked by consensus bytes; 192.0.2.4 moved none and is left out.
+	var order []string
+	for _, c := range top.Clients {
+		order = append(order, ipColumn(c.Client))
+	}
+	if want := "2001:db8::3 192.0.2.1 other 192.0.2.2"; strings.Join(order, " ") != want || top.RestClients != 0 {
+		t.Errorf("consensus top = %v (rest %d), want %s", order, top.RestClients, want)
+	}
+
+	top, err = st.TopClients(t.Context(), q, -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := sum(9, 1, 1, 2)
+	all.Add(&consensusOnly)
+	all.Add(&quicOnly)
+	if len(top.Clients) != 0 || top.RestClients != 5 || top.Rest != all {
+		t.Errorf("n < 0: %+v, want no client and all of them as the rest", top)
 	}
 }

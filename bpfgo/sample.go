@@ -13,6 +13,15 @@ const (
 	NumClasses
 )
 
+// Classes returns every class, in order.
+func Classes() []Class {
+	out := make([]Class, NumClasses)
+	for c := range NumClasses {
+		out[c] = c
+	}
+	return out
+}
+
 // String returns the name used in column names and live lines.
 func (c Class) String() string {
 	switch c {
@@ -67,6 +76,17 @@ func (t *Traffic) Add(o *Traffic) {
 			t[c][d].Add(o[c][d])
 		}
 	}
+}
+
+// Sub returns t less o; o must not exceed t anywhere.
+func (t Traffic) Sub(o *Traffic) Traffic {
+	for c := range t {
+		for d := range t[c] {
+			t[c][d].Bytes -= o[c][d].Bytes
+			t[c][d].Packets -= o[c][d].Packets
+		}
+	}
+	return t
 }
 
 // Bytes is the sum of bytes over every class and direction.

@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
 )
 
@@ -37,6 +36,9 @@ const (
 	storedNone    = "---- STORED TRAFFIC: nothing stored today ----"
 	footer        = "-------------------------------------------"
 	overflowLabel = "---- other"
+	// untrackedLabel sums the clients of the day past what Today tracks
+	// one by one.
+	untrackedLabel = "---- more clients"
 )
 
 // Peeker reads the kernel's counters since the last drain without resetting
@@ -45,31 +47,24 @@ type Peeker interface {
 	Peek() ([]bpfgo.Sample, error)
 }
 
-// StoredTotals sums the stored traffic per client over a span; *agg.Store
-// implements it with the query `collector report` uses.
-type StoredTotals interface {
-	ClientTotals(ctx context.Context, q agg.Query) ([]agg.ClientTotal, error)
-}
-
 // Printer writes the live and stored traffic of every active client to a
 // writer at a fixed interval.
 type Printer struct {
 	out      io.Writer
 	live     Peeker
-	stored   StoredTotals
+	today    *Today
 	log      *slog.Logger
 	interval time.Duration
-	now      func() time.Time // tests fix the day
 }
 
 // NewPrinter returns a Printer writing to out (the daemon passes os.Stderr,
 // so each line lands in the journal) every interval, logging failures to
-// log (nil: slog.Default()). "Today" starts at local midnight.
-func NewPrinter(live Peeker, stored StoredTotals, out io.Writer, interval time.Duration, log *slog.Logger) *Printer {
+// log (nil: slog.Default()).
+func NewPrinter(live Peeker, today *Today, out io.Writer, interval time.Duration, log *slog.Logger) *Printer {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Printer{out: out, live: live, stored: stored, log: log, interval: interval, now: time.Now}
+	return &Printer{out: out, live: live, today: today, log: log, interval: interval}
 }
 
 // Run prints every interval until ctx is done, then returns nil. A failed
@@ -92,6 +87,8 @@ func (p *Printer) Run(ctx context.Context) error {
 // Print writes one round: the live block, then the block stored since local
 // midnight, in a single Write so that concurrent log lines cannot land in
 // between. A block whose source fails is left out and its error returned.
+// Both come from memory: the kernel map, bounded by MAX_CLIENTS, and
+// Today, bounded too.
 func (p *Printer) Print(ctx context.Context) error {
 	var (
 		b    bytes.Buffer
@@ -100,41 +97,28 @@ func (p *Printer) Print(ctx context.Context) error {
 	if samples, err := p.live.Peek(); err != nil {
 		errs = append(errs, fmt.Errorf("peek live counters: %w", err))
 	} else {
-		writeBlock(&b, liveTitle, liveNone, samples)
+		writeBlock(&b, liveTitle, liveNone, samples, bpfgo.Traffic{})
+		b.WriteByte('\n')
 	}
-	now := p.now()
-	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
-	today := agg.Query{Since: midnight, Until: midnight.AddDate(0, 0, 1)}
-	if totals, err := p.stored.ClientTotals(ctx, today); err != nil {
-		errs = append(errs, err)
-	} else {
-		samples := make([]bpfgo.Sample, len(totals))
-		for i, t := range totals {
-			samples[i] = bpfgo.Sample{Client: t.Client, Overflow: t.Overflow, Traffic: t.Traffic}
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		writeBlock(&b, storedTitle, storedNone, samples)
-	}
-	if b.Len() > 0 {
-		if _, err := p.out.Write(b.Bytes()); err != nil {
-			errs = append(errs, fmt.Errorf("write traffic table: %w", err))
-		}
+	samples, untracked := p.today.samples()
+	writeBlock(&b, storedTitle, storedNone, samples, untracked)
+	if _, err := p.out.Write(b.Bytes()); err != nil {
+		errs = append(errs, fmt.Errorf("write traffic table: %w", err))
 	}
 	return errors.Join(errs...)
 }
 
 // writeBlock writes the clients that moved anything, busiest first, between
-// title and the footer, or the single line none when there are none.
-func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample) {
+// title and the footer, or the single line none when there are none; then
+// the traffic of clients not tracked one by one, if any.
+func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample, untracked bpfgo.Traffic) {
 	active := make([]bpfgo.Sample, 0, len(samples))
 	for _, s := range samples {
 		if !s.Traffic.IsZero() {
 			active = append(active, s)
 		}
 	}
-	if len(active) == 0 {
+	if len(active) == 0 && untracked.IsZero() {
 		b.WriteString(none + "\n")
 		return
 	}
@@ -149,6 +133,9 @@ func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample) {
 		}
 		writeClient(b, &active[i])
 	}
+	if !untracked.IsZero() {
+		writeTraffic(b, untrackedLabel, &untracked)
+	}
 	b.WriteString(footer + "\n")
 }
 
@@ -156,14 +143,19 @@ func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample) {
 func writeClient(b *bytes.Buffer, s *bpfgo.Sample) {
 	switch {
 	case s.Overflow || !s.Client.IsValid():
-		b.WriteString(overflowLabel)
+		writeTraffic(b, overflowLabel, &s.Traffic)
 	case s.Client.Is4():
-		b.WriteString("IPv4 " + s.Client.String())
+		writeTraffic(b, "IPv4 "+s.Client.String(), &s.Traffic)
 	default:
-		b.WriteString("IPv6 " + s.Client.String())
+		writeTraffic(b, "IPv6 "+s.Client.String(), &s.Traffic)
 	}
+}
+
+// writeTraffic writes one line: label, then each class down and up.
+func writeTraffic(b *bytes.Buffer, label string, tr *bpfgo.Traffic) {
+	b.WriteString(label)
 	for c := range bpfgo.NumClasses {
-		t := &s.Traffic[c]
+		t := &tr[c]
 		fmt.Fprintf(b, "  %s(down/up)=%s/%s", c, FormatBytes(t[bpfgo.Down].Bytes), FormatBytes(t[bpfgo.Up].Bytes))
 	}
 	b.WriteByte('\n')

@@ -20,16 +20,18 @@ type peekFunc func() ([]bpfgo.Sample, error)
 
 func (f peekFunc) Peek() ([]bpfgo.Sample, error) { return f() }
 
-// stored is a StoredTotals that remembers the query it was asked.
-type stored struct {
-	totals []agg.ClientTotal
-	err    error
-	query  agg.Query
+// topClients is a TopClients answering from a prepared Top and recording
+// the query it was asked.
+type topClients struct {
+	top   agg.Top
+	err   error
+	query agg.Query
+	n     int
 }
 
-func (s *stored) ClientTotals(_ context.Context, q agg.Query) ([]agg.ClientTotal, error) {
-	s.query = q
-	return s.totals, s.err
+func (s *topClients) TopClients(_ context.Context, q agg.Query, n int, _ []bpfgo.Class) (agg.Top, error) {
+	s.query, s.n = q, n
+	return s.top, s.err
 }
 
 // countingWriter records every Write call.
@@ -69,18 +71,27 @@ func every(base uint64) bpfgo.Traffic {
 // UTC midnight.
 var now = time.Date(2026, 3, 1, 9, 30, 0, 0, time.FixedZone("UTC+2", 2*3600))
 
-func printRound(t *testing.T, live peekFunc, st *stored) (string, error) {
+// today returns a Today at now holding what st answers.
+func today(t *testing.T, st *topClients) *Today {
+	t.Helper()
+	d := NewToday(0, func() time.Time { return now })
+	if err := d.Load(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	midnight := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location())
+	if q := st.query; !q.Since.Equal(midnight) || !q.Until.Equal(midnight.Add(24*time.Hour)) || q.Client.IsValid() || q.Overflow || st.n != DefaultTracked {
+		t.Errorf("today's totals asked for %+v, top %d; want the local day from %v, top %d", q, st.n, midnight, DefaultTracked)
+	}
+	return d
+}
+
+func printRound(t *testing.T, live peekFunc, d *Today) (string, error) {
 	t.Helper()
 	var w countingWriter
-	p := NewPrinter(live, st, &w, time.Second, slog.New(slog.DiscardHandler))
-	p.now = func() time.Time { return now }
+	p := NewPrinter(live, d, &w, time.Second, slog.New(slog.DiscardHandler))
 	err := p.Print(t.Context())
 	if w.writes > 1 {
 		t.Errorf("%d Write calls, want one per round", w.writes)
-	}
-	midnight := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location())
-	if q := st.query; !q.Since.Equal(midnight) || !q.Until.Equal(midnight.Add(24*time.Hour)) || q.Client.IsValid() || q.Overflow {
-		t.Errorf("stored totals asked for %+v, want the local day from %v", q, midnight)
 	}
 	return w.buf.String(), err
 }
@@ -92,7 +103,7 @@ func TestPrintKeepsEarlierShape(t *testing.T) {
 		func() ([]bpfgo.Sample, error) {
 			return []bpfgo.Sample{{Client: client, Traffic: siamux(748, 26070)}}, nil
 		},
-		&stored{totals: []agg.ClientTotal{{Client: client, Traffic: siamux(1460, 52130)}}})
+		today(t, &topClients{top: agg.Top{Clients: []agg.ClientTotal{{Client: client, Traffic: siamux(1460, 52130)}}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +139,13 @@ func TestPrintGolden(t *testing.T) {
 		name    string
 		live    []bpfgo.Sample
 		peekErr error
-		stored  stored
+		stored  agg.Top
 		wantErr string
 	}{
 		{
 			name: "mixed",
 			live: mixed,
-			stored: stored{totals: []agg.ClientTotal{
+			stored: agg.Top{Clients: []agg.ClientTotal{
 				{Client: netip.MustParseAddr("2001:db8::1"), DNS: "a.example", Traffic: every(7_000_000_000_000)},
 				{Overflow: true, Traffic: every(999_995)},
 			}},
@@ -144,19 +155,21 @@ func TestPrintGolden(t *testing.T) {
 		{
 			name:    "peek fails",
 			peekErr: errors.New("read map: operation not permitted"),
-			stored:  stored{totals: []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(1, 2)}}},
+			stored:  agg.Top{Clients: []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(1, 2)}}},
 			wantErr: "peek live counters: read map: operation not permitted",
 		},
 		{
-			name:    "store fails",
-			live:    mixed[:1],
-			stored:  stored{err: errors.New("read totals: database disk image is malformed")},
-			wantErr: "read totals: database disk image is malformed",
+			name: "untracked",
+			stored: agg.Top{
+				Clients:     []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(9000, 9000)}},
+				Rest:        every(3),
+				RestClients: 1_000_000,
+			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := printRound(t, func() ([]bpfgo.Sample, error) { return tt.live, tt.peekErr }, &tt.stored)
+			got, err := printRound(t, func() ([]bpfgo.Sample, error) { return tt.live, tt.peekErr }, today(t, &topClients{top: tt.stored}))
 			if tt.wantErr == "" && err != nil {
 				t.Errorf("Print: %v", err)
 			}
@@ -198,7 +211,7 @@ func TestFormatBytes(t *testing.T) {
 
 func TestRunPrintsUntilDone(t *testing.T) {
 	var w countingWriter
-	p := NewPrinter(peekFunc(func() ([]bpfgo.Sample, error) { return nil, nil }), &stored{},
+	p := NewPrinter(peekFunc(func() ([]bpfgo.Sample, error) { return nil, nil }), NewToday(0, nil),
 		&w, 10*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()

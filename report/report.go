@@ -8,7 +8,6 @@
 package report
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,11 +156,16 @@ func build(ctx context.Context, st *agg.Store, c *command, sp span, f *reportFla
 	whole := row{start: res.since, end: res.until}
 	switch f.by {
 	case "client", "class":
-		totals, err := st.ClientTotals(ctx, q)
+		n := f.top
+		if f.by == "class" {
+			// The classes' totals are the rest of an empty top.
+			n = -1
+		}
+		top, err := st.TopClients(ctx, q, n, f.classes)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range totals {
+		for _, t := range top.Clients {
 			r := whole
 			r.ip, r.dns, r.traffic = "other", t.DNS, only(t.Traffic, f.classes)
 			if !t.Overflow {
@@ -169,6 +173,8 @@ func build(ctx context.Context, st *agg.Store, c *command, sp span, f *reportFla
 			}
 			res.rows = append(res.rows, r)
 		}
+		res.rest, res.restCount = whole, top.RestClients
+		res.rest.traffic = only(top.Rest, f.classes)
 	default:
 		buckets, err := st.Series(ctx, q, map[string]agg.Period{"hour": agg.Hour, "day": agg.Day, "week": agg.Week, "month": agg.Month}[f.by], now.Location())
 		if err != nil {
@@ -179,14 +185,12 @@ func build(ctx context.Context, st *agg.Store, c *command, sp span, f *reportFla
 		}
 	}
 	res.total = whole
+	res.total.traffic.Add(&res.rest.traffic)
 	for _, r := range res.rows {
 		res.total.traffic.Add(&r.traffic)
 	}
-	switch f.by {
-	case "client":
-		res.top(f.top)
-	case "class":
-		res.rows = nil
+	if f.by == "class" {
+		res.rows, res.rest, res.restCount = nil, row{}, 0
 		for _, class := range f.classes {
 			r := whole
 			r.class, r.traffic = class.String(), only(res.total.traffic, []bpfgo.Class{class})
@@ -194,24 +198,6 @@ func build(ctx context.Context, st *agg.Store, c *command, sp span, f *reportFla
 		}
 	}
 	return res, nil
-}
-
-// top sorts the clients busiest first, by the bytes of the chosen classes,
-// and keeps n of them (all when n is 0), summing the rest.
-func (res *result) top(n int) {
-	res.rows = slices.DeleteFunc(res.rows, func(r row) bool { return r.traffic.IsZero() })
-	slices.SortFunc(res.rows, func(a, b row) int {
-		return cmp.Or(cmp.Compare(b.traffic.Bytes(), a.traffic.Bytes()), strings.Compare(a.ip, b.ip))
-	})
-	if n == 0 || len(res.rows) <= n {
-		return
-	}
-	res.rest = row{start: res.since, end: res.until}
-	for _, r := range res.rows[n:] {
-		res.rest.traffic.Add(&r.traffic)
-	}
-	res.restCount = len(res.rows) - n
-	res.rows = res.rows[:n]
 }
 
 // only returns the traffic of t in classes.

@@ -139,12 +139,12 @@ func fixture(t *testing.T) string {
 	// Names are found in the background and stored by a later flush.
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		flushAt(now)
-		totals, err := st.ClientTotals(t.Context(), agg.Query{})
+		top, err := st.TopClients(t.Context(), agg.Query{}, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		named := 0
-		for _, tot := range totals {
+		for _, tot := range top.Clients {
 			if tot.DNS != "" {
 				named++
 			}
