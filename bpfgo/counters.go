@@ -20,7 +20,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpf"
@@ -101,15 +100,11 @@ func Load(cfg Config) (*Counters, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Probe lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF
+	// maps to (pinned maps of an earlier run included), or fails saying
+	// it could not.
 	if err := Probe(); err != nil {
 		return nil, err
-	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Failing to
-	// lift it is not fatal: newer kernels do not need it, and where it
-	// matters the load below fails and says why.
-	memlockErr := rlimit.RemoveMemlock()
-	if memlockErr != nil {
-		log.Debug("remove memlock rlimit", "err", memlockErr)
 	}
 
 	spec, err := bpf.LoadCollector()
@@ -141,9 +136,6 @@ func Load(cfg Config) (*Counters, error) {
 	}
 	pinsBefore := existingPins(cfg.PinPath)
 	err = c.load(spec, specs.Clients.InnerMap, opts)
-	if errors.Is(err, unix.EPERM) && memlockErr != nil {
-		err = fmt.Errorf("%w (this kernel charges BPF maps to RLIMIT_MEMLOCK, which could not be raised: %v; run with LimitMEMLOCK=infinity)", err, memlockErr)
-	}
 	if err != nil {
 		// The maps are pinned before the programs are verified: a start
 		// that fails must not leave pins of its own behind. Pins of an

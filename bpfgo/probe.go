@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,6 +39,13 @@ var kernelFeatures = []kernelFeature{
 // tells an older one apart, where the verifier's or the attach's own error
 // would not say why.
 func Probe() error {
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK, the probes'
+	// and the pinned maps of an earlier run included: lift it before any
+	// map is made. Best effort: collector.service filters setrlimit and
+	// sets LimitMEMLOCK=infinity instead, newer kernels need neither, and
+	// where it matters a map that cannot be made fails saying MEMLOCK may
+	// be too low.
+	_ = rlimit.RemoveMemlock()
 	for _, f := range kernelFeatures {
 		err := f.probe()
 		if errors.Is(err, ebpf.ErrNotSupported) {

@@ -249,8 +249,11 @@ func checkCapture(t *testing.T, sent Sent, got map[netip.Addr]bpfgo.Traffic, ign
 					continue
 				}
 				// Each TCP frame adds at most Ethernet, IP and a full
-				// TCP header; leaked non-Sia payload breaks this bound.
-				if limit := payload.Bytes + frames.Packets*(14+ipHdr+60); frames.Bytes > limit {
+				// TCP header, and TCP may send a segment again (a tail
+				// loss probe, seen on a slow emulated guest): 2% of
+				// slack. Leaked non-Sia payload, as much as the Sia
+				// payload, breaks this bound.
+				if limit := payload.Bytes*102/100 + frames.Packets*(14+ipHdr+60); frames.Bytes > limit {
 					t.Errorf("%s: %d frame bytes exceed payload %d plus headers (%d)", where, frames.Bytes, payload.Bytes, limit)
 				}
 			}
