@@ -26,7 +26,12 @@ char __license[] SEC("license") = "Dual MIT/GPL";
  * packet offsets bounded and is far beyond any real header chain. */
 #define MAX_HEADER_OFF 4096
 #define MAX_VLAN_TAGS 2
-#define MAX_IPV6_EXT_HEADERS 6
+#define VLAN_TAG_LEN 4
+/* RFC 8200 has each extension header at most once, destination options
+ * twice: hop-by-hop, destination, routing, fragment, AH, ESP, destination
+ * is the longest chain it allows. 8 takes that with one to spare; a
+ * longer chain is not counted (see the README). */
+#define MAX_IPV6_EXT_HEADERS 8
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
 #define IPV6_FRAG_OFFSET_MASK 0xfff8
 
@@ -156,12 +161,18 @@ static __always_inline int parse(struct cursor *c, enum traffic_dir dir,
 		return -1;
 	off = sizeof(struct ethhdr);
 
-	/* A NIC with VLAN offload has already stripped the tag; parse both. */
+	/* A NIC with VLAN offload has already stripped the tag; parse both.
+	 * Before TC the kernel moves the outer tag into the skb's metadata
+	 * (vlan_present): it counts against the tags a frame may have, so a
+	 * frame is counted, or not, the same at XDP and at TC. */
+	int tags = MAX_VLAN_TAGS - (c->skb && c->skb->vlan_present);
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) &&
 		    proto != bpf_htons(ETH_P_8021AD))
 			break;
+		if (i >= tags)
+			return -1;
 		struct vlan_tag tag;
 		if (LOAD(c, off, tag))
 			return -1;
@@ -195,6 +206,13 @@ static __always_inline int parse(struct cursor *c, enum traffic_dir dir,
 					return -1;
 				l4 = opt.nexthdr;
 				off += (opt.hdrlen + 1) * 8;
+			} else if (l4 == IPPROTO_AH) {
+				/* AH counts its length in 4-byte units, less 2. */
+				struct ipv6_opt_hdr ah;
+				if (LOAD(c, off, ah))
+					return -1;
+				l4 = ah.nexthdr;
+				off += (ah.hdrlen + 2) * 4;
 			} else if (l4 == IPPROTO_FRAGMENT) {
 				struct ipv6_frag frag;
 				if (LOAD(c, off, frag) ||
@@ -313,6 +331,15 @@ static __always_inline struct cursor skb_cursor(struct __sk_buff *skb)
 	};
 }
 
+/* metadata_tag_len is what a VLAN tag held in the skb's metadata adds to
+ * the packets' frames on the wire: the kernel moved it there on receive,
+ * or a VLAN device put it there for the NIC to insert on transmit. Either
+ * way skb->len and wire_len leave it out. */
+static __always_inline __u64 metadata_tag_len(struct __sk_buff *skb, __u64 packets)
+{
+	return skb->vlan_present ? packets * VLAN_TAG_LEN : 0;
+}
+
 /* tc_count runs at egress. A GSO super-packet stands for several frames:
  * wire_len is its length on the wire after segmentation, gso_segs its frame
  * count. It returns TC_ACT_UNSPEC (TCX_NEXT) so later programs still run. */
@@ -327,7 +354,7 @@ int tc_count(struct __sk_buff *skb)
 	if (class >= 0) {
 		__u64 bytes = skb->wire_len ? skb->wire_len : skb->len;
 		__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
-		account(&key, class, DIR_UP, bytes, packets);
+		account(&key, class, DIR_UP, bytes + metadata_tag_len(skb, packets), packets);
 	}
 	return TC_ACT_UNSPEC;
 }
@@ -359,6 +386,6 @@ int tc_ingress_count(struct __sk_buff *skb)
 		}
 		bytes += (packets - 1) * (l4_off + l4_len);
 	}
-	account(&key, class, DIR_DOWN, bytes, packets);
+	account(&key, class, DIR_DOWN, bytes + metadata_tag_len(skb, packets), packets);
 	return TC_ACT_UNSPEC;
 }

@@ -15,7 +15,7 @@ type frame struct {
 	vlans     int     // 802.1Q/802.1ad tags before the IP header
 	ipOptions int     // IPv4 option bytes, a multiple of 4
 	fragOff   uint16  // fragment offset in 8-byte units
-	v6Ext     []uint8 // IPv6 extension headers in order (0, 43, 44, 60)
+	v6Ext     []uint8 // IPv6 extension headers in order (0, 43, 44, 51, 60)
 	truncate  int     // cut this many bytes off the end
 	etherType uint16  // overrides the EtherType when set
 	raw       []byte  // used as is when set
@@ -102,10 +102,14 @@ func (f frame) appendIPv6(b []byte, l4len int) []byte {
 	// Build the chain back to front so each header names the next.
 	for i := len(f.v6Ext) - 1; i >= 0; i-- {
 		var h []byte
-		if f.v6Ext[i] == 44 {
+		switch f.v6Ext[i] {
+		case 44:
 			h = make([]byte, 8)
 			binary.BigEndian.PutUint16(h[2:], f.fragOff<<3|1)
-		} else {
+		case 51: // AH: 16 bytes, its length in 4-byte units less 2
+			h = make([]byte, 16)
+			h[1] = 16/4 - 2
+		default:
 			h = make([]byte, 16) // hdrlen 1: 16 bytes
 			h[1] = 1
 		}
