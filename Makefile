@@ -55,10 +55,13 @@ test: deps
 demo: deps build
 	./$(BINARY) demo
 
-## bench: packet cost against an empty XDP program, flush cost
+## bench: packet cost against an empty XDP program, flush cost, the readers
+## and the daemon's memory against a flood's database
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./bpfgo
 	$(GO) test -run '^$$' -bench . ./agg
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
+	$(GO) test -run '^$$' -bench . -benchtime 1x .
 
 ## deps: install the Debian packages this project needs, if missing
 deps:

@@ -27,7 +27,7 @@ import (
 )
 
 // newLab builds a lab that is removed when the test ends.
-func newLab(t *testing.T) *lab.Lab {
+func newLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	l, err := lab.New(lab.Options{})
 	if err != nil {
@@ -45,7 +45,7 @@ func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *syncbuf
 }
 
 // startBinary is startDaemon with another build of collector.
-func startBinary(t *testing.T, l *lab.Lab, bin string, args ...string) (*labDaemon, *syncbuf.Buffer) {
+func startBinary(t testing.TB, l *lab.Lab, bin string, args ...string) (*labDaemon, *syncbuf.Buffer) {
 	t.Helper()
 	out := &syncbuf.Buffer{}
 	d, err := startLabDaemon(l, bin, out, args...)

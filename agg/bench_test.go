@@ -202,3 +202,58 @@ func BenchmarkYear(b *testing.B) {
 		})
 	}
 }
+
+// A sustained flood of forged sources at the defaults: every minute 66,000
+// new addresses (1,100 a second) of two full-size frames each, beside 20
+// real clients, through the real Aggregator and store for an hour of
+// minute flushes with rollups. The forged addresses fold into 'other', so
+// the file grows by the real clients' rows; db-MB/day is the hour's growth
+// times 24.
+func BenchmarkFloodDatabaseGrowth(b *testing.B) {
+	const (
+		forgedPerMinute = 66_000
+		realClients     = 20
+		minutes         = 60
+	)
+	for b.Loop() {
+		path := filepath.Join(b.TempDir(), "flood.db")
+		st := openPath(b, path)
+		clk := &clock{t: t0}
+		var n int
+		var forged bpfgo.Traffic
+		forged[bpfgo.QUIC][bpfgo.Down] = bpfgo.Tally{Bytes: 2 * 1514, Packets: 2}
+		d := drainFunc(func() ([]bpfgo.Sample, error) {
+			samples := make([]bpfgo.Sample, 0, forgedPerMinute+realClients)
+			for range forgedPerMinute {
+				n++
+				samples = append(samples, bpfgo.Sample{Client: clientAddr(1_000_000 + n), Traffic: forged})
+			}
+			for i := range realClients {
+				samples = append(samples, bpfgo.Sample{Client: clientAddr(i), Traffic: traffic(uint64(i + 10))})
+			}
+			return samples, nil
+		})
+		a := NewAggregator(d, st, Config{Log: discard, Now: clk.now, MinClientBytes: DefaultMinClientBytes})
+		before := fileSize(b, path)
+		for range minutes {
+			clk.set(clk.now().Add(time.Minute))
+			if err := a.Flush(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		grown := fileSize(b, path) - before
+		b.ReportMetric(float64(grown)*24/1e6, "db-MB/day")
+	}
+}
+
+// fileSize is the size of a database with its WAL.
+func fileSize(b *testing.B, path string) int64 {
+	b.Helper()
+	var total int64
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	return total
+}
