@@ -55,7 +55,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	round()
 	time.Sleep(1500 * time.Millisecond) // stored: the clients are recent now
 	flood := make(chan error, 1)
-	go func() { flood <- l.Forge(0, forged, 9985, 100, perSecond) }()
+	go func() { flood <- l.Forge(lab.Forged{Frames: forged, Port: 9985, Payload: 100, PerSecond: perSecond}) }()
 	time.Sleep(1500 * time.Millisecond) // mid-period, mid-flood
 	round()
 	if err := <-flood; err != nil {

@@ -93,7 +93,13 @@ func steadyTraffic(t *testing.T, l *lab.Lab) (stop func() map[netip.Addr]bpfgo.T
 // inHost runs a command in the lab's host namespace.
 func inHost(t *testing.T, l *lab.Lab, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", l.HostNS, name}, args...)...).CombinedOutput()
+	return inNS(t, l.HostNS, name, args...)
+}
+
+// inNS runs a command in network namespace ns.
+func inNS(t *testing.T, ns, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -28,9 +30,10 @@ const (
 // socket and classifies it with its own parser, as an independent check
 // on collector's datapath. Frames the host sends are up, all others down.
 //
-// The lab uses no VLANs. Where a device strips tags on receive
-// (rx-vlan-offload), AF_PACKET gets the frame without its tag, 4 bytes
-// short of the wire.
+// A VLAN tag the kernel holds in the skb's metadata (moved there on
+// receive, or left there by a VLAN device for the NIC to insert) is put
+// back from PACKET_AUXDATA, as tcpdump does: frames are counted as they
+// are on the wire, tag included.
 type Capture struct {
 	iface string
 	// sent and received are the directions, seen from the host, of the
@@ -81,6 +84,10 @@ func (l *Lab) capture(ns, dev string, sent, received bpfgo.Direction, ports bpfg
 			unix.Close(fd)
 			return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
 		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("PACKET_AUXDATA: %w", err)
+		}
 		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
 		if err := unix.Bind(fd, sa); err != nil {
 			unix.Close(fd)
@@ -120,8 +127,10 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // socket still holds.
 func (c *Capture) read() {
 	defer close(c.done)
-	buf := make([]byte, snapLen)
-	err := c.raw.Read(func(fd uintptr) bool { return c.drain(int(fd), buf) })
+	// The frame goes after room for a VLAN tag, which may be put back.
+	buf := make([]byte, vlanTagLen+snapLen)
+	oob := make([]byte, unix.CmsgSpace(sizeofAuxdata))
+	err := c.raw.Read(func(fd uintptr) bool { return c.drain(int(fd), buf, oob) })
 	if c.readErr != nil {
 		return
 	}
@@ -129,31 +138,72 @@ func (c *Capture) read() {
 		c.readErr = err
 		return
 	}
-	if err := c.raw.Control(func(fd uintptr) { c.drain(int(fd), buf) }); err != nil {
+	if err := c.raw.Control(func(fd uintptr) { c.drain(int(fd), buf, oob) }); err != nil {
 		c.readErr = err
 	}
 }
 
+const (
+	vlanTagLen    = 4
+	sizeofAuxdata = int(unsafe.Sizeof(unix.TpacketAuxdata{}))
+)
+
 // drain counts queued frames until the socket is empty (false: wait for
 // more) or fails (true, with readErr set).
-func (c *Capture) drain(fd int, buf []byte) bool {
+func (c *Capture) drain(fd int, buf, oob []byte) bool {
 	for {
-		n, from, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
+		n, oobn, flags, from, err := unix.Recvmsg(fd, buf[vlanTagLen:], oob, unix.MSG_TRUNC)
 		switch {
 		case err == unix.EAGAIN:
 			return false
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			c.readErr = fmt.Errorf("recvfrom: %w", err)
+			c.readErr = fmt.Errorf("recvmsg: %w", err)
 			return true
 		}
 		dir := c.received
 		if sll, ok := from.(*unix.SockaddrLinklayer); ok && sll.Pkttype == unix.PACKET_OUTGOING {
 			dir = c.sent
 		}
-		c.count(buf[:min(n, len(buf))], n, dir)
+		frame := buf[vlanTagLen : vlanTagLen+min(n, snapLen)]
+		if flags&unix.MSG_CTRUNC == 0 {
+			if tag, ok := metadataTag(oob[:oobn]); ok && len(frame) >= 12 {
+				// Put the tag back after the MAC addresses.
+				frame = buf[:len(frame)+vlanTagLen]
+				copy(frame, frame[vlanTagLen:vlanTagLen+12])
+				copy(frame[12:], tag[:])
+				n += vlanTagLen
+			}
+		}
+		c.count(frame, n, dir)
 	}
+}
+
+// metadataTag returns the VLAN tag the kernel held in the skb's metadata,
+// as it goes on the wire (TPID, TCI), from the frame's auxiliary data.
+func metadataTag(oob []byte) (tag [vlanTagLen]byte, ok bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return tag, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < sizeofAuxdata {
+			continue
+		}
+		aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+		if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 {
+			return tag, false
+		}
+		tpid := uint16(unix.ETH_P_8021Q)
+		if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+			tpid = aux.Vlan_tpid
+		}
+		binary.BigEndian.PutUint16(tag[:], tpid)
+		binary.BigEndian.PutUint16(tag[2:], aux.Vlan_tci)
+		return tag, true
+	}
+	return tag, false
 }
 
 // count adds one frame of size bytes, of which hdr is the start.

@@ -36,14 +36,25 @@ func ForgedAddr(i int) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-// Forge sends frames UDP datagrams of payload bytes to the host's port,
-// each from a source address of its own (ForgedAddr(first), then on), as
-// an attacker flooding it with forged addresses would, at most perSecond
-// of them a second: faster, the veth's queues overflow and drop the real
-// clients' frames too. They are written straight onto the clients' end of
-// the veth with an AF_PACKET socket, so no client socket or route is
-// involved.
-func (l *Lab) Forge(first, frames int, port uint16, payload, perSecond int) error {
+// Forged describes frames Forge sends: UDP datagrams of Payload bytes to
+// the host's Port, each from a source address of its own (ForgedAddr(First)
+// and on), at most PerSecond of them a second: faster, the veth's queues
+// overflow and drop the real clients' frames too. Tags are the TPIDs of
+// VLAN tags to put in each frame, outermost first (0x8100 802.1Q, 0x88a8
+// 802.1ad).
+type Forged struct {
+	First, Frames int
+	Port          uint16
+	Payload       int
+	PerSecond     int
+	Tags          []uint16
+}
+
+// Forge sends the frames f describes, as an attacker flooding the host with
+// forged addresses would. They are written straight onto the clients' end
+// of the veth with an AF_PACKET socket, so no client socket, route or VLAN
+// device is involved.
+func (l *Lab) Forge(f Forged) error {
 	var hostMAC, clientMAC net.HardwareAddr
 	err := l.Do(l.HostNS, func() error {
 		ifi, err := net.InterfaceByName(l.HostIf)
@@ -68,12 +79,12 @@ func (l *Lab) Forge(first, frames int, port uint16, payload, perSecond int) erro
 		defer unix.Close(fd)
 		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index}
 		start := time.Now()
-		for i := first; i < first+frames; i++ {
-			if sent := i - first; sent%forgeBurst == 0 {
-				time.Sleep(time.Until(start.Add(time.Duration(sent) * time.Second / time.Duration(perSecond))))
+		for i := f.First; i < f.First+f.Frames; i++ {
+			if sent := i - f.First; sent%forgeBurst == 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(sent) * time.Second / time.Duration(f.PerSecond))))
 			}
 			src := ForgedAddr(i)
-			frame := forgedFrame(clientMAC, hostMAC, src, l.HostAddr(src), uint16(40000+i%20000), port, payload)
+			frame := forgedFrame(clientMAC, hostMAC, f.Tags, src, l.HostAddr(src), uint16(40000+i%20000), f.Port, f.Payload)
 			for {
 				err := unix.Sendto(fd, frame, 0, to)
 				if err == unix.ENOBUFS {
@@ -89,11 +100,15 @@ func (l *Lab) Forge(first, frames int, port uint16, payload, perSecond int) erro
 	})
 }
 
-// forgedFrame builds an Ethernet frame carrying one UDP datagram from src
-// to dst, with a right IPv4 header checksum and no UDP checksum (which
+// forgedFrame builds an Ethernet frame, with tags, carrying one UDP
+// datagram from src to dst, with a right IPv4 header checksum and no UDP checksum (which
 // IPv6 does not allow: the host drops those after counting).
-func forgedFrame(from, to net.HardwareAddr, src, dst netip.Addr, sport, dport uint16, payload int) []byte {
+func forgedFrame(from, to net.HardwareAddr, tags []uint16, src, dst netip.Addr, sport, dport uint16, payload int) []byte {
 	b := append(append(make([]byte, 0, 64+payload), to...), from...)
+	for i, tpid := range tags {
+		b = binary.BigEndian.AppendUint16(b, tpid)
+		b = binary.BigEndian.AppendUint16(b, uint16(100+i)) // the VLAN ID
+	}
 	udpLen := 8 + payload
 	if src.Is4() {
 		b = binary.BigEndian.AppendUint16(b, unix.ETH_P_IP)
