@@ -30,6 +30,10 @@ const attachedLine = "msg=counting"
 // startLabDaemon runs `bin run` with args in the host namespace of l,
 // copying its output to out, and waits until it counts on l.HostIf. The
 // settings come from args alone: no env file, no inherited environment.
+// attachTimeout bounds a start: loading and verifying the programs takes
+// some 20 s on a guest under software emulation (make test-kernels).
+const attachTimeout = 90 * time.Second
+
 func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*labDaemon, error) {
 	argv := append([]string{"netns", "exec", l.HostNS, bin, "run", "-config", os.DevNull, "-interface", l.HostIf}, args...)
 	cmd := exec.Command("ip", argv...)
@@ -62,9 +66,9 @@ func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*lab
 		return d, nil
 	case <-d.exited:
 		return nil, fmt.Errorf("collector exited before attaching: %v", d.exitErr)
-	case <-time.After(20 * time.Second):
+	case <-time.After(attachTimeout):
 		d.stop()
-		return nil, errors.New("collector did not attach within 20s")
+		return nil, fmt.Errorf("collector did not attach within %v", attachTimeout)
 	}
 }
 
