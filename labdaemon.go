@@ -27,13 +27,13 @@ type labDaemon struct {
 // both programs are attached there.
 const attachedLine = "msg=counting"
 
-// startLabDaemon runs `bin run` with args in the host namespace of l,
-// copying its output to out, and waits until it counts on l.HostIf. The
-// settings come from args alone: no env file, no inherited environment.
 // attachTimeout bounds a start: loading and verifying the programs takes
 // some 20 s on a guest under software emulation (make test-kernels).
 const attachTimeout = 90 * time.Second
 
+// startLabDaemon runs `bin run` with args in the host namespace of l,
+// copying its output to out, and waits until it counts on l.HostIf. The
+// settings come from args alone: no env file, no inherited environment.
 func startLabDaemon(l *lab.Lab, bin string, out io.Writer, args ...string) (*labDaemon, error) {
 	argv := append([]string{"netns", "exec", l.HostNS, bin, "run", "-config", os.DevNull, "-interface", l.HostIf}, args...)
 	cmd := exec.Command("ip", argv...)
