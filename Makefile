@@ -74,5 +74,16 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+## test-service-guest: the Debian package's life under a real systemd in a
+## VM per kernel, KERNELS="6.1 5.10" unless given: dpkg -i, counting real
+## traffic exactly, restart and SIGKILL under traffic, restart policy,
+## dpkg -r, dpkg -P; one PASS/FAIL line each (vmtest/test-service.sh).
+## Needs root: sudo is used when not root.
+.PHONY: test-service-guest
+SERVICE_KERNELS := $(if $(filter command line environment,$(origin KERNELS)),$(KERNELS),6.1 5.10)
+test-service-guest:
+	@[ -x "$(GO)" ] || $(MAKE) --no-print-directory deps
+	$(if $(filter 0,$(shell id -u)),,sudo) env VM=$(CURDIR)/build/vm GO=$(GO) vmtest/test-service.sh $(SERVICE_KERNELS)
+
 clean:
 	rm -rf $(BINARY) test.log $(DIST)

@@ -16,7 +16,8 @@
 // frame leaving the host namespace and "down" one arriving there.
 //
 // Nothing is created in the root namespace: the veth is born inside the host
-// namespace with its peer placed straight in the client namespace. Offloads
+// namespace with its peer placed straight in the client namespace. The one
+// exception is Options.HostInCurrentNS, for a throwaway machine. Offloads
 // are off on both ends so every skb is one wire frame. A Lab must be closed;
 // deleting its namespaces removes the veth with them. Sockets opened in a
 // namespace keep it alive in the kernel (though no longer listed) until they
@@ -38,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -48,6 +50,14 @@ import (
 type Options struct {
 	// MTU of both veth ends; 0 means 1500.
 	MTU int
+	// HostInCurrentNS puts the host side (the veth end, its addresses and
+	// the lab's host servers) in the caller's own network namespace instead
+	// of a new one: where a daemon that systemd runs sees it. Only for a
+	// throwaway machine such as a test VM, never the machine a test runs
+	// on. HostNS then names that namespace (ip netns attach), so Do, ip -n
+	// and ip netns exec work as with the default; Close removes the name
+	// and the veth, not the namespace.
+	HostInCurrentNS bool
 }
 
 // Lab is a host namespace and a client namespace joined by a veth pair.
@@ -114,15 +124,21 @@ func New(opts Options) (*Lab, error) {
 	}
 	l.HostAddrs = addrsOf(hostNets)
 	l.ClientAddrs = addrsOf(clientNets)
-	if err := l.build(); err != nil {
+	if err := l.build(opts.HostInCurrentNS); err != nil {
 		return nil, fmt.Errorf("lab: %w", errors.Join(err, l.Close()))
 	}
 	return l, nil
 }
 
-func (l *Lab) build() error {
+func (l *Lab) build(hostHere bool) error {
 	for _, ns := range []string{l.HostNS, l.ClientNS} {
-		if err := run("", "ip", "netns", "add", ns); err != nil {
+		var err error
+		if ns == l.HostNS && hostHere {
+			err = attachCurrent(ns)
+		} else {
+			err = run("", "ip", "netns", "add", ns)
+		}
+		if err != nil {
 			return err
 		}
 		l.made = append(l.made, ns)
@@ -135,6 +151,16 @@ func (l *Lab) build() error {
 		return err
 	}
 	return l.configure(l.ClientNS, l.ClientIf, clientNets)
+}
+
+// attachCurrent names the calling thread's network namespace ns under
+// /var/run/netns. ip netns attach takes a process; /proc also resolves a
+// thread ID, and this thread is locked so the name cannot point at a
+// namespace another goroutine switched a thread into.
+func attachCurrent(ns string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return run("", "ip", "netns", "attach", ns, strconv.Itoa(unix.Gettid()))
 }
 
 // configure addresses and raises one veth end and lo in ns.
@@ -163,7 +189,8 @@ func (l *Lab) configure(ns, dev string, nets []netip.Prefix) error {
 		"tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
 }
 
-// Close deletes both namespaces, which removes the veth pair. It is
+// Close deletes both namespaces, which removes the veth pair (with
+// HostInCurrentNS it removes only the host namespace's name). It is
 // idempotent and safe to call from any goroutine, including a signal
 // handler's, while traffic or a capture is still running. A Traffic round
 // that then finds the lab gone fails; cancel Traffic first for a quiet end.
