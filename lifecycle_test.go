@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -414,6 +415,14 @@ func TestInterfaceDropped(t *testing.T) {
 	}
 	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
 		t.Fatalf("the pinned XDP link must outlive the daemon:\n%s", out)
+	}
+	// A mistyped name fails the start and leaves the last good list
+	// counting.
+	if _, err := startLabDaemon(l, collectorBin, io.Discard, append(args, "-interface", "nosuch0")...); err == nil {
+		t.Fatal("a start on a missing interface succeeded")
+	}
+	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
+		t.Fatalf("a failed start detached the interface that counted:\n%s", out)
 	}
 	inHost(t, l, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "other1")
 	inHost(t, l, "ip", "link", "set", "other0", "up")

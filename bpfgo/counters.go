@@ -189,7 +189,7 @@ func (c *Counters) load(spec *ebpf.CollectionSpec, inner *ebpf.MapSpec, opts ebp
 		return err
 	})
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("load bpf programs: %w (%s)", err, privilegesHint)
+		return fmt.Errorf("load bpf programs: %w (%s)", err, permissionHint())
 	}
 	if err != nil {
 		return fmt.Errorf("load bpf programs: %w", err)
@@ -232,8 +232,14 @@ func (c *Counters) openCounterMaps(inner *ebpf.MapSpec) error {
 			return fmt.Errorf("create counter map %s: %w", name, err)
 		}
 		// Every counter map keeps an overflow entry so a full map
-		// still has somewhere to count.
-		err = c.maps[i].Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateNoExist)
+		// still has somewhere to count. A pinned map in the slot is
+		// live: only a lookup, which takes no bucket lock, may touch
+		// it (see Peek).
+		var overflow bpf.CollectorClientTraffic
+		err = c.maps[i].Lookup(overflowKey, &overflow)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			err = c.maps[i].Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateNoExist)
+		}
 		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 			return fmt.Errorf("add overflow entry to %s: %w", name, err)
 		}
@@ -372,11 +378,27 @@ func (c *Counters) settleSpare() error {
 
 // Peek returns what was counted so far in this period without starting a
 // new one. Values may be mid-update; it is for display, not accounting.
+//
+// It reads the live map an entry at a time, with lookups that take no
+// lock. A batch lookup takes each bucket's lock, and on kernels that guard
+// it per CPU (seen on 6.1) a program that runs on that CPU meanwhile, in a
+// softirq, cannot insert a new client (EBUSY) and counts it in the
+// overflow entry: the totals stay exact, the client loses a packet to
+// 'other'.
 func (c *Counters) Peek() ([]Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	keys, values, err := readMap(c.maps[c.active])
-	if err != nil {
+	var (
+		keys   []bpf.CollectorClientKey
+		values []bpf.CollectorClientTraffic
+		key    bpf.CollectorClientKey
+		value  bpf.CollectorClientTraffic
+	)
+	it := c.maps[c.active].Iterate()
+	for it.Next(&key, &value) {
+		keys, values = append(keys, key), append(values, value)
+	}
+	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read counter map: %w", err)
 	}
 	return appendSamples(nil, keys, values), nil

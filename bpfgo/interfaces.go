@@ -34,21 +34,29 @@ func (c *Counters) AttachAll(names []string, xdp XDPMode, tc TCMode, log *slog.L
 		c: c, xdpMode: xdp, tcMode: tc, log: log, names: names,
 		attached: map[string]*Attachment{}, failing: map[string]string{},
 	}
-	if err := c.detachDropped(names, log); err != nil {
-		return nil, err
-	}
 	for _, name := range names {
 		a, err := c.Attach(name, xdp, tc)
 		if err != nil {
-			for _, a := range s.attached {
-				a.Detach()
-			}
+			s.detachAttached()
 			return nil, err
 		}
 		s.attached[name] = a
 		s.logAttached(a, "counting")
 	}
+	// Only once the new list counts: a start that fails on a mistyped
+	// name leaves the interfaces of the last good one counting.
+	if err := c.detachDropped(names, log); err != nil {
+		s.detachAttached()
+		return nil, err
+	}
 	return s, nil
+}
+
+// detachAttached undoes a start that failed: nothing it attached stays.
+func (s *Interfaces) detachAttached() {
+	for _, a := range s.attached {
+		a.Detach()
+	}
 }
 
 func (s *Interfaces) logAttached(a *Attachment, msg string) {

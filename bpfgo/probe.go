@@ -52,7 +52,7 @@ func Probe() error {
 			return fmt.Errorf("%w: %s (Linux %s or newer)", ErrUnsupportedKernel, f.name, f.since)
 		}
 		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("probe for %s: %w (%s)", f.name, err, privilegesHint)
+			return fmt.Errorf("probe for %s: %w (%s)", f.name, err, permissionHint())
 		}
 		if err != nil {
 			return fmt.Errorf("probe for %s: %w", f.name, err)
@@ -61,8 +61,16 @@ func Probe() error {
 	return nil
 }
 
-// privilegesHint says what loading the datapath takes.
-const privilegesHint = "needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
+// permissionHint says why the kernel may have refused a map or program
+// with EPERM: on kernels before 5.11 a memlock limit that could not be
+// lifted, else missing privileges.
+func permissionHint() string {
+	var lim unix.Rlimit
+	if chargesMemlock() && unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim) == nil && lim.Cur != unix.RLIM_INFINITY {
+		return fmt.Sprintf("this kernel charges BPF maps to RLIMIT_MEMLOCK, %d KiB here, which collector cannot raise itself: set LimitMEMLOCK=infinity, as collector.service does", lim.Cur/1024)
+	}
+	return "needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
+}
 
 // haveBatchLookup tries one batch lookup on an empty map; Drain reads the
 // counters that way.
@@ -117,6 +125,21 @@ func HasAttachType(path, attachType string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// chargesMemlock reports whether the kernel charges BPF maps to
+// RLIMIT_MEMLOCK, as kernels before 5.11 do. (rlimit.RemoveMemlock cannot
+// tell once it lacks the privileges to probe.)
+func chargesMemlock() bool {
+	var u unix.Utsname
+	var major, minor int
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major < 5 || major == 5 && minor < 11
 }
 
 // Unrecoverable reports whether err, from Probe, Load or Attach, means
