@@ -15,7 +15,7 @@ DIST ?= dist
 APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git
 APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev
 
-.PHONY: all build generate test demo bench deps vet clean deb install uninstall
+.PHONY: all build generate test demo bench deps vet clean deb install uninstall test-kernels vm-clean
 
 all: build
 
@@ -73,6 +73,23 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+## test-kernels: the kernel tests in a VM (qemu) on each of Debian's
+## kernels, KERNELS="5.10 6.1 6.12 sid" by default (vmtest/kernels.conf);
+## one PASS/FAIL line each. Kernels, root image and logs in build/vm
+## (vmtest/README.md). The tests are built as the invoking user, the
+## rest needs root: sudo is used when not root.
+KERNELS ?= 5.10 6.1 6.12 sid
+VM_DIR ?= build/vm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-kernels:
+	@[ -x "$(GO)" ] || $(MAKE) --no-print-directory deps
+	GO=$(GO) vmtest/mkpayload.sh $(VM_DIR)/payload
+	$(SUDO) env VM=$(abspath $(VM_DIR)) vmtest/test-kernels.sh $(KERNELS)
+
+## vm-clean: forget the VM cache (kernels, root tree, images, logs)
+vm-clean:
+	$(SUDO) rm -rf $(VM_DIR)
 
 ## test-service-guest: the Debian package's life under a real systemd in a
 ## VM per kernel, KERNELS="6.1 5.10" unless given: dpkg -i, counting real
