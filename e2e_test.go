@@ -59,6 +59,36 @@ func TestEndToEndAuto(t *testing.T) {
 	}
 }
 
+// capturedRounds drives rounds of traffic from every lab client and
+// returns what a capture on the host's link counted, checking that every
+// class and direction the lab sent was seen.
+func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]bpfgo.Traffic {
+	t.Helper()
+	capture, err := l.Capture(bpfgo.DefaultPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := l.Traffic(context.Background(), lab.Spec{Rounds: rounds})
+	if err != nil {
+		capture.Stop()
+		t.Fatal(err)
+	}
+	counted, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for client, traffic := range sent.Sia {
+		for class := range bpfgo.NumClasses {
+			for dir := range bpfgo.NumDirections {
+				if traffic[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
+					t.Fatalf("capture saw no %v %v frames of %v; the lab traffic is broken", class, dir, client)
+				}
+			}
+		}
+	}
+	return counted
+}
+
 // runLab starts the daemon in a fresh lab, drives three rounds of traffic
 // from every lab client, stops the daemon with SIGTERM, and returns what
 // the database holds per ip, what the capture counted per client, and the
@@ -93,27 +123,7 @@ func runLab(t *testing.T, bin string, args ...string) (stored map[string]bpfgo.T
 		}
 	})
 
-	capture, err := l.Capture(bpfgo.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent, err := l.Traffic(context.Background(), lab.Spec{Rounds: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted, err = capture.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for client, traffic := range sent.Sia {
-		for class := range bpfgo.NumClasses {
-			for dir := range bpfgo.NumDirections {
-				if traffic[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
-					t.Fatalf("capture saw no %v %v frames of %v; the lab traffic is broken", class, dir, client)
-				}
-			}
-		}
-	}
+	counted = capturedRounds(t, l, 3)
 
 	if crossesDay(start, time.Now()) {
 		t.Log("a day boundary passed: a periodic flush may have run, not checking the database is empty before SIGTERM")

@@ -62,19 +62,21 @@ func startBinary(t testing.TB, l *lab.Lab, bin string, args ...string) (*labDaem
 	return d, out
 }
 
-// steadyTraffic starts a capture and traffic from every lab client that
-// goes on until the returned function stops both and returns what the
-// capture counted.
-func steadyTraffic(t *testing.T, l *lab.Lab) (stop func() map[netip.Addr]bpfgo.Traffic) {
+// steadyTraffic starts a capture and traffic from every lab client, a
+// round every interval at most, that goes on until the returned function
+// stops both and returns what the capture counted.
+func steadyTraffic(t *testing.T, l *lab.Lab, interval time.Duration) (stop func() map[netip.Addr]bpfgo.Traffic) {
 	t.Helper()
 	capture, err := l.Capture(bpfgo.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var sent lab.Sent
 	done := make(chan error, 1)
 	go func() {
-		_, err := l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 20 * time.Millisecond})
+		var err error
+		sent, err = l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: interval})
 		done <- err
 	}()
 	return func() map[netip.Addr]bpfgo.Traffic {
@@ -87,6 +89,7 @@ func steadyTraffic(t *testing.T, l *lab.Lab) (stop func() map[netip.Addr]bpfgo.T
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%d rounds of traffic", sent.Rounds)
 		return counted
 	}
 }
@@ -128,7 +131,7 @@ func TestRestartKeepsCounting(t *testing.T) {
 				"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
 
 			first, _ := startDaemon(t, l, args...)
-			stopTraffic := steadyTraffic(t, l)
+			stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
 
 			time.Sleep(500 * time.Millisecond)
 			first.cmd.Process.Kill() // no drain, no flush, no detach
@@ -399,15 +402,23 @@ func TestOperatorErrors(t *testing.T) {
 	})
 }
 
+// pinnedDaemon returns a private pin directory and the arguments of a
+// pinned daemon using it, and detaches whatever is pinned there when the
+// test ends.
+func pinnedDaemon(t *testing.T) (pins string, args []string) {
+	t.Helper()
+	pins = filepath.Join(kerneltest.MountBPFFS(t), "collector")
+	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+	return pins, []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
+		"-pinned-maps", "1", "-pin-path", pins}
+}
+
 // TestInterfaceDropped restarts a pinned daemon with its interface taken
 // out of INTERFACE: the links left on it are detached, and that is logged.
 func TestInterfaceDropped(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := newLab(t)
-	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
-	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
-		"-pinned-maps", "1", "-pin-path", pins}
-	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+	pins, args := pinnedDaemon(t)
 
 	first, _ := startDaemon(t, l, args...)
 	if err := first.stop(); err != nil {
@@ -451,10 +462,7 @@ func TestInterfaceDropped(t *testing.T) {
 func TestPinnedModeChange(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := newLab(t)
-	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
-	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
-		"-pinned-maps", "1", "-pin-path", pins}
-	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+	pins, args := pinnedDaemon(t)
 
 	for _, tc := range []struct {
 		xdp, tc   string
@@ -524,7 +532,7 @@ func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	bin := filepath.Join(root, "usr/local/bin/collector")
 	old, _ := startBinary(t, l, bin, args...)
 
-	stopTraffic := steadyTraffic(t, l)
+	stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
 
 	const newVersion = "v9.9.9-upgrade-test"
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")

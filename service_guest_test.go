@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -172,28 +171,7 @@ func (g *serviceGuest) memlockNeeded(t *testing.T) {
 // 3. Real TCP 9981 (both ways), TCP 9984 and UDP 9984 from every client,
 // stored exactly as an AF_PACKET capture on the same link counted them.
 func (g *serviceGuest) traffic(t *testing.T) {
-	capture, err := g.lab.Capture(bpfgo.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent, err := g.lab.Traffic(context.Background(), lab.Spec{Rounds: 3})
-	if err != nil {
-		capture.Stop()
-		t.Fatal(err)
-	}
-	counted, err := capture.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for client, traffic := range sent.Sia {
-		for class := range bpfgo.NumClasses {
-			for dir := range bpfgo.NumDirections {
-				if traffic[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
-					t.Fatalf("capture saw no %v %v frames of %v; the lab traffic is broken", class, dir, client)
-				}
-			}
-		}
-	}
+	counted := capturedRounds(t, g.lab, 3)
 	// Stopping drains and stores what was counted.
 	mustRun(t, "systemctl", "stop", "collector")
 	wantUnit(t, map[string]string{"ActiveState": "inactive", "Result": "success"})
@@ -206,7 +184,12 @@ func (g *serviceGuest) traffic(t *testing.T) {
 // throughout, and the totals still equal the capture.
 func (g *serviceGuest) restarts(t *testing.T) {
 	mustRun(t, "systemctl", "start", "collector")
-	stopTraffic := g.flowingTraffic(t)
+	// A round every 250 ms at most, not back to back: under emulation
+	// the guest's two CPUs are then not all traffic, and a start (the
+	// verifier at work) stays well within systemd's start timeout. Each
+	// gap without a daemon (RestartSec alone is 5 s) still sees many
+	// rounds.
+	stopTraffic := steadyTraffic(t, g.lab, 250*time.Millisecond)
 	time.Sleep(3 * time.Second)
 
 	g.mark = journalLen(t)
@@ -232,40 +215,6 @@ func (g *serviceGuest) restarts(t *testing.T) {
 	g.add(stopTraffic())
 	mustRun(t, "systemctl", "stop", "collector")
 	assertSameTraffic(t, storedTraffic(t, dbFile), g.counted)
-}
-
-// flowingTraffic is steadyTraffic with a round every 250 ms at most, not
-// back to back: under emulation the guest's two CPUs are then not all
-// traffic, and a start (the verifier at work) stays well within systemd's
-// start timeout. Each gap without a daemon (RestartSec alone is 5 s)
-// still sees many rounds.
-func (g *serviceGuest) flowingTraffic(t *testing.T) (stop func() map[netip.Addr]bpfgo.Traffic) {
-	t.Helper()
-	capture, err := g.lab.Capture(bpfgo.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var sent lab.Sent
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		sent, err = g.lab.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: 250 * time.Millisecond})
-		done <- err
-	}()
-	return func() map[netip.Addr]bpfgo.Traffic {
-		t.Helper()
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		counted, err := capture.Stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%d rounds of traffic", sent.Rounds)
-		return counted
-	}
 }
 
 // 5. INTERFACE moves to another link: the restart detaches the old one

@@ -385,6 +385,12 @@ func keep(l link.Link, pin string) error {
 func (a *Attachment) Close() error {
 	var errs []error
 	for _, l := range a.links {
+		if !a.pinned {
+			// Closing the last descriptor detaches too, but later,
+			// from a kernel work queue: detach now, so the programs
+			// are gone when the daemon has exited.
+			errs = append(errs, ignoreUnsupported(l.Detach()))
+		}
 		errs = append(errs, l.Close())
 	}
 	if a.legacy != nil && !a.pinned {
@@ -392,6 +398,15 @@ func (a *Attachment) Close() error {
 	}
 	a.links, a.legacy = nil, nil
 	return wrapDetach(a.Interface, errors.Join(errs...))
+}
+
+// ignoreUnsupported drops the error of a link that cannot be detached
+// explicitly: closing it detaches it.
+func ignoreUnsupported(err error) error {
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return nil
+	}
+	return err
 }
 
 // Detach removes the programs from the interface, pinned or not.

@@ -99,16 +99,20 @@ env_file_missing() {
 	done
 }
 
-# service_start: where `collector check` passes, enable collector at boot
-# and, where systemd runs, load the new unit and binary and (re)start it;
-# a restart with pinned links keeps counting throughout. Where it fails,
-# leave the unit disabled, so that a machine it cannot run on does not
-# start it at every boot, and say what to do.
+# service_start: enable collector at boot and, where systemd runs, load
+# the new unit and binary and (re)start it once `collector check` passes;
+# a restart with pinned links keeps counting throughout. Where the check
+# fails, leave the unit disabled, so that a machine it cannot run on does
+# not start it at every boot, and say what to do. Without systemd (an
+# image being built) the check would judge the wrong machine: enable only.
 service_start() {
 	on_this_machine || return 0
-	if systemd_running; then
-		systemctl daemon-reload
+	if ! systemd_running; then
+		systemctl enable --quiet "$unit"
+		echo "systemd is not running here: collector is enabled for the next boot, not started"
+		return 0
 	fi
+	systemctl daemon-reload
 	if ! "$bin" check; then
 		if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
 			systemctl disable --quiet "$unit"
@@ -117,10 +121,6 @@ service_start() {
 		return 1
 	fi
 	systemctl enable --quiet "$unit"
-	if ! systemd_running; then
-		echo "systemd is not running here: collector is enabled for the next boot, not started"
-		return 0
-	fi
 	systemctl restart "$unit"
 	echo "collector is running: journalctl -u collector -f"
 }

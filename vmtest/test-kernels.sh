@@ -29,19 +29,7 @@ mapfile -t pkgs < <(awk '!/^#/ && $1 != "flags:" && NF { print $1 }' "$here/test
 mkdir -p "$VM/logs"
 now() { date +%s; }
 
-# The tools the VMs need, from Debian's packages, when missing.
-missing=()
-for t in qemu-system-x86_64:qemu-system-x86 debootstrap:debootstrap mke2fs:e2fsprogs \
-	dpkg-deb:dpkg gzip:gzip; do
-	command -v "${t%%:*}" >/dev/null || missing+=("${t##*:}")
-done
-[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "test-kernels: installing ${missing[*]}"
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}"; } >"$VM/apt-install.log" 2>&1 ||
-		{ cat "$VM/apt-install.log" >&2; exit 1; }
-fi
+"$here/vm-tools.sh" test-kernels || exit 1
 
 declare -A result
 t0=$(now)

@@ -28,18 +28,7 @@ now() { date +%s; }
 out=$VM/service
 mkdir -p "$VM/logs" "$out"
 
-# The tools the VMs need, from Debian's packages, when missing.
-missing=()
-for t in qemu-system-x86_64:qemu-system-x86 debootstrap:debootstrap mke2fs:e2fsprogs dpkg-deb:dpkg; do
-	command -v "${t%%:*}" >/dev/null || missing+=("${t##*:}")
-done
-[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "test-service: installing ${missing[*]}"
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}"; } >"$out/apt-install.log" 2>&1 ||
-		{ cat "$out/apt-install.log" >&2; exit 1; }
-fi
+"$here/vm-tools.sh" test-service || exit 1
 
 # Kernels, root tree and root.img as test-kernels.sh makes them; each
 # step is skipped when its result is cached.
