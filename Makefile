@@ -67,6 +67,7 @@ demo: deps build
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./bpfgo
 	$(GO) test -run '^$$' -bench . ./agg
+	$(GO) test -run '^$$' -bench . ./store
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
 	$(GO) test -run '^$$' -bench . -benchtime 1x .
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/back2basic/collector/internal/floodtest"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/labtest"
 )
 
 // BenchmarkDaemonMillionClientsStored runs the real daemon, live table on,
@@ -25,18 +26,18 @@ func BenchmarkDaemonMillionClientsStored(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		l := newLab(b)
-		d, out := startBinary(b, l, collectorBin, "-sqlite-path", db, "-live-interval", "1s", "-reverse-dns", "0")
+		l := labtest.New(b)
+		d := startDaemon(b, l, "-sqlite-path", db, "-live-interval", "1s", "-reverse-dns", "0")
 		// The start reads today's busiest clients before the first print.
 		deadline := time.Now().Add(time.Minute)
-		for strings.Count(out.String(), "STORED TRAFFIC") < 10 && time.Now().Before(deadline) {
+		for strings.Count(d.Output(), "STORED TRAFFIC") < 10 && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
-		peak, err := vmHWM(d.cmd.Process.Pid)
+		peak, err := vmHWM(d.Pid())
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := d.stop(); err != nil {
+		if err := d.Stop(); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")

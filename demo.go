@@ -57,7 +57,7 @@ func demo(ctx context.Context, args []string) error {
 	step("lab: namespace %s with interface %s (%v), clients %v in namespace %s",
 		l.HostNS, l.HostIf, l.HostAddrs, l.ClientAddrs, l.ClientNS)
 	step("starting collector on %s: flush and live lines every 10s, database %s", l.HostIf, db)
-	d, err := startLabDaemon(l, self, os.Stderr, "-sqlite-path", db, "-flush-interval", "10s", "-live-interval", "10s", "-reverse-dns", "0")
+	d, err := l.StartDaemon(self, os.Stderr, "-sqlite-path", db, "-flush-interval", "10s", "-live-interval", "10s", "-reverse-dns", "0")
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func demo(ctx context.Context, args []string) error {
 	sent, trafficErr := l.Traffic(trafficCtx, lab.Spec{Rounds: lab.Forever, Interval: time.Second})
 	cancel()
 	step("%d rounds of traffic sent; stopping collector (SIGTERM): it detaches and stores the last partial minute", sent.Rounds)
-	if err := errors.Join(trafficErr, d.stop()); err != nil {
+	if err := errors.Join(trafficErr, d.Stop()); err != nil {
 		return err
 	}
 

@@ -5,10 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +14,9 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/labtest"
 	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
 
 // TestEndToEnd runs the real daemon on a veth lab with real sockets and
@@ -33,7 +31,7 @@ func TestEndToEnd(t *testing.T) {
 				if tc == bpfgo.TCX {
 					kerneltest.RequireTCX(t)
 				}
-				stored, counted, out := runLab(t, collectorBin, "-xdp-mode", string(xdp), "-tc-mode", string(tc))
+				stored, counted, out := runLab(t, "-xdp-mode", string(xdp), "-tc-mode", string(tc))
 				assertSameTraffic(t, stored, counted)
 				if want := fmt.Sprintf("xdp=%s tc=%s", xdp, tc); !strings.Contains(out, want) {
 					t.Errorf("the daemon did not report %q:\n%s", want, out)
@@ -48,7 +46,7 @@ func TestEndToEnd(t *testing.T) {
 // the legacy clsact filter.
 func TestEndToEndAuto(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	stored, counted, out := runLab(t, collectorBin, "-xdp-mode", "auto", "-tc-mode", "auto")
+	stored, counted, out := runLab(t, "-xdp-mode", "auto", "-tc-mode", "auto")
 	assertSameTraffic(t, stored, counted)
 	want := "xdp=native tc=legacy"
 	if kerneltest.HaveTCX() {
@@ -62,9 +60,9 @@ func TestEndToEndAuto(t *testing.T) {
 // capturedRounds drives rounds of traffic from every lab client and
 // returns what a capture on the host's link counted, checking that every
 // class and direction the lab sent was seen.
-func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]bpfgo.Traffic {
+func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]traffic.Traffic {
 	t.Helper()
-	capture, err := l.Capture(bpfgo.DefaultPorts)
+	capture, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +75,10 @@ func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]bpfgo.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	for client, traffic := range sent.Sia {
-		for class := range bpfgo.NumClasses {
-			for dir := range bpfgo.NumDirections {
-				if traffic[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
+	for client, tr := range sent.Sia {
+		for class := range traffic.NumClasses {
+			for dir := range traffic.NumDirections {
+				if tr[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
 					t.Fatalf("capture saw no %v %v frames of %v; the lab traffic is broken", class, dir, client)
 				}
 			}
@@ -93,35 +91,15 @@ func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]bpfgo.T
 // from every lab client, stops the daemon with SIGTERM, and returns what
 // the database holds per ip, what the capture counted per client, and the
 // daemon's output.
-func runLab(t *testing.T, bin string, args ...string) (stored map[string]bpfgo.Traffic, counted map[netip.Addr]bpfgo.Traffic, output string) {
+func runLab(t *testing.T, args ...string) (stored map[string]traffic.Traffic, counted map[netip.Addr]traffic.Traffic, output string) {
 	t.Helper()
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := labtest.New(t)
 	db := filepath.Join(t.TempDir(), "collector.db")
-
-	var out syncbuf.Buffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("collector output:\n%s", out.String())
-		}
-	})
 	// A flush interval of a day leaves the final flush at SIGTERM to store
 	// everything: it must write the last partial minute.
 	args = append([]string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0"}, args...)
 	start := time.Now()
-	d, err := startLabDaemon(l, bin, &out, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			d.stop()
-		}
-	})
+	d := startDaemon(t, l, args...)
 
 	counted = capturedRounds(t, l, 3)
 
@@ -130,15 +108,14 @@ func runLab(t *testing.T, bin string, args ...string) (stored map[string]bpfgo.T
 	} else if rows := storedTraffic(t, db); len(rows) != 0 {
 		t.Fatalf("rows stored before SIGTERM with a 24h flush interval: %v", rows)
 	}
-	stopped = true
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	assertMinutes(t, db, start, time.Now())
-	return storedTraffic(t, db), counted, out.String()
+	return storedTraffic(t, db), counted, d.Output()
 }
 
-func assertSameTraffic(t *testing.T, stored map[string]bpfgo.Traffic, counted map[netip.Addr]bpfgo.Traffic) {
+func assertSameTraffic(t *testing.T, stored map[string]traffic.Traffic, counted map[netip.Addr]traffic.Traffic) {
 	t.Helper()
 	for client, want := range counted {
 		got, ok := stored[client.String()]
@@ -146,8 +123,8 @@ func assertSameTraffic(t *testing.T, stored map[string]bpfgo.Traffic, counted ma
 			t.Errorf("client %v: no rows, capture counted %+v", client, want)
 			continue
 		}
-		for class := range bpfgo.NumClasses {
-			for dir := range bpfgo.NumDirections {
+		for class := range traffic.NumClasses {
+			for dir := range traffic.NumDirections {
 				if g, w := got[class][dir], want[class][dir]; g != w {
 					t.Errorf("client %v %v %v: stored %d bytes / %d packets, the capture counted %d / %d",
 						client, class, dir, g.Bytes, g.Packets, w.Bytes, w.Packets)
@@ -167,11 +144,11 @@ func assertSameTraffic(t *testing.T, stored map[string]bpfgo.Traffic, counted ma
 
 // storedTraffic sums the traffic table per ip with the column names users
 // query, not through the package that wrote it.
-func storedTraffic(t *testing.T, path string) map[string]bpfgo.Traffic {
+func storedTraffic(t *testing.T, path string) map[string]traffic.Traffic {
 	t.Helper()
 	var cols []string
-	for class := range bpfgo.NumClasses {
-		for dir := range bpfgo.NumDirections {
+	for class := range traffic.NumClasses {
+		for dir := range traffic.NumDirections {
 			name := fmt.Sprintf("%v_%v", class, dir)
 			cols = append(cols, fmt.Sprintf("SUM(%s), SUM(%s_packets)", name, name))
 		}
@@ -182,10 +159,10 @@ func storedTraffic(t *testing.T, path string) map[string]bpfgo.Traffic {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[string]bpfgo.Traffic{}
+	out := map[string]traffic.Traffic{}
 	for rows.Next() {
 		var ip string
-		var tr bpfgo.Traffic
+		var tr traffic.Traffic
 		dest := []any{&ip}
 		for class := range tr {
 			for dir := range tr[class] {
@@ -230,32 +207,6 @@ func crossesDay(from, to time.Time) bool {
 	return !from.Truncate(24 * time.Hour).Equal(to.Truncate(24 * time.Hour))
 }
 
-// collectorBin is this module's binary, built once by TestMain.
-var collectorBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "collector-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	collectorBin = filepath.Join(dir, "collector")
-	if bin := os.Getenv("COLLECTOR_BIN"); bin != "" {
-		// A guest of make test-kernels has no Go: the binary is built
-		// outside and passed in.
-		collectorBin = bin
-	} else {
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if out, err := exec.Command(gobin, "build", "-o", collectorBin, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 // TestIngressTCUnderGRO turns GRO on at the host's end of the link and
 // counts with a TC ingress program (XDP_MODE=tc), which sees the packets
 // GRO merged. The reference count is taken on the clients' end, where the
@@ -267,17 +218,17 @@ func TestIngressTCUnderGRO(t *testing.T) {
 	if !kerneltest.AtLeast(5, 13) {
 		t.Skipf("kernel %s: veth does GRO without an XDP program only from 5.13, so nothing is merged; TestEndToEnd covers XDP_MODE=tc", kerneltest.Release())
 	}
-	l := newLab(t)
+	l := labtest.New(t)
 	inHost(t, l, "ethtool", "-K", l.HostIf, "gro", "on")
 	db := filepath.Join(t.TempDir(), "collector.db")
-	d, _ := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
+	d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 		"-reverse-dns", "0", "-xdp-mode", "tc")
 
-	wire, err := l.CaptureClientSide(bpfgo.DefaultPorts)
+	wire, err := l.CaptureClientSide(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, err := l.Capture(bpfgo.DefaultPorts)
+	merged, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,11 +246,11 @@ func TestIngressTCUnderGRO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
-	onWire, afterGRO := counted[client][bpfgo.Siamux][bpfgo.Down].Packets, seen[client][bpfgo.Siamux][bpfgo.Down].Packets
+	onWire, afterGRO := counted[client][traffic.Siamux][traffic.Down].Packets, seen[client][traffic.Siamux][traffic.Down].Packets
 	if afterGRO >= onWire {
 		t.Fatalf("GRO merged nothing (%d frames on the wire, %d packets after GRO): the test proves nothing", onWire, afterGRO)
 	}

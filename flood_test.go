@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/labtest"
 	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
 
 // TestFloodKeepsRealClients floods the daemon with 60,000 datagrams from
@@ -35,10 +36,10 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	)
 	// The flood goes to a second QUIC port where nothing listens, so it
 	// does not drown the lab's QUIC server, which does not resend.
-	ports := bpfgo.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984, 9985}}
-	l := newLab(t)
+	ports := traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984, 9985}}
+	l := labtest.New(t)
 	db := filepath.Join(t.TempDir(), "collector.db")
-	d, out := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "1s",
+	d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "1s",
 		"-reverse-dns", "0", "-max-clients", "16", "-min-client-bytes", "0", "-port-rhp4-quic", "9984,9985")
 	capture, err := l.Capture(ports)
 	if err != nil {
@@ -66,13 +67,13 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	stored := storedTraffic(t, db)
-	real := map[netip.Addr]bpfgo.Traffic{}
-	var forgedCounted, forgedStored bpfgo.Traffic
+	real := map[netip.Addr]traffic.Traffic{}
+	var forgedCounted, forgedStored traffic.Traffic
 	for addr, tr := range counted {
 		if isLabClient(l, addr) {
 			real[addr] = tr
@@ -101,7 +102,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	if forgedRows > 8*(maxClients-len(real))+1 {
 		t.Errorf("%d forged addresses got rows of their own", forgedRows)
 	}
-	log := out.String()
+	log := d.Output()
 	if n := strings.Count(log, "the counter map is full"); n != 1 {
 		t.Errorf("the map filling was logged %d times, want once:\n%s", n, log)
 	}

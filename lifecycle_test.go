@@ -1,17 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,51 +22,17 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/labtest"
 	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
-
-// newLab builds a lab that is removed when the test ends.
-func newLab(t testing.TB) *lab.Lab {
-	t.Helper()
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-// startDaemon starts the daemon in l and stops it (SIGTERM) when the test
-// ends, if the test has not; its output is logged when the test fails.
-func startDaemon(t *testing.T, l *lab.Lab, args ...string) (*labDaemon, *syncbuf.Buffer) {
-	t.Helper()
-	return startBinary(t, l, collectorBin, args...)
-}
-
-// startBinary is startDaemon with another build of collector.
-func startBinary(t testing.TB, l *lab.Lab, bin string, args ...string) (*labDaemon, *syncbuf.Buffer) {
-	t.Helper()
-	out := &syncbuf.Buffer{}
-	d, err := startLabDaemon(l, bin, out, args...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("collector output:\n%s", out.String())
-		}
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	t.Cleanup(func() { d.stop() })
-	return d, out
-}
 
 // steadyTraffic starts a capture and traffic from every lab client, a
 // round every interval at most, that goes on until the returned function
 // stops both and returns what the capture counted.
-func steadyTraffic(t *testing.T, l *lab.Lab, interval time.Duration) (stop func() map[netip.Addr]bpfgo.Traffic) {
+func steadyTraffic(t *testing.T, l *lab.Lab, interval time.Duration) (stop func() map[netip.Addr]traffic.Traffic) {
 	t.Helper()
-	capture, err := l.Capture(bpfgo.DefaultPorts)
+	capture, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +44,7 @@ func steadyTraffic(t *testing.T, l *lab.Lab, interval time.Duration) (stop func(
 		sent, err = l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: interval})
 		done <- err
 	}()
-	return func() map[netip.Addr]bpfgo.Traffic {
+	return func() map[netip.Addr]traffic.Traffic {
 		t.Helper()
 		cancel()
 		if err := <-done; err != nil {
@@ -122,7 +87,7 @@ func TestRestartKeepsCounting(t *testing.T) {
 			if tc == bpfgo.TCX {
 				kerneltest.RequireTCX(t)
 			}
-			l := newLab(t)
+			l := labtest.New(t)
 			pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 			db := filepath.Join(t.TempDir(), "collector.db")
 			// A day between flushes: the kill cannot land between a drain
@@ -130,21 +95,20 @@ func TestRestartKeepsCounting(t *testing.T) {
 			args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 				"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
 
-			first, _ := startDaemon(t, l, args...)
+			first := startDaemon(t, l, args...)
 			stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
 
 			time.Sleep(500 * time.Millisecond)
-			first.cmd.Process.Kill() // no drain, no flush, no detach
-			<-first.exited
+			first.Kill()
 			time.Sleep(500 * time.Millisecond) // counted by the pinned programs alone
-			second, out := startDaemon(t, l, args...)
-			if !strings.Contains(out.String(), "kept_pinned_links=true") {
+			second := startDaemon(t, l, args...)
+			if !strings.Contains(second.Output(), "kept_pinned_links=true") {
 				t.Errorf("the second start attached again instead of taking over the pinned links")
 			}
 			time.Sleep(500 * time.Millisecond)
 
 			counted := stopTraffic()
-			if err := second.stop(); err != nil {
+			if err := second.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			assertSameTraffic(t, storedTraffic(t, db), counted)
@@ -202,14 +166,14 @@ func tcxLinks(t *testing.T) int {
 // adds its filter beside them and removes only its own.
 func TestLegacyTCLeavesOthersAlone(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0", "-tc-mode", "legacy"}
 
-	d, _ := startDaemon(t, l, args...)
+	d := startDaemon(t, l, args...)
 	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
 		t.Fatalf("no clsact qdisc in legacy mode:\n%s", qdiscs)
 	}
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(qdiscs, "clsact") {
@@ -220,12 +184,12 @@ func TestLegacyTCLeavesOthersAlone(t *testing.T) {
 	// A classic BPF filter that matches nothing stands for another tool's.
 	inHost(t, l, "tc", "filter", "add", "dev", l.HostIf, "egress", "prio", "10", "bpf", "bytecode", "1,6 0 0 0,")
 
-	d, _ = startDaemon(t, l, args...)
+	d = startDaemon(t, l, args...)
 	filters := inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
 	if !strings.Contains(filters, "tc_count") || !strings.Contains(filters, "bytecode") {
 		t.Fatalf("want our filter beside the other one:\n%s", filters)
 	}
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	filters = inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
@@ -243,7 +207,7 @@ func TestLegacyTCLeavesOthersAlone(t *testing.T) {
 // its rows hold the sum of the two.
 func TestInterfaceComesAndGoes(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	addExtra := func() {
 		inHost(t, l, "ip", "link", "add", "extra0", "type", "veth", "peer", "extra1")
 		inHost(t, l, "ip", "link", "set", "extra0", "up")
@@ -251,16 +215,16 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 	}
 	addExtra()
 	db := filepath.Join(t.TempDir(), "c.db")
-	d, out := startDaemon(t, l, "-interface", l.HostIf+",extra0", "-sqlite-path", db,
+	d := startDaemon(t, l, "-interface", l.HostIf+",extra0", "-sqlite-path", db,
 		"-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0")
 
 	inHost(t, l, "ip", "link", "del", "extra0")
-	waitFor(t, out, "interface is gone")
+	d.WaitFor(t, "interface is gone")
 	addExtra()
-	waitFor(t, out, "interface is back, counting again")
+	d.WaitFor(t, "interface is back, counting again")
 
 	client := l.ClientAddrs[0]
-	capture, err := l.Capture(bpfgo.DefaultPorts)
+	capture, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,19 +238,19 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 	injected := injectSiamux(t, l, "extra1", client, 3)
 	// The peer receives in its NAPI poll, a moment after the send.
 	time.Sleep(100 * time.Millisecond)
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	want := counted[client]
-	want[bpfgo.Siamux][bpfgo.Down].Add(injected)
-	assertSameTraffic(t, storedTraffic(t, db), map[netip.Addr]bpfgo.Traffic{client: want})
+	want[traffic.Siamux][traffic.Down].Add(injected)
+	assertSameTraffic(t, storedTraffic(t, db), map[netip.Addr]traffic.Traffic{client: want})
 }
 
 // injectSiamux sends n frames from client to the host's siamux port out of
 // the lab host's interface dev, so that they arrive on its veth peer, and
 // returns what they weigh.
-func injectSiamux(t *testing.T, l *lab.Lab, dev string, client netip.Addr, n int) bpfgo.Tally {
+func injectSiamux(t *testing.T, l *lab.Lab, dev string, client netip.Addr, n int) traffic.Tally {
 	t.Helper()
 	frame := make([]byte, 14+20+20+100)
 	binary.BigEndian.PutUint16(frame[12:], 0x0800)
@@ -297,7 +261,7 @@ func injectSiamux(t *testing.T, l *lab.Lab, dev string, client netip.Addr, n int
 	copy(ip[12:], src[:])
 	copy(ip[16:], dst[:])
 	binary.BigEndian.PutUint16(ip[20:], 40000)
-	binary.BigEndian.PutUint16(ip[22:], bpfgo.DefaultPorts.Siamux[0])
+	binary.BigEndian.PutUint16(ip[22:], traffic.DefaultPorts.Siamux[0])
 	ip[32] = 5 << 4 // TCP data offset
 
 	err := l.Do(l.HostNS, func() error {
@@ -320,25 +284,14 @@ func injectSiamux(t *testing.T, l *lab.Lab, dev string, client netip.Addr, n int
 	if err != nil {
 		t.Fatalf("inject frames on %s: %v", dev, err)
 	}
-	return bpfgo.Tally{Bytes: uint64(n * len(frame)), Packets: uint64(n)}
-}
-
-// waitFor waits up to 10 s for the daemon to log msg.
-func waitFor(t *testing.T, out *syncbuf.Buffer, msg string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if strings.Contains(out.String(), msg) {
-			return
-		}
-	}
-	t.Fatalf("the daemon did not log %q within 10s", msg)
+	return traffic.Tally{Bytes: uint64(n * len(frame)), Packets: uint64(n)}
 }
 
 // TestOperatorErrors checks the failures an operator meets are one clear
 // line and leave nothing attached.
 func TestOperatorErrors(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	db := filepath.Join(t.TempDir(), "c.db")
 	// run runs collector, optionally under another user (-1: root), and
 	// returns its last line and exit status: 1 is worth a restart, 3 is
@@ -417,11 +370,11 @@ func pinnedDaemon(t *testing.T) (pins string, args []string) {
 // out of INTERFACE: the links left on it are detached, and that is logged.
 func TestInterfaceDropped(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	pins, args := pinnedDaemon(t)
 
-	first, _ := startDaemon(t, l, args...)
-	if err := first.stop(); err != nil {
+	first := startDaemon(t, l, args...)
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
@@ -429,7 +382,7 @@ func TestInterfaceDropped(t *testing.T) {
 	}
 	// A mistyped name fails the start and leaves the last good list
 	// counting.
-	if _, err := startLabDaemon(l, collectorBin, io.Discard, append(args, "-interface", "nosuch0")...); err == nil {
+	if _, err := l.StartDaemon(collectorBin, nil, append(args, "-interface", "nosuch0")...); err == nil {
 		t.Fatal("a start on a missing interface succeeded")
 	}
 	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
@@ -438,11 +391,11 @@ func TestInterfaceDropped(t *testing.T) {
 	inHost(t, l, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "other1")
 	inHost(t, l, "ip", "link", "set", "other0", "up")
 	inHost(t, l, "ip", "link", "set", "other1", "up")
-	second, out := startDaemon(t, l, append(args, "-interface", "other0")...)
-	if err := second.stop(); err != nil {
+	second := startDaemon(t, l, append(args, "-interface", "other0")...)
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "detached from an interface no longer in INTERFACE") || !strings.Contains(out.String(), "interface="+l.HostIf) {
+	if out := second.Output(); !strings.Contains(out, "detached from an interface no longer in INTERFACE") || !strings.Contains(out, "interface="+l.HostIf) {
 		t.Errorf("the detach was not logged:\n%s", out)
 	}
 	if link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(link, "xdp") {
@@ -461,7 +414,7 @@ func TestInterfaceDropped(t *testing.T) {
 // no earlier hook goes on counting the same packets.
 func TestPinnedModeChange(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	pins, args := pinnedDaemon(t)
 
 	for _, tc := range []struct {
@@ -483,12 +436,12 @@ func TestPinnedModeChange(t *testing.T) {
 			t.Logf("kernel %s has no TCX (6.6+): xdp=%s tc=tcx not run", kerneltest.Release(), tc.xdp)
 			continue
 		}
-		d, out := startDaemon(t, l, append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
-		if err := d.stop(); err != nil {
+		d := startDaemon(t, l, append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
+		if err := d.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("xdp=%s tc=%s", tc.xdp, tc.tc); !strings.Contains(out.String(), want) {
-			t.Fatalf("asked for %s:\n%s", want, out.String())
+		if want := fmt.Sprintf("xdp=%s tc=%s", tc.xdp, tc.tc); !strings.Contains(d.Output(), want) {
+			t.Fatalf("asked for %s:\n%s", want, d.Output())
 		}
 		link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf)
 		if tc.xdpOnLink == "" && strings.Contains(link, "xdp") || tc.xdpOnLink != "" && !strings.Contains(link, tc.xdpOnLink) {
@@ -520,7 +473,7 @@ func TestPinnedModeChange(t *testing.T) {
 // stored totals equal the frame count exactly, with no gap.
 func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 	db := filepath.Join(t.TempDir(), "collector.db")
 	args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0",
@@ -530,34 +483,35 @@ func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	rel, root := release(t), t.TempDir()
 	script(t, rel, "install.sh", false, "--root", root)
 	bin := filepath.Join(root, "usr/local/bin/collector")
-	old, _ := startBinary(t, l, bin, args...)
+	old := labtest.StartDaemon(t, l, bin, args...)
 
 	stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
 
-	const newVersion = "v9.9.9-upgrade-test"
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(gobin, "build", "-ldflags", "-X main.version="+newVersion, "-o", filepath.Join(rel, "collector"), ".").CombinedOutput(); err != nil {
-		t.Fatalf("build the new release: %v\n%s", err, out)
+	// The new build: appended bytes make another file that still runs,
+	// with no toolchain needed to make it.
+	newBuild := append(readFile(t, bin), 0)
+	if err := os.WriteFile(filepath.Join(rel, "collector"), newBuild, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	if out := script(t, rel, "install.sh", false, "--root", root); !strings.Contains(out, "/usr/local/bin/collector") {
 		t.Fatalf("install.sh did not install the new binary:\n%s", out)
 	}
 	// What systemctl restart does: SIGTERM, then start the new binary.
-	if err := old.stop(); err != nil {
+	if err := old.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // counted by the pinned programs alone
-	upgraded, out := startBinary(t, l, bin, args...)
-	if !strings.Contains(out.String(), "kept_pinned_links=true") {
+	upgraded := labtest.StartDaemon(t, l, bin, args...)
+	if !strings.Contains(upgraded.Output(), "kept_pinned_links=true") {
 		t.Error("the upgraded daemon attached again instead of taking over the pinned links")
 	}
-	if v, err := exec.Command(bin, "version").Output(); err != nil || !strings.Contains(string(v), newVersion) {
-		t.Fatalf("installed binary is not the new build: %s %v", v, err)
+	if !bytes.Equal(readFile(t, bin), newBuild) {
+		t.Fatal("the installed binary is not the new build")
 	}
 	time.Sleep(300 * time.Millisecond)
 
 	counted := stopTraffic()
-	if err := upgraded.stop(); err != nil {
+	if err := upgraded.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	assertSameTraffic(t, storedTraffic(t, db), counted)

@@ -22,17 +22,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/cilium/ebpf"
 
-	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/check"
 	"github.com/back2basic/collector/config"
-	"github.com/back2basic/collector/live"
+	"github.com/back2basic/collector/daemon"
 	"github.com/back2basic/collector/report"
-	"github.com/back2basic/collector/sdnotify"
 )
 
 func main() {
@@ -65,24 +62,10 @@ func exitStatus(err error) int {
 	switch {
 	case errors.As(err, &bad):
 		return exitSettings
-	case errors.As(err, new(cannotRunError)):
+	case daemon.IsCannotRun(err):
 		return exitCannotRun
 	}
 	return exitFailure
-}
-
-// cannotRunError is a start the datapath can never make on this machine.
-type cannotRunError struct{ error }
-
-func (e cannotRunError) Unwrap() error { return e.error }
-
-// startError marks err, from loading or attaching the datapath, as one a
-// restart cannot mend, where it is.
-func startError(err error) error {
-	if bpfgo.Unrecoverable(err) {
-		return cannotRunError{err}
-	}
-	return err
 }
 
 // settingsError is a refusal of the settings.
@@ -109,7 +92,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return daemon(ctx, cfg, newLogger(cfg.LogLevel))
+		return daemon.Collect(ctx, cfg, newLogger(cfg.LogLevel))
 	case "check":
 		cfg, err := loadConfig("collector check", args)
 		if err != nil {
@@ -134,10 +117,6 @@ func run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export, version", cmd)
 }
 
-// interfaceCheckInterval is how often interfaces that went away are looked
-// for again.
-const interfaceCheckInterval = 2 * time.Second
-
 func newLogger(level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	// systemd sets JOURNAL_STREAM when stderr goes to the journal, which
@@ -151,113 +130,4 @@ func newLogger(level slog.Level) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}
-
-// daemon counts until ctx is done, then detaches, drains and flushes one
-// last time.
-func daemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if len(cfg.Interfaces) == 0 {
-		iface, err := config.DefaultRouteInterface("/proc/net")
-		if err != nil {
-			return err
-		}
-		log.Info("INTERFACE is unset; using the interface of the default route", "interface", iface)
-		cfg.Interfaces = []string{iface}
-	}
-
-	// The database first: a path that cannot be written should stop us
-	// before anything is attached.
-	store, err := agg.Open(cfg.SQLitePath, log.With("component", "agg"))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	bpfCfg := bpfgo.Config{Ports: cfg.Ports, MaxClients: cfg.MaxClients, Logger: log.With("component", "bpf")}
-	if cfg.Pinned {
-		bpfCfg.PinPath = cfg.PinPath
-	}
-	counters, err := bpfgo.Load(bpfCfg)
-	if err != nil {
-		return startError(err)
-	}
-	defer counters.Close()
-
-	ifaces, err := counters.AttachAll(cfg.Interfaces, cfg.XDPMode, cfg.TCMode, log.With("component", "bpf"))
-	if err != nil {
-		return startError(err)
-	}
-	defer ifaces.Close()
-	go ifaces.Watch(ctx, interfaceCheckInterval)
-	log.Info("collector started", "database", cfg.SQLitePath, "flush_interval", cfg.FlushInterval,
-		"consensus_ports", cfg.Ports.Consensus, "siamux_ports", cfg.Ports.Siamux, "quic_ports", cfg.Ports.QUIC,
-		"pinned", cfg.Pinned)
-	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
-		log.Warn("systemd will time out the start", "err", err)
-	}
-
-	// The live table's stored block is kept in memory from every flush;
-	// it starts from what the database holds today, read before the
-	// first flush can add to it.
-	var (
-		today  *live.Today
-		stored func([]agg.Row)
-	)
-	if cfg.LiveInterval > 0 {
-		today = live.NewToday(0, nil)
-		if err := today.Load(ctx, store); err != nil {
-			log.Warn("the live table's stored block starts empty", "err", err)
-		}
-		stored = today.Stored
-	}
-
-	var resolver *agg.Resolver
-	if cfg.ReverseDNS {
-		resolver = agg.NewResolver(ctx, agg.ResolverConfig{})
-	}
-	aggregator := agg.NewAggregator(counters, store, agg.Config{
-		Interval:   cfg.FlushInterval,
-		Log:        log.With("component", "agg"),
-		Resolver:   resolver,
-		Retention:  agg.Retention{Minutes: cfg.MinuteRetention, Hourly: cfg.HourlyRetention},
-		MaxPending: cfg.MaxPendingRows,
-		// Clients that moved real data keep their place in the counter
-		// map when a flood fills it; half of it stays for new ones.
-		MinClientBytes: cfg.MinClientBytes,
-		Seeder:         counters,
-		MaxSeeded:      int(cfg.MaxClients / 2),
-		Stored:         stored,
-	})
-
-	// The aggregator gets its own context: on shutdown the programs are
-	// detached first, so its last drain holds every packet counted.
-	aggCtx, stopAgg := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAgg()
-	aggDone := make(chan error, 1)
-	go func() { aggDone <- aggregator.Run(aggCtx) }()
-
-	liveDone := make(chan error, 1)
-	if cfg.LiveInterval > 0 {
-		printer := live.NewPrinter(counters, today, os.Stderr, cfg.LiveInterval, log.With("component", "live"))
-		go func() { liveDone <- printer.Run(ctx) }()
-	} else {
-		liveDone <- nil
-	}
-
-	<-ctx.Done()
-	if cfg.Pinned {
-		log.Info("stopping: the pinned programs keep counting for the next start; storing what was counted")
-	} else {
-		log.Info("stopping: detaching, then storing what was counted")
-	}
-	if err := sdnotify.Notify(sdnotify.Stopping); err != nil {
-		log.Warn("tell systemd we are stopping", "err", err)
-	}
-	ifaces.Close()
-	stopAgg()
-	err = errors.Join(<-aggDone, <-liveDone)
-	if err == nil {
-		log.Info("collector stopped")
-	}
-	return err
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
 	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
 
 const (
@@ -42,8 +42,8 @@ const (
 type serviceGuest struct {
 	deb     string
 	lab     *lab.Lab
-	counted map[netip.Addr]bpfgo.Traffic // the capture's total so far
-	mark    int                          // journal lines seen before this step
+	counted map[netip.Addr]traffic.Traffic // the capture's total so far
+	mark    int                            // journal lines seen before this step
 }
 
 // TestServiceGuest is the life of the Debian package under a real
@@ -62,7 +62,7 @@ func TestServiceGuest(t *testing.T) {
 	if _, err := os.Stat("/run/systemd/system"); err != nil {
 		t.Fatalf("systemd is not PID 1 here: %v", err)
 	}
-	g := &serviceGuest{deb: os.Getenv("COLLECTOR_DEB"), counted: map[netip.Addr]bpfgo.Traffic{}}
+	g := &serviceGuest{deb: os.Getenv("COLLECTOR_DEB"), counted: map[netip.Addr]traffic.Traffic{}}
 	t.Logf("kernel %s, package %s", kerneltest.Release(), filepath.Base(g.deb))
 	t.Cleanup(func() {
 		// The whole story, pass or fail: it is what the console log is
@@ -367,7 +367,7 @@ func (g *serviceGuest) purge(t *testing.T) {
 }
 
 // add adds a capture's count to the running total.
-func (g *serviceGuest) add(counted map[netip.Addr]bpfgo.Traffic) {
+func (g *serviceGuest) add(counted map[netip.Addr]traffic.Traffic) {
 	for client, tr := range counted {
 		sum := g.counted[client]
 		for class := range tr {

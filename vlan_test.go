@@ -12,7 +12,9 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/labtest"
 	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
 
 // TestVLANFramesCountedWhole expects the stored bytes of VLAN-tagged
@@ -29,11 +31,11 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	for _, xdp := range []bpfgo.XDPMode{bpfgo.XDPNative, bpfgo.XDPGeneric, bpfgo.XDPViaTC} {
 		t.Run("xdp="+string(xdp), func(t *testing.T) {
-			l := newLab(t)
+			l := labtest.New(t)
 			db := filepath.Join(t.TempDir(), "collector.db")
-			d, _ := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
+			d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 				"-reverse-dns", "0", "-min-client-bytes", "0", "-xdp-mode", string(xdp))
-			capture, err := l.Capture(bpfgo.DefaultPorts)
+			capture, err := l.Capture(traffic.DefaultPorts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +69,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := d.stop(); err != nil {
+			if err := d.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			for i := 20; i < 30; i++ {

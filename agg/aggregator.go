@@ -2,20 +2,21 @@ package agg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 const (
-	// finalFlushTimeout bounds the last write at shutdown, which systemd
-	// expects to finish within seconds.
+	// finalFlushTimeout bounds the last hand-over at shutdown, which
+	// systemd expects to finish within seconds.
 	finalFlushTimeout = 3 * time.Second
-	// finalRetryPause spaces the attempts of the last write.
+	// finalRetryPause spaces the attempts of the last hand-over.
 	finalRetryPause = 250 * time.Millisecond
 )
 
@@ -23,7 +24,17 @@ const (
 // starts the next period from zero, without losing or double-counting any
 // packet. Samples whose Traffic is zero are ignored.
 type Drainer interface {
-	Drain() ([]bpfgo.Sample, error)
+	Drain() ([]traffic.Sample, error)
+}
+
+// Consumer takes every closed period: the database stores it, the live
+// table and metrics add it up. A consumer that returns an error has taken
+// nothing; its rows are kept and handed to it again with the next period.
+// Consume runs under the flush, one consumer after the other, and should
+// be quick. The rows are shared with the other consumers: Consume must not
+// change them.
+type Consumer interface {
+	Consume(ctx context.Context, p traffic.Period) error
 }
 
 // Config tunes an Aggregator; the zero value of each field gives its
@@ -34,52 +45,40 @@ type Config struct {
 	Interval time.Duration
 	// Log hears about failures and recoveries; default slog.Default().
 	Log *slog.Logger
-	// Resolver finds client names to store; nil stores none.
-	Resolver *Resolver
-	// Retention says how long minute and hourly rows are kept.
-	Retention Retention
-	// MaxPending bounds the rows kept in memory while the database cannot
-	// be written; default DefaultMaxPending.
+	// MaxPending bounds the rows kept in memory for each consumer that
+	// cannot take them; default DefaultMaxPending.
 	MaxPending int
 	// MinClientBytes is what a client must move in a flush period to get
-	// a row of its own; less is added to 'other'. 0 gives every client a
+	// a row of its own; less is added to Other. 0 gives every client a
 	// row.
 	MinClientBytes uint64
 	// Seeder, when set, is told after every flush which clients had rows
 	// of their own lately, at most MaxSeeded of them.
 	Seeder    Seeder
 	MaxSeeded int
-	// Stored, when set, is handed the rows of every successful write, so
-	// a reader can keep totals of its own rather than query the database
-	// again. It runs under the flush and must be quick.
-	Stored func(rows []Row)
 	// Now reads the clock; default time.Now.
 	Now func() time.Time
 }
 
 // Aggregator drains a Drainer at wall-clock boundaries of its interval and
-// adds the samples to a Store, then rolls up closed hours and days and
-// applies retention. Rows that cannot be written are kept in memory, merged
-// with later ones, and retried on the next flush.
+// hands each closed period to its consumers, in order. Rows a consumer
+// does not take are kept in memory for it, merged with later ones and
+// bounded, and handed again on the next flush.
 type Aggregator struct {
 	drainer Drainer
-	store   *Store
+	queues  []*queue
 	cfg     Config
 
 	mu          sync.Mutex // one flush at a time, whoever calls it
 	periodStart time.Time
-	pending     map[rowKey]*bpfgo.Traffic
-	names       map[netip.Addr]name // found, not stored yet
-	nearCap     bool                // warned that pending nears MaxPending
 	recent      recentClients
 	full        mapFull
-	writes      outage
-	rollups     outage
 }
 
-// NewAggregator returns an Aggregator that flushes d into st. The first
-// period starts now.
-func NewAggregator(d Drainer, st *Store, cfg Config) *Aggregator {
+// NewAggregator returns an Aggregator that flushes d into consumers. The
+// first period starts now. A consumer that has a String method is named by
+// it in the journal.
+func NewAggregator(d Drainer, cfg Config, consumers ...Consumer) *Aggregator {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
 	}
@@ -92,23 +91,16 @@ func NewAggregator(d Drainer, st *Store, cfg Config) *Aggregator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Aggregator{
+	a := &Aggregator{
 		drainer:     d,
-		store:       st,
 		cfg:         cfg,
 		periodStart: cfg.Now(),
-		pending:     make(map[rowKey]*bpfgo.Traffic),
-		names:       make(map[netip.Addr]name),
 		recent:      recentClients{max: cfg.MaxSeeded},
-		writes: outage{
-			start: "cannot store traffic; keeping it in memory and retrying every flush",
-			end:   "storing traffic again",
-		},
-		rollups: outage{
-			start: "cannot roll up or apply retention; retrying every flush",
-			end:   "rolling up again",
-		},
 	}
+	for _, c := range consumers {
+		a.queues = append(a.queues, newQueue(c))
+	}
+	return a
 }
 
 // nextFlush returns the first boundary of interval after now: with a minute,
@@ -153,79 +145,106 @@ func (a *Aggregator) waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// Flush drains the counters now and writes every row waiting, this period's
-// and those kept from failed writes, in one transaction. When the write
-// fails the rows stay in memory for the next Flush, and the error is
-// returned (and logged once per run of failures). When it succeeds, the
-// hours closed by now are rolled up and retention applied, for as long as
-// half the interval at most.
+// Flush drains the counters now and hands the period to every consumer,
+// with the rows each did not take before. It returns the consumers' errors
+// (each logged once per run of failures); their rows stay in memory for
+// the next Flush.
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.collect()
-	if err := a.write(ctx); err != nil {
-		return err
-	}
-	// Rows drained from now on are filed under this period's minute or
-	// later, so every hour before it is closed.
-	err := a.store.maintain(ctx, a.periodStart, a.cfg.Now(), a.cfg.Retention, a.cfg.Interval/2)
-	a.rollups.update(ctx, a.cfg.Log, a.cfg.Now(), err)
-	return err
+	return a.handAll(ctx, a.collect())
 }
 
-// finish is the last flush: the database gets a few seconds to accept it,
+// handAll hands p to every consumer. a.mu must be held.
+func (a *Aggregator) handAll(ctx context.Context, p period) error {
+	// One list of rows for every consumer that has nothing waiting: a
+	// flood's flush holds a hundred thousand of them.
+	rows := list(p.rows)
+	var errs []error
+	for _, q := range a.queues {
+		errs = append(errs, q.hand(ctx, p, rows, a.cfg))
+	}
+	return errors.Join(errs...)
+}
+
+// finish is the last flush: the consumers get a few seconds to take it,
 // even though ctx is already done.
 func (a *Aggregator) finish(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
 	defer cancel()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.collect()
-	for {
-		err := a.write(ctx)
-		if err == nil {
-			return nil
-		}
+	last := a.collect()
+	err := a.handAll(ctx, last)
+	for err != nil {
 		select {
 		case <-ctx.Done():
-			rows, bytes := a.pendingSize()
-			a.cfg.Log.Error("abandon traffic that could not be stored at shutdown", "rows", rows, "bytes", bytes, "timeout", finalFlushTimeout, "err", err)
-			return fmt.Errorf("abandon %d rows (%d bytes): %w", rows, bytes, err)
+			return a.abandon(err)
 		case <-time.After(finalRetryPause):
 		}
+		err = a.handAll(ctx, period{start: last.end, end: last.end})
 	}
+	return nil
 }
 
-// collect drains the counters into the pending rows, under the minute the
-// drained period started in, and asks for the names of the clients. a.mu
+// abandon logs and returns what consumers never took at shutdown. a.mu
 // must be held.
-func (a *Aggregator) collect() {
+func (a *Aggregator) abandon(err error) error {
+	var errs []error
+	for _, q := range a.queues {
+		if rows, bytes := q.size(); rows > 0 {
+			a.cfg.Log.Error("abandon traffic that could not be handed over at shutdown", "consumer", q.name,
+				"rows", rows, "bytes", bytes, "timeout", finalFlushTimeout, "err", err)
+			errs = append(errs, fmt.Errorf("abandon %d rows (%d bytes) for %s", rows, bytes, q.name))
+		}
+	}
+	return fmt.Errorf("%w: %w", errors.Join(errs...), err)
+}
+
+// period is a closed period while it is handed over: its rows keyed by
+// minute and client.
+type period struct {
+	start, end time.Time
+	rows       map[rowKey]*traffic.Traffic
+}
+
+// rowKey identifies one row: a minute (unix seconds) and a client.
+type rowKey struct {
+	minute int64
+	client traffic.Client
+}
+
+// collect drains the counters into a period under the minute the drained
+// period started in. a.mu must be held.
+func (a *Aggregator) collect() period {
 	drainedAt := a.cfg.Now()
+	p := period{start: a.periodStart, end: drainedAt, rows: make(map[rowKey]*traffic.Traffic)}
 	samples, err := a.drainer.Drain()
 	if err != nil {
 		// The kernel keeps counting: the next drain hands over this
 		// period's packets too, under this period's start.
 		a.cfg.Log.Warn("drain counters", "err", err)
-		return
+		p.end = p.start
+		return p
 	}
 	minute := a.periodStart.Truncate(time.Minute).Unix()
 	a.periodStart = drainedAt
 
 	// A client may come in several samples; the threshold is on its sum.
-	var overflow bpfgo.Traffic
-	period := make(map[netip.Addr]*bpfgo.Traffic)
+	var overflow traffic.Traffic
+	clients := make(map[traffic.Client]*traffic.Traffic)
 	for i := range samples {
 		s := &samples[i]
-		if s.Overflow {
+		if s.Client.IsOther() {
 			overflow.Add(&s.Traffic)
 		} else {
-			add(period, s.Client.Unmap(), &s.Traffic)
+			add(clients, s.Client, &s.Traffic)
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
 	other := overflow
 	var own []netip.Addr
-	for client, t := range period {
+	for client, t := range clients {
 		if t.IsZero() {
 			continue
 		}
@@ -233,89 +252,34 @@ func (a *Aggregator) collect() {
 			other.Add(t)
 			continue
 		}
-		own = append(own, client)
-		// Only clients that moved real data are looked up: a forged
-		// address must not make the host query the attacker's DNS.
-		a.cfg.Resolver.Request(client)
-		add(a.pending, rowKey{minute: minute, client: client}, t)
+		own = append(own, client.Addr())
+		add(p.rows, rowKey{minute: minute, client: client}, t)
 	}
 	if !other.IsZero() {
-		add(a.pending, rowKey{minute: minute}, &other)
+		add(p.rows, rowKey{minute: minute, client: traffic.Other}, &other)
 	}
 	if a.cfg.Seeder != nil {
 		a.recent.note(drainedAt, own)
 		a.cfg.Seeder.Seed(a.recent.list())
 	}
-	a.bound()
+	return p
 }
 
 // add adds t to the entry k of rows.
-func add[K comparable](rows map[K]*bpfgo.Traffic, k K, t *bpfgo.Traffic) {
+func add[K comparable](rows map[K]*traffic.Traffic, k K, t *traffic.Traffic) {
 	sum := rows[k]
 	if sum == nil {
-		sum = new(bpfgo.Traffic)
+		sum = new(traffic.Traffic)
 		rows[k] = sum
 	}
 	sum.Add(t)
 }
 
-// write stores the pending rows and the names found, and clears them on
-// success. a.mu must be held.
-func (a *Aggregator) write(ctx context.Context) error {
-	for addr, n := range a.cfg.Resolver.takeFound() {
-		// Bounded like the resolver's cache; a name left out is found
-		// again at its next lookup.
-		if _, ok := a.names[addr]; ok || len(a.names) < a.cfg.Resolver.size {
-			a.names[addr] = n
-		}
+// list returns rows as traffic rows.
+func list(rows map[rowKey]*traffic.Traffic) []traffic.Row {
+	out := make([]traffic.Row, 0, len(rows))
+	for k, t := range rows {
+		out = append(out, traffic.Row{Start: time.Unix(k.minute, 0), Client: k.client, Traffic: *t})
 	}
-	if len(a.pending) == 0 && len(a.names) == 0 {
-		return nil
-	}
-	rows := len(a.pending)
-	err := a.store.write(ctx, a.pending, a.names)
-	a.writes.update(ctx, a.cfg.Log, a.cfg.Now(), err, "rows", rows)
-	if err != nil {
-		return err
-	}
-	if a.cfg.Stored != nil {
-		out := make([]Row, 0, len(a.pending))
-		for k, t := range a.pending {
-			out = append(out, Row{Start: time.Unix(k.minute, 0), Client: k.client, Overflow: !k.client.IsValid(), Traffic: *t})
-		}
-		a.cfg.Stored(out)
-	}
-	clear(a.pending)
-	clear(a.names)
-	a.nearCap = false
-	return nil
-}
-
-// pendingSize returns the number of rows waiting and the bytes they count.
-func (a *Aggregator) pendingSize() (rows int, bytes uint64) {
-	for _, t := range a.pending {
-		bytes += t.Bytes()
-	}
-	return len(a.pending), bytes
-}
-
-// outage logs a run of failures of one kind once as it starts and once as
-// it ends, not on every attempt.
-type outage struct {
-	start, end string // the messages
-	failing    bool
-	since      time.Time
-}
-
-// update records the outcome of an attempt at time now. A failure because
-// ctx is done says nothing about the database and is not logged.
-func (o *outage) update(ctx context.Context, log *slog.Logger, now time.Time, err error, attrs ...any) {
-	switch {
-	case err != nil && !o.failing && ctx.Err() == nil:
-		o.failing, o.since = true, now
-		log.Warn(o.start, append(attrs, "err", err)...)
-	case err == nil && o.failing:
-		o.failing = false
-		log.Info(o.end, append(attrs, "failed_for", now.Sub(o.since).Round(time.Second))...)
-	}
+	return out
 }

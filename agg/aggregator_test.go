@@ -3,14 +3,17 @@ package agg
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/dns"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // t0 is a minute boundary.
@@ -38,53 +41,28 @@ func TestNextFlush(t *testing.T) {
 	}
 }
 
-func sample(addr string, seed uint64) bpfgo.Sample {
-	return bpfgo.Sample{Client: netip.MustParseAddr(addr), Traffic: traffic(seed)}
-}
-
-func overflow(seed uint64) bpfgo.Sample {
-	return bpfgo.Sample{Overflow: true, Traffic: traffic(seed)}
-}
-
-// expect adds samples to want as the aggregator should: under minute, by
-// unmapped address, the overflow entry under the zero Addr, zeros left out.
-func expect(want map[rowKey]bpfgo.Traffic, minute time.Time, samples []bpfgo.Sample) {
-	for _, s := range samples {
-		if s.Traffic.IsZero() {
-			continue
-		}
-		k := rowKey{minute: minute.Unix()}
-		if !s.Overflow {
-			k.client = s.Client.Unmap()
-		}
-		r := want[k]
-		r.Add(&s.Traffic)
-		want[k] = r
-	}
-}
-
 // Rows are filed under the minute their period started in, and several
 // flushes in one minute add up.
 func TestFlushSumsExactly(t *testing.T) {
 	type round struct {
 		at      time.Duration // after t0, when the flush happens
-		samples []bpfgo.Sample
+		samples []traffic.Sample
 		minute  time.Duration // after t0, where the samples must land
 	}
 	rounds := []round{
 		// Started at 10:00:37: the first period belongs to 10:00.
-		{at: time.Minute + 2*time.Millisecond, minute: 0, samples: []bpfgo.Sample{
+		{at: time.Minute + 2*time.Millisecond, minute: 0, samples: []traffic.Sample{
 			sample("192.0.2.1", 1), sample("2001:db8::1", 2), overflow(3),
-			{Client: netip.MustParseAddr("192.0.2.9")}, // zero: no row
+			{Client: traffic.ClientOf(netip.MustParseAddr("192.0.2.9"))}, // zero: no row
 		}},
 		// 30 s flushes: both halves of 10:01 sum into one row per client.
-		{at: 90 * time.Second, minute: time.Minute, samples: []bpfgo.Sample{
+		{at: 90 * time.Second, minute: time.Minute, samples: []traffic.Sample{
 			sample("192.0.2.1", 4), sample("::ffff:192.0.2.2", 5), overflow(6),
 		}},
-		{at: 2 * time.Minute, minute: time.Minute, samples: []bpfgo.Sample{
+		{at: 2 * time.Minute, minute: time.Minute, samples: []traffic.Sample{
 			sample("192.0.2.1", 7), sample("192.0.2.2", 8), sample("2001:db8::1", 9),
 		}},
-		{at: 3 * time.Minute, minute: 2 * time.Minute, samples: []bpfgo.Sample{
+		{at: 3 * time.Minute, minute: 2 * time.Minute, samples: []traffic.Sample{
 			sample("2001:db8::1", 10), overflow(11),
 		}},
 		{at: 4 * time.Minute, minute: 3 * time.Minute, samples: nil},
@@ -92,8 +70,8 @@ func TestFlushSumsExactly(t *testing.T) {
 	st := openStore(t)
 	clk := &clock{t: t0.Add(37 * time.Second)}
 	in := &feed{}
-	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now})
-	want := make(map[rowKey]bpfgo.Traffic)
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now}, st)
+	want := make(map[rowKey]traffic.Traffic)
 	for _, r := range rounds {
 		in.push(r.samples)
 		clk.set(t0.Add(r.at))
@@ -103,8 +81,75 @@ func TestFlushSumsExactly(t *testing.T) {
 		expect(want, t0.Add(r.minute), r.samples)
 	}
 	checkRows(t, st, want)
-	if _, ok := want[rowKey{t0.Unix(), netip.MustParseAddr("192.0.2.9")}]; ok {
+	if _, ok := want[rowKey{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.9"))}]; ok {
 		t.Error("test bug: a zero sample was expected")
+	}
+	if _, ok := want[rowKey{t0.Add(time.Minute).Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.2"))}]; !ok {
+		t.Error("test bug: the v4-mapped client was expected under its IPv4 address")
+	}
+}
+
+// Every consumer is handed every period, in order, the empty ones too:
+// the periods tile the time from the first period's start, and each
+// holds the rows drained at its end.
+func TestEveryConsumerGetsEveryPeriod(t *testing.T) {
+	type round struct {
+		at      time.Duration // after t0, when the flush happens
+		samples []traffic.Sample
+		fail    bool // the drain fails
+	}
+	rounds := []round{
+		{at: time.Minute, samples: []traffic.Sample{sample("192.0.2.1", 1), overflow(2)}},
+		{at: 2 * time.Minute},             // nothing drained
+		{at: 3 * time.Minute, fail: true}, // the drain fails: nothing taken
+		{at: 4 * time.Minute, samples: []traffic.Sample{sample("2001:db8::1", 3)}},
+		{at: 5 * time.Minute, samples: []traffic.Sample{{Client: addrN(1)}}}, // zeros only
+	}
+	clk := &clock{t: t0}
+	var next round
+	d := drainFunc(func() ([]traffic.Sample, error) {
+		if next.fail {
+			return nil, errors.New("map swap: bad file descriptor")
+		}
+		return next.samples, nil
+	})
+	first, second := &recorder{name: "first"}, &recorder{name: "second"}
+	a := NewAggregator(d, Config{Log: discard, Now: clk.now}, first, second)
+	type period struct {
+		start, end time.Time
+		rows       map[rowKey]traffic.Traffic
+	}
+	var want []period
+	start, minute := t0, t0 // the open period's start, and its minute
+	for _, r := range rounds {
+		next = r
+		clk.set(t0.Add(r.at))
+		if err := a.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		p := period{start: start, end: clk.now(), rows: map[rowKey]traffic.Traffic{}}
+		if r.fail {
+			p.end = start
+		} else {
+			expect(p.rows, minute, r.samples)
+			start, minute = clk.now(), clk.now()
+		}
+		want = append(want, p)
+	}
+	for _, c := range []*recorder{first, second} {
+		got := c.periods()
+		if len(got) != len(want) {
+			t.Fatalf("%s took %d periods, want %d", c, len(got), len(want))
+		}
+		for i, p := range got {
+			if !p.Start.Equal(want[i].start) || !p.End.Equal(want[i].end) {
+				t.Errorf("%s: period %d from %v to %v, want %v to %v", c, i, p.Start, p.End, want[i].start, want[i].end)
+			}
+			checkSame(t, fmt.Sprintf("%s, period %d", c, i), keyed(p.Rows), want[i].rows)
+			if len(p.Rows) != len(want[i].rows) {
+				t.Errorf("%s: period %d has %d rows, want %d, one per minute and client", c, i, len(p.Rows), len(want[i].rows))
+			}
+		}
 	}
 }
 
@@ -115,13 +160,13 @@ func TestFlushAfterDrainError(t *testing.T) {
 	var logs logBuffer
 	clk := &clock{t: t0}
 	fail := true
-	d := drainFunc(func() ([]bpfgo.Sample, error) {
+	d := drainFunc(func() ([]traffic.Sample, error) {
 		if fail {
 			return nil, errors.New("map swap: bad file descriptor")
 		}
-		return []bpfgo.Sample{sample("192.0.2.1", 1)}, nil
+		return []traffic.Sample{sample("192.0.2.1", 1)}, nil
 	})
-	a := NewAggregator(d, st, Config{Log: newLogger(&logs), Now: clk.now})
+	a := NewAggregator(d, Config{Log: newLogger(&logs), Now: clk.now}, st)
 	clk.set(t0.Add(time.Minute))
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatalf("flush with nothing drained: %v", err)
@@ -131,7 +176,7 @@ func TestFlushAfterDrainError(t *testing.T) {
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkRows(t, st, map[rowKey]bpfgo.Traffic{{t0.Unix(), netip.MustParseAddr("192.0.2.1")}: traffic(1)})
+	checkRows(t, st, map[rowKey]traffic.Traffic{{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: seeded(1)})
 	if n := logs.count("level=WARN", "drain counters", "bad file descriptor"); n != 1 {
 		t.Errorf("drain warnings = %d, want 1:\n%s", n, logs.String())
 	}
@@ -139,82 +184,84 @@ func TestFlushAfterDrainError(t *testing.T) {
 
 // While the file cannot be written, rows pile up in memory merged; once it
 // can, one flush writes them all, and the outage is logged once going in
-// and once coming out.
+// and once coming out. A consumer after the store is not held back
+// meanwhile: it takes every period once, as it comes.
 func TestFlushKeepsRowsWhileUnwritable(t *testing.T) {
-	tests := []struct {
-		name  string
-		block func(t testing.TB, st *Store) (unblock func())
-		errs  []string // what the warning may say
-	}{
-		{name: "locked by another writer", block: lockStore, errs: []string{"database is locked"}},
-		{
-			name:  "read-only",
-			block: func(t testing.TB, st *Store) func() { return makeReadOnly(t, filepath.Dir(st.path)) },
-			// A read-only file is opened read-only; on a read-only
-			// mount the WAL index cannot be created either.
-			errs: []string{"attempt to write a readonly database", "unable to open database file"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := openStore(t)
+	t.Parallel()
+	for _, b := range blockers {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			path := newPath(t)
+			st := openPath(t, path, store.Options{})
 			var logs logBuffer
 			clk := &clock{t: t0}
 			in := &feed{}
-			a := NewAggregator(in, st, Config{Log: newLogger(&logs), Now: clk.now})
-			want := make(map[rowKey]bpfgo.Traffic)
+			after := &recorder{name: "after"}
+			a := NewAggregator(in, Config{Log: newLogger(&logs), Now: clk.now}, st, after)
+			want := make(map[rowKey]traffic.Traffic)
+			rounds := 0
 			round := func(i int) error {
 				t.Helper()
-				batch := []bpfgo.Sample{sample("192.0.2.1", uint64(i)), sample("2001:db8::7", uint64(10+i)), overflow(uint64(20 + i))}
+				batch := []traffic.Sample{sample("192.0.2.1", uint64(i)), sample("2001:db8::7", uint64(10+i)), overflow(uint64(20 + i))}
 				in.push(batch)
 				expect(want, clk.now().Truncate(time.Minute), batch)
 				clk.set(clk.now().Add(time.Minute))
+				rounds++
 				return a.Flush(t.Context())
 			}
+			stored := a.queues[0]
 			if err := round(0); err != nil {
 				t.Fatal(err)
 			}
 			for outage := range 2 {
-				unblock := tt.block(t, st)
+				unblock := b.block(t, path)
 				for i := range 3 {
 					if err := round(i); err == nil {
 						t.Fatalf("outage %d round %d: flush succeeded", outage, i)
 					}
 				}
-				if len(a.pending) == 0 {
+				if len(stored.pending) == 0 {
 					t.Fatal("rows dropped after failed flushes")
 				}
 				unblock()
 				if err := round(3); err != nil {
 					t.Fatal(err)
 				}
-				if len(a.pending) != 0 {
-					t.Errorf("%d rows still pending after a successful flush", len(a.pending))
+				if len(stored.pending) != 0 {
+					t.Errorf("%d rows still pending after a successful flush", len(stored.pending))
 				}
 				checkRows(t, st, want)
 				n := 0
-				for _, e := range tt.errs {
-					n += logs.count("level=WARN", "cannot store traffic", e)
+				for _, e := range b.errs {
+					n += logs.count("level=WARN", "cannot hand traffic to "+st.String()+"; keeping it in memory", e)
 				}
 				if n != outage+1 {
 					t.Errorf("after outage %d: %d warnings, want %d:\n%s", outage, n, outage+1, logs.String())
 				}
-				if n := logs.count("level=INFO", "storing traffic again"); n != outage+1 {
+				if n := logs.count("level=INFO", "handing traffic to "+st.String()+" again"); n != outage+1 {
 					t.Errorf("after outage %d: %d recoveries logged, want %d:\n%s", outage, n, outage+1, logs.String())
 				}
+			}
+			if got := len(after.periods()); got != rounds {
+				t.Errorf("the consumer after the store took %d periods in %d flushes", got, rounds)
+			}
+			checkSame(t, "the consumer after the store", after.rows(), want)
+			if n := logs.count("to after"); n != 0 {
+				t.Errorf("the consumer after the store is logged as failing:\n%s", logs.String())
 			}
 		})
 	}
 }
 
 func TestRun(t *testing.T) {
+	t.Parallel()
 	t.Run("final flush writes the last partial period", func(t *testing.T) {
 		st := openStore(t)
 		clk := &clock{t: t0.Add(30 * time.Second)} // next boundary half a minute away
 		in := &feed{}
-		batch := []bpfgo.Sample{sample("192.0.2.1", 1), overflow(2)}
+		batch := []traffic.Sample{sample("192.0.2.1", 1), overflow(2)}
 		in.push(batch)
-		a := NewAggregator(in, st, Config{Log: discard, Now: clk.now})
+		a := NewAggregator(in, Config{Log: discard, Now: clk.now}, st)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- a.Run(ctx) }()
@@ -223,7 +270,7 @@ func TestRun(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
-		want := make(map[rowKey]bpfgo.Traffic)
+		want := make(map[rowKey]traffic.Traffic)
 		expect(want, t0, batch)
 		checkRows(t, st, want)
 	})
@@ -236,11 +283,11 @@ func TestRun(t *testing.T) {
 		offset := boundary.Sub(start) - 50*time.Millisecond
 		now := func() time.Time { return time.Now().Add(offset) }
 		drained := make(chan time.Time, 10)
-		d := drainFunc(func() ([]bpfgo.Sample, error) {
+		d := drainFunc(func() ([]traffic.Sample, error) {
 			drained <- now()
 			return nil, nil
 		})
-		a := NewAggregator(d, openStore(t), Config{Log: discard, Now: now})
+		a := NewAggregator(d, Config{Log: discard, Now: now}, openStore(t))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- a.Run(ctx) }()
@@ -263,17 +310,17 @@ func TestRun(t *testing.T) {
 		var (
 			mu     sync.Mutex
 			drains int
-			fed    bpfgo.Traffic
+			fed    traffic.Traffic
 		)
-		d := drainFunc(func() ([]bpfgo.Sample, error) {
+		d := drainFunc(func() ([]traffic.Sample, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			drains++
 			s := sample("2001:db8::1", uint64(drains))
 			fed.Add(&s.Traffic)
-			return []bpfgo.Sample{s}, nil
+			return []traffic.Sample{s}, nil
 		})
-		a := NewAggregator(d, st, Config{Log: discard, Interval: 10 * time.Millisecond})
+		a := NewAggregator(d, Config{Log: discard, Interval: 10 * time.Millisecond}, st)
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		if err := a.Run(ctx); err != nil {
@@ -283,7 +330,7 @@ func TestRun(t *testing.T) {
 		if drains < 3 {
 			t.Errorf("%d drains in 200 ms at a 10 ms interval", drains)
 		}
-		got, err := allClients(st, t.Context(), Query{})
+		got, err := allClients(t.Context(), st, store.Query{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,32 +339,97 @@ func TestRun(t *testing.T) {
 		}
 	})
 
-	t.Run("abandons rows the file never takes", func(t *testing.T) {
-		st := openStore(t)
+	for _, b := range blockers {
+		t.Run("abandons rows the file never takes/"+b.name, func(t *testing.T) {
+			t.Parallel()
+			path := newPath(t)
+			st := openPath(t, path, store.Options{})
+			var logs logBuffer
+			in := &feed{}
+			in.push([]traffic.Sample{sample("192.0.2.1", 1), sample("192.0.2.2", 2)})
+			a := NewAggregator(in, Config{Log: newLogger(&logs)}, st)
+			b.block(t, path)
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			start := time.Now()
+			err := a.Run(ctx)
+			if took := time.Since(start); took < finalFlushTimeout || took > finalFlushTimeout+time.Second {
+				t.Errorf("shutdown took %v, want the %v of retries", took, finalFlushTimeout)
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "abandon 2 rows (") || !strings.Contains(err.Error(), st.String()) {
+				t.Errorf("Run = %v, want an error abandoning 2 rows for %s", err, st)
+			}
+			if n := logs.count("level=ERROR", "abandon traffic that could not be handed over at shutdown", st.String(), "rows=2"); n != 1 {
+				t.Errorf("%d abandon lines logged, want 1:\n%s", n, logs.String())
+			}
+		})
+	}
+
+	t.Run("retries a failing consumer, not holding back one that works", func(t *testing.T) {
+		t.Parallel()
 		var logs logBuffer
 		in := &feed{}
-		in.push([]bpfgo.Sample{sample("192.0.2.1", 1), sample("192.0.2.2", 2)})
-		a := NewAggregator(in, st, Config{Log: newLogger(&logs)})
-		defer lockStore(t, st)()
+		batch := []traffic.Sample{sample("192.0.2.1", 1), sample("192.0.2.2", 2), overflow(3)}
+		in.push(batch)
+		clk := &clock{t: t0.Add(30 * time.Second)}
+		down := errors.New("metrics endpoint gone")
+		failing, working := &recorder{name: "failing", fail: down}, &recorder{name: "working"}
+		a := NewAggregator(in, Config{Log: newLogger(&logs), Now: clk.now}, failing, working)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		start := time.Now()
 		err := a.Run(ctx)
-		if took := time.Since(start); took > finalFlushTimeout+time.Second {
-			t.Errorf("shutdown took %v", took)
+		if took := time.Since(start); took < finalFlushTimeout || took > finalFlushTimeout+time.Second {
+			t.Errorf("shutdown took %v, want the %v of retries", took, finalFlushTimeout)
 		}
-		if err == nil || !strings.HasPrefix(err.Error(), "abandon 2 rows (") {
-			t.Errorf("Run = %v, want an error abandoning 2 rows", err)
+		if err == nil || !strings.HasPrefix(err.Error(), "abandon 3 rows (") || !strings.Contains(err.Error(), "for failing") || !errors.Is(err, down) {
+			t.Errorf("Run = %v, want an error abandoning 3 rows for failing, wrapping %v", err, down)
 		}
-		if n := logs.count("level=ERROR", "abandon", "rows=2"); n != 1 {
-			t.Errorf("%d abandon lines logged, want 1:\n%s", n, logs.String())
+		if n := logs.count("level=ERROR", "abandon traffic that could not be handed over at shutdown", "consumer=failing", "rows=3"); n != 1 {
+			t.Errorf("%d abandon lines for failing logged, want 1:\n%s", n, logs.String())
 		}
+		if n := logs.count("abandon", "working"); n != 0 {
+			t.Errorf("traffic abandoned for the working consumer:\n%s", logs.String())
+		}
+		// One attempt, then one every finalRetryPause until the timeout.
+		if atLeast := int(finalFlushTimeout/finalRetryPause) - 2; failing.calls < atLeast {
+			t.Errorf("failing consumer tried %d times, want at least %d", failing.calls, atLeast)
+		}
+		if working.calls != failing.calls {
+			t.Errorf("working consumer handed %d periods, failing %d: every attempt hands both one", working.calls, failing.calls)
+		}
+		want := make(map[rowKey]traffic.Traffic)
+		expect(want, t0, batch)
+		checkSame(t, "working consumer", working.rows(), want)
+	})
+
+	t.Run("a consumer that recovers within the last retries takes everything", func(t *testing.T) {
+		t.Parallel()
+		in := &feed{}
+		batch := []traffic.Sample{sample("192.0.2.1", 1), overflow(3)}
+		in.push(batch)
+		clk := &clock{t: t0.Add(30 * time.Second)}
+		late := &recorder{name: "late", fail: errors.New("not yet")}
+		a := NewAggregator(in, Config{Log: discard, Now: clk.now}, late)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		time.AfterFunc(finalFlushTimeout/4, func() { late.setFail(nil) })
+		start := time.Now()
+		if err := a.Run(ctx); err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+		if took := time.Since(start); took >= finalFlushTimeout {
+			t.Errorf("shutdown took %v after the consumer took everything", took)
+		}
+		want := make(map[rowKey]traffic.Traffic)
+		expect(want, t0, batch)
+		checkSame(t, "late consumer", late.rows(), want)
 	})
 }
 
-// Names found in the background are stored once per address on a later
-// flush, whatever rows they came with; the overflow entry is never looked
-// up.
+// Names found in the background are saved once per address on a later
+// flush, whatever rows it has, by the resolver as a consumer beside the
+// store; the overflow entry is never looked up.
 func TestNamesStored(t *testing.T) {
 	st := openStore(t)
 	release := make(chan struct{})
@@ -336,11 +448,18 @@ func TestNamesStored(t *testing.T) {
 		}
 		return strings.NewReplacer(".", "-", ":", "-").Replace(addr.String()) + ".example", nil
 	}
-	res := NewResolver(t.Context(), ResolverConfig{Lookup: lookup, Timeout: time.Minute})
+	res := dns.New(dns.Config{Save: st, Log: discard, Lookup: lookup, Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(t.Context())
+	resolving := make(chan error)
+	go func() { resolving <- res.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-resolving
+	})
 	clk := &clock{t: t0}
 	in := &feed{}
-	a := NewAggregator(in, st, Config{Log: discard, Resolver: res, Now: clk.now})
-	flush := func(samples ...bpfgo.Sample) {
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now}, st, res)
+	flush := func(samples ...traffic.Sample) {
 		t.Helper()
 		in.push(samples)
 		clk.set(clk.now().Add(time.Minute))
@@ -348,17 +467,31 @@ func TestNamesStored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	names := func() map[string]string {
+		t.Helper()
+		clients, err := allClients(t.Context(), st, store.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(map[string]string)
+		for _, c := range clients {
+			if c.DNS != "" {
+				out[c.Client.String()] = c.DNS
+			}
+		}
+		return out
+	}
 
 	flush(sample("192.0.2.1", 1), sample("2001:db8::2", 2), overflow(3)) // lookups held back
-	checkNames(t, st, map[string]string{})
+	if got := names(); len(got) != 0 {
+		t.Errorf("names %v saved before any lookup ended", got)
+	}
 	close(release)
-	eventually(t, "both lookups", func() bool {
-		res.mu.Lock()
-		defer res.mu.Unlock()
-		return len(res.found) == 2
+	want := map[string]string{"192.0.2.1": "192-0-2-1.example", "2001:db8::2": "2001-db8--2.example"}
+	eventually(t, "both names saved", func() bool {
+		flush() // nothing drained: the names alone
+		return maps.Equal(names(), want)
 	})
-	flush() // nothing drained: the names alone
-	checkNames(t, st, map[string]string{"192.0.2.1": "192-0-2-1.example", "2001:db8::2": "2001-db8--2.example"})
 	flush(sample("192.0.2.1", 4)) // known: not looked up again
 
 	mu.Lock()
@@ -371,13 +504,14 @@ func TestNamesStored(t *testing.T) {
 // Flushes roll up the hours that closed and apply retention as they go,
 // and reads give the same totals before and after.
 func TestFlushRollsUp(t *testing.T) {
-	st := openStore(t)
+	t.Parallel()
 	clk := &clock{t: t0}
+	st := openPath(t, newPath(t), store.Options{Now: clk.now, Retention: store.Retention{Minutes: time.Hour, Hourly: 24 * time.Hour}})
 	in := &feed{}
-	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now, Retention: Retention{Minutes: time.Hour, Hourly: 24 * time.Hour}})
-	want := make(map[rowKey]bpfgo.Traffic)
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now}, st)
+	want := make(map[rowKey]traffic.Traffic)
 	for i := range 130 { // 10:00 to 12:10
-		batch := []bpfgo.Sample{sample("192.0.2.1", uint64(i)), overflow(uint64(i % 7))}
+		batch := []traffic.Sample{sample("192.0.2.1", uint64(i)), overflow(uint64(i % 7))}
 		in.push(batch)
 		expect(want, clk.now(), batch)
 		clk.set(clk.now().Add(time.Minute))
@@ -385,25 +519,27 @@ func TestFlushRollsUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := st.state
-	if h.hourlyUntil != t0.Add(2*time.Hour).Unix() || h.minuteSince != t0.Add(time.Hour).Unix() {
-		t.Errorf("rolled up to %v, minutes kept from %v; want 12:00 and 11:00", time.Unix(h.hourlyUntil, 0).UTC(), time.Unix(h.minuteSince, 0).UTC())
-	}
-	checkTable(t, st, Hours, groupBy(want, Hours, 0, h.hourlyUntil))
-	checkRows(t, st, groupBy(want, Minutes, h.minuteSince, noEnd))
-	got, err := allClients(st, t.Context(), Query{Since: t0})
+	// Rolled up to 12:00, minute rows kept from 11:00 (an hour before
+	// 12:10, floored to the hour), no day closed yet.
+	checkTable(t, st, store.Hours, groupBy(want, time.Hour, t0, t0.Add(2*time.Hour)))
+	checkRows(t, st, groupBy(want, time.Minute, t0.Add(time.Hour), clk.now()))
+	checkTable(t, st, store.Days, nil)
+	got, err := allClients(t.Context(), st, store.Query{Since: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(got) != 2 {
+		t.Errorf("%d clients read back, want 192.0.2.1 and other", len(got))
+	}
 	for _, total := range got {
-		var w bpfgo.Traffic
+		var w traffic.Traffic
 		for k, tr := range want {
 			if k.client == total.Client {
 				w.Add(&tr)
 			}
 		}
 		if total.Traffic != w {
-			t.Errorf("%s: %d bytes, want %d", ipColumn(total.Client), total.Traffic.Bytes(), w.Bytes())
+			t.Errorf("%s: %d bytes, want %d", total.Client, total.Traffic.Bytes(), w.Bytes())
 		}
 	}
 }

@@ -1,26 +1,16 @@
-// Package agg moves the kernel's per-client counters into SQLite and reads
-// them back.
+// Package agg moves what the kernel counted to the collector's consumers.
 //
-// An Aggregator drains the counters at wall-clock boundaries of its interval
-// (every minute at :00 by default) and adds them, in one transaction per
-// flush, to traffic_minute: one row per minute and client address, bytes and
-// packets per class and direction. After each flush it rolls the hours that
-// have closed up into traffic_hourly and whole days into traffic_daily,
-// exactly (a rollup row is the sum of the rows it stands for), and deletes
-// minute and hourly rows older than their Retention, so the file stays
-// bounded over years. Rows that cannot be written stay in memory, bounded
-// and merged into coarser rows past the bound, and are retried, so a locked,
-// read-only or full disk loses nothing while the daemon runs. A Resolver
-// finds reverse DNS names in the background; each is stored once, in names.
+// An Aggregator drains the counters at wall-clock boundaries of its
+// interval (every minute at :00 by default) and hands each closed period,
+// a row per minute and client, to every consumer in turn: the database
+// (store), the live table's totals (live), reverse DNS (dns), and whatever
+// comes next, through one small interface, Consumer. A client that moved
+// less than MinClientBytes in a period is added to the Other row, so a
+// flood of forged addresses cannot fill the database, and the clients that
+// had rows of their own keep their place in the kernel's map (Seeder).
 //
-// The view traffic keeps the earlier tool's table and columns, dns
-// included, so that queries users wrote against it keep working:
-//
-//	sqlite3 /var/lib/collector/collector.db \
-//	  "SELECT ip, dns, SUM(siamux_up) FROM traffic
-//	   WHERE timestamp >= strftime('%s','now','-1 hour') GROUP BY ip"
-//
-// Open upgrades a file written by any earlier release in place (PRAGMA
-// user_version). Reads (TopClients, Series, Rows) take no lock and answer
-// from the coarsest table that holds the span asked about.
+// Rows a consumer does not take (a locked, read-only or full disk) are
+// kept in memory for that consumer alone, merged with later ones, bounded,
+// and handed again on the next flush, so nothing counted is lost while the
+// daemon runs and a failing consumer holds up no other.
 package agg

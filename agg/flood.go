@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // Source addresses are attacker input: a flood of forged ones must cost
@@ -80,13 +80,13 @@ func (r *recentClients) list() []netip.Addr {
 // overflow entry counted anything.
 type mapFull struct {
 	since   time.Time
-	overflw bpfgo.Traffic // what went to the overflow entry in this episode
+	overflw traffic.Traffic // what went to the overflow entry in this episode
 	active  bool
 }
 
 // update records one drain's overflow traffic at now and logs the start
 // and the end of an episode.
-func (m *mapFull) update(log *slog.Logger, now time.Time, overflow *bpfgo.Traffic) {
+func (m *mapFull) update(log *slog.Logger, now time.Time, overflow *traffic.Traffic) {
 	switch {
 	case !overflow.IsZero() && !m.active:
 		m.active, m.since, m.overflw = true, now, *overflow

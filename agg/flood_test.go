@@ -1,12 +1,14 @@
 package agg
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // seeds records what the Aggregator asks to keep room for.
@@ -22,9 +24,9 @@ func TestSmallClientsFoldIntoOther(t *testing.T) {
 	st := openStore(t)
 	clk := &clock{t: t0}
 	in := &feed{}
-	// traffic(1) is 6147 bytes, traffic(0) 147.
-	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now, MinClientBytes: 4096})
-	in.push([]bpfgo.Sample{
+	// seeded(1) is 6147 bytes, seeded(0) 147.
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now, MinClientBytes: 4096}, st)
+	in.push([]traffic.Sample{
 		sample("192.0.2.1", 1),        // big enough
 		sample("192.0.2.2", 0),        // small
 		sample("2001:db8::2", 0),      // small
@@ -37,10 +39,10 @@ func TestSmallClientsFoldIntoOther(t *testing.T) {
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	want := map[rowKey]bpfgo.Traffic{
-		{t0.Unix(), netip.MustParseAddr("192.0.2.1")}: traffic(1),
-		{t0.Unix(), netip.MustParseAddr("192.0.2.3")}: sum(0, 1),
-		{minute: t0.Unix()}:                           sum(0, 0, 0, 2),
+	want := map[rowKey]traffic.Traffic{
+		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: seeded(1),
+		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.3"))}: sum(0, 1),
+		{t0.Unix(), traffic.Other}:                                      sum(0, 0, 0, 2),
 	}
 	checkRows(t, st, want)
 }
@@ -49,12 +51,11 @@ func TestSmallClientsFoldIntoOther(t *testing.T) {
 // the Seeder after each flush, latest first, bounded, and forgotten once
 // they have had no row of their own for recentFor.
 func TestRecentClientsSeeded(t *testing.T) {
-	st := openStore(t)
 	clk := &clock{t: t0}
 	in := &feed{}
 	s := &seeds{}
-	a := NewAggregator(in, st, Config{Log: discard, Now: clk.now, MinClientBytes: 4096, Seeder: s, MaxSeeded: 2})
-	flush := func(at time.Duration, samples ...bpfgo.Sample) {
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now, MinClientBytes: 4096, Seeder: s, MaxSeeded: 2})
+	flush := func(at time.Duration, samples ...traffic.Sample) {
 		t.Helper()
 		in.push(samples)
 		clk.set(t0.Add(at))
@@ -87,13 +88,12 @@ func TestRecentClientsSeeded(t *testing.T) {
 // TestMapFullLoggedPerEpisode: a run of drains whose overflow entry
 // counted something is one warning as it starts and one line as it ends.
 func TestMapFullLoggedPerEpisode(t *testing.T) {
-	st := openStore(t)
 	clk := &clock{t: t0}
 	in := &feed{}
 	var logs logBuffer
-	a := NewAggregator(in, st, Config{Log: newLogger(&logs), Now: clk.now})
+	a := NewAggregator(in, Config{Log: newLogger(&logs), Now: clk.now})
 	for i, full := range []bool{false, true, true, true, false, false, true, false} {
-		batch := []bpfgo.Sample{sample("192.0.2.1", 1)}
+		batch := []traffic.Sample{sample("192.0.2.1", 1)}
 		if full {
 			batch = append(batch, overflow(1))
 		}
@@ -115,21 +115,39 @@ func TestMapFullLoggedPerEpisode(t *testing.T) {
 	}
 }
 
-// TestNamesPrunedWithRetention: a name not looked up again within the
-// hourly retention goes; a fresher one stays.
+// TestNamesPrunedWithRetention: a flush into the store drops a name not
+// looked up again within the hourly retention; a fresher one stays.
 func TestNamesPrunedWithRetention(t *testing.T) {
-	st := openStore(t)
-	keep := Retention{Minutes: 24 * time.Hour, Hourly: 10 * 24 * time.Hour}
 	now := t0.Add(30 * 24 * time.Hour)
-	names := map[netip.Addr]name{
-		netip.MustParseAddr("192.0.2.1"): {dns: "old.example", at: now.Add(-11 * 24 * time.Hour).Unix()},
-		netip.MustParseAddr("192.0.2.2"): {dns: "fresh.example", at: now.Add(-9 * 24 * time.Hour).Unix()},
-	}
-	if err := st.write(t.Context(), nil, names); err != nil {
+	st := openPath(t, newPath(t), store.Options{
+		Retention: store.Retention{Minutes: 24 * time.Hour, Hourly: 10 * 24 * time.Hour},
+		Now:       func() time.Time { return now },
+	})
+	old, fresh := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	err := st.SaveNames(t.Context(), []traffic.Name{
+		{Addr: old, DNS: "old.example", Found: now.Add(-11 * 24 * time.Hour)},
+		{Addr: fresh, DNS: "fresh.example", Found: now.Add(-9 * 24 * time.Hour)},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.maintain(t.Context(), now, now, keep, time.Second); err != nil {
+	clk := &clock{t: now.Add(-time.Minute)}
+	in := &feed{}
+	in.push([]traffic.Sample{sample(old.String(), 1), sample(fresh.String(), 2)})
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now}, st)
+	clk.set(now)
+	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkNames(t, st, map[string]string{"192.0.2.2": "fresh.example"})
+	clients, err := allClients(t.Context(), st, store.Query{Since: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make(map[string]string)
+	for _, c := range clients {
+		names[c.Client.String()] = c.DNS
+	}
+	if want := map[string]string{old.String(): "", fresh.String(): "fresh.example"}; !maps.Equal(names, want) {
+		t.Errorf("names %v, want %v", names, want)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,26 +15,39 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
-// lockWait is the busy timeout of test stores: long enough for a flush to
-// get a free file, short enough not to sit out the daemon's 5 s when the
-// test holds the lock.
-const lockWait = 50 * time.Millisecond
+// lockWait is how long test stores wait for a lock: long enough for a
+// write to get past a reader, short enough for outage tests to be quick.
+const lockWait = 100 * time.Millisecond
 
 // openStore opens a fresh file in a directory Open has to create.
-func openStore(t testing.TB) *Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
-	return openPath(t, filepath.Join(t.TempDir(), "data", "traffic.db"))
+	return openPath(t, newPath(t), store.Options{})
+}
+
+// newPath returns where a fresh database goes, in a directory that does
+// not exist yet.
+func newPath(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "data", "traffic.db")
 }
 
 // openPath opens the file at path for writing, closing it at the end of the
-// test.
-func openPath(t testing.TB, path string) *Store {
+// test. The logs are discarded unless opts says where they go, and a write
+// waits for a lock lockWait unless opts says otherwise.
+func openPath(t testing.TB, path string, opts store.Options) *store.Store {
 	t.Helper()
-	st, err := open(path, lockWait, discard)
+	if opts.Log == nil {
+		opts.Log = discard
+	}
+	if opts.LockWait == 0 {
+		opts.LockWait = lockWait
+	}
+	st, err := store.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,43 +55,89 @@ func openPath(t testing.TB, path string) *Store {
 	return st
 }
 
-// traffic returns a Traffic whose every counter differs, so a value landing
+// seeded returns a Traffic whose every counter differs, so a value landing
 // in the wrong column shows.
-func traffic(seed uint64) bpfgo.Traffic {
-	var t bpfgo.Traffic
+func seeded(seed uint64) traffic.Traffic {
+	var t traffic.Traffic
 	for c := range t {
 		for d := range t[c] {
 			cell := uint64(c*len(t[c]) + d + 1)
-			t[c][d] = bpfgo.Tally{Bytes: seed*1000 + cell*7, Packets: seed*10 + cell}
+			t[c][d] = traffic.Tally{Bytes: seed*1000 + cell*7, Packets: seed*10 + cell}
 		}
 	}
 	return t
 }
 
-// sum adds up traffic(seed) for every seed.
-func sum(seeds ...uint64) bpfgo.Traffic {
-	var t bpfgo.Traffic
+// sum adds up seeded(seed) for every seed.
+func sum(seeds ...uint64) traffic.Traffic {
+	var t traffic.Traffic
 	for _, s := range seeds {
-		x := traffic(s)
+		x := seeded(s)
 		t.Add(&x)
 	}
 	return t
 }
 
-// rows turns a test's table of rows into what Store.write takes.
-func rows(want map[rowKey]bpfgo.Traffic) map[rowKey]*bpfgo.Traffic {
-	out := make(map[rowKey]*bpfgo.Traffic, len(want))
-	for k, t := range want {
-		out[k] = &t
+// addrN returns distinct clients.
+func addrN(i int) traffic.Client {
+	return traffic.ClientOf(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}))
+}
+
+// sample is what the kernel hands over for the client at addr.
+func sample(addr string, seed uint64) traffic.Sample {
+	return traffic.Sample{Client: traffic.ClientOf(netip.MustParseAddr(addr)), Traffic: seeded(seed)}
+}
+
+// overflow is what the kernel hands over for its overflow entry.
+func overflow(seed uint64) traffic.Sample {
+	return traffic.Sample{Client: traffic.Other, Traffic: seeded(seed)}
+}
+
+// expect adds samples to want as the aggregator should: under minute, by
+// client, zeros left out.
+func expect(want map[rowKey]traffic.Traffic, minute time.Time, samples []traffic.Sample) {
+	for _, s := range samples {
+		if !s.Traffic.IsZero() {
+			addTo(want, rowKey{minute: minute.Unix(), client: s.Client}, s.Traffic)
+		}
+	}
+}
+
+// addTo adds t to the row k of rows.
+func addTo(rows map[rowKey]traffic.Traffic, k rowKey, t traffic.Traffic) {
+	r := rows[k]
+	r.Add(&t)
+	rows[k] = r
+}
+
+// groupBy sums the rows of truth whose time is in [from, to) into rows of
+// step seconds.
+func groupBy(truth map[rowKey]traffic.Traffic, step time.Duration, from, to time.Time) map[rowKey]traffic.Traffic {
+	out := make(map[rowKey]traffic.Traffic)
+	for k, tr := range truth {
+		if at := time.Unix(k.minute, 0); at.Before(from) || !at.Before(to) {
+			continue
+		}
+		k.minute = time.Unix(k.minute, 0).Truncate(step).Unix()
+		addTo(out, k, tr)
+	}
+	return out
+}
+
+// keyed sums rows by minute and client.
+func keyed(rows []traffic.Row) map[rowKey]traffic.Traffic {
+	out := make(map[rowKey]traffic.Traffic, len(rows))
+	for _, r := range rows {
+		addTo(out, rowKey{minute: r.Start.Unix(), client: r.Client}, r.Traffic)
 	}
 	return out
 }
 
 // readRows returns every row of table.
-func readRows(t testing.TB, st *Store, table Table) map[rowKey]bpfgo.Traffic {
+func readRows(t testing.TB, st *store.Store, table store.Table) map[rowKey]traffic.Traffic {
 	t.Helper()
-	got := make(map[rowKey]bpfgo.Traffic)
-	err := st.Rows(t.Context(), table, Query{}, func(r *Row) error {
+	got := make(map[rowKey]traffic.Traffic)
+	err := st.Rows(t.Context(), table, store.Query{}, func(r *store.Row) error {
 		got[rowKey{r.Start.Unix(), r.Client}] = r.Traffic
 		return nil
 	})
@@ -87,45 +148,30 @@ func readRows(t testing.TB, st *Store, table Table) map[rowKey]bpfgo.Traffic {
 }
 
 // checkRows fails unless the minute table holds exactly want.
-func checkRows(t testing.TB, st *Store, want map[rowKey]bpfgo.Traffic) {
+func checkRows(t testing.TB, st *store.Store, want map[rowKey]traffic.Traffic) {
 	t.Helper()
-	checkTable(t, st, Minutes, want)
+	checkTable(t, st, store.Minutes, want)
 }
 
 // checkTable fails unless table holds exactly want.
-func checkTable(t testing.TB, st *Store, table Table, want map[rowKey]bpfgo.Traffic) {
+func checkTable(t testing.TB, st *store.Store, table store.Table, want map[rowKey]traffic.Traffic) {
 	t.Helper()
-	got := readRows(t, st, table)
+	checkSame(t, table.String(), readRows(t, st, table), want)
+}
+
+// checkSame fails unless got holds exactly the rows of want.
+func checkSame(t testing.TB, what string, got, want map[rowKey]traffic.Traffic) {
+	t.Helper()
 	for k, w := range want {
 		if g, ok := got[k]; !ok {
-			t.Errorf("%s: row %s at %d missing", table, k.ip(), k.minute)
+			t.Errorf("%s: row %s at %d missing", what, k.client, k.minute)
 		} else if g != w {
-			t.Errorf("%s: row %s at %d = %+v, want %+v", table, k.ip(), k.minute, g, w)
+			t.Errorf("%s: row %s at %d = %+v, want %+v", what, k.client, k.minute, g, w)
 		}
 	}
 	for k := range got {
 		if _, ok := want[k]; !ok {
-			t.Errorf("%s: unexpected row %s at %d", table, k.ip(), k.minute)
-		}
-	}
-}
-
-// lockStore takes the write lock of st's file from a second connection, as
-// the sqlite3 shell or a backup would, until the returned func is called.
-func lockStore(t testing.TB, st *Store) (unlock func()) {
-	t.Helper()
-	db, err := sql.Open("sqlite", dsn(st.path, lockWait))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tx, err := db.Begin() // BEGIN IMMEDIATE through the DSN: the write lock
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
+			t.Errorf("%s: unexpected row %s at %d", what, k.client, k.minute)
 		}
 	}
 }
@@ -171,19 +217,122 @@ func makeReadOnly(t testing.TB, dir string) (restore func()) {
 	return restore
 }
 
-// drainFunc adapts a function to Drainer.
-type drainFunc func() ([]bpfgo.Sample, error)
+// lockFile takes the write lock of the database at path from a second
+// connection, as the sqlite3 shell or a backup would, until the returned
+// func is called. A flush then waits the store's LockWait before it fails
+// with "database is locked".
+func lockFile(t testing.TB, path string) (unlock func()) {
+	t.Helper()
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(50)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.Begin() // BEGIN IMMEDIATE through the URI: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if err := tx.Rollback(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
+}
 
-func (f drainFunc) Drain() ([]bpfgo.Sample, error) { return f() }
+// blocker makes the database at path unwritable until unblock is called.
+type blocker struct {
+	name  string
+	block func(t testing.TB, path string) (unblock func())
+	errs  []string // what a failed write may say
+}
+
+// blockers are the ways the database becomes unwritable under a running
+// daemon.
+var blockers = []blocker{
+	{name: "locked by another writer", block: lockFile, errs: []string{"database is locked"}},
+	{
+		name:  "read-only",
+		block: func(t testing.TB, path string) func() { return makeReadOnly(t, filepath.Dir(path)) },
+		// A read-only file is opened read-only; on a read-only mount the
+		// WAL index cannot be created either.
+		errs: []string{"attempt to write a readonly database", "unable to open database file"},
+	},
+}
+
+// recorder is a Consumer that records every period it takes, passing it
+// on to next when set. While fail is set it takes nothing and returns fail.
+type recorder struct {
+	name string
+	next Consumer
+
+	mu    sync.Mutex
+	fail  error
+	calls int
+	taken []traffic.Period
+}
+
+func (r *recorder) Consume(ctx context.Context, p traffic.Period) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.fail != nil {
+		return r.fail
+	}
+	if r.next != nil {
+		if err := r.next.Consume(ctx, p); err != nil {
+			return err
+		}
+	}
+	r.taken = append(r.taken, p)
+	return nil
+}
+
+// String names the recorder in the journal.
+func (r *recorder) String() string { return r.name }
+
+// setFail makes the next calls fail with err, or succeed when err is nil.
+func (r *recorder) setFail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+// periods returns the periods taken so far.
+func (r *recorder) periods() []traffic.Period {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.taken)
+}
+
+// rows returns the rows of every period taken, summed by minute and
+// client.
+func (r *recorder) rows() map[rowKey]traffic.Traffic {
+	var all []traffic.Row
+	for _, p := range r.periods() {
+		all = append(all, p.Rows...)
+	}
+	return keyed(all)
+}
+
+// drainFunc adapts a function to Drainer.
+type drainFunc func() ([]traffic.Sample, error)
+
+func (f drainFunc) Drain() ([]traffic.Sample, error) { return f() }
 
 // feed is a Drainer handing out prepared batches, one per call, and nothing
 // once they run out.
 type feed struct {
 	mu      sync.Mutex
-	batches [][]bpfgo.Sample
+	batches [][]traffic.Sample
 }
 
-func (f *feed) Drain() ([]bpfgo.Sample, error) {
+func (f *feed) Drain() ([]traffic.Sample, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.batches) == 0 {
@@ -194,7 +343,7 @@ func (f *feed) Drain() ([]bpfgo.Sample, error) {
 	return b, nil
 }
 
-func (f *feed) push(b []bpfgo.Sample) {
+func (f *feed) push(b []traffic.Sample) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.batches = append(f.batches, b)
@@ -244,7 +393,17 @@ func newLogger(b *logBuffer) *slog.Logger {
 var discard = slog.New(slog.DiscardHandler)
 
 // allClients is TopClients with no limit, every class.
-func allClients(st *Store, ctx context.Context, q Query) ([]ClientTotal, error) {
+func allClients(ctx context.Context, st *store.Store, q store.Query) ([]store.ClientTotal, error) {
 	top, err := st.TopClients(ctx, q, 0, nil)
 	return top.Clients, err
+}
+
+// eventually polls cond for up to two seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }

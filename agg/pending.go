@@ -2,10 +2,14 @@ package agg
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/outage"
+	"github.com/back2basic/collector/traffic"
 )
 
 // DefaultMaxPending is the default of Config.MaxPending. A pending row takes
@@ -13,43 +17,105 @@ import (
 // at 200 clients before any merging, and far longer after.
 const DefaultMaxPending = 200_000
 
-// bound keeps the rows waiting for the database within MaxPending, warning
-// once as they pass 80% of it. Past it, rows are merged: each client's
-// minutes into its hour, then into its day, then the smallest clients of a
-// day into that day's 'other' entry, until they fit. Every byte and packet
-// is kept, and rollups stay exact at the resolution that is left; what goes
-// is when within the hour or day, and who, and each merge is logged as an
-// error saying how much. a.mu must be held.
-func (a *Aggregator) bound() {
-	limit, n := a.cfg.MaxPending, len(a.pending)
-	if !a.nearCap && n >= limit/10*8 {
-		a.nearCap = true
-		a.cfg.Log.Warn("traffic waiting for the database nears the cap; past it, rows will be merged", "rows", n, "max_rows", limit)
+// queue is one consumer and the rows it has not taken yet.
+type queue struct {
+	consumer Consumer
+	name     string
+	since    time.Time // the start of the oldest period waiting
+	pending  map[rowKey]*traffic.Traffic
+	nearCap  bool // warned that pending nears MaxPending
+	failing  outage.Outage
+}
+
+func newQueue(c Consumer) *queue {
+	name := fmt.Sprintf("%T", c)
+	if s, ok := c.(fmt.Stringer); ok {
+		name = s.String()
+	}
+	return &queue{
+		consumer: c,
+		name:     name,
+		pending:  make(map[rowKey]*traffic.Traffic),
+		failing: outage.Outage{
+			Start: "cannot hand traffic to " + name + "; keeping it in memory and retrying every flush",
+			End:   "handing traffic to " + name + " again",
+		},
+	}
+}
+
+// hand gives the consumer p, whose rows are listed in rows, with the rows
+// it did not take before, and keeps them all, bounded, when it fails.
+func (q *queue) hand(ctx context.Context, p period, rows []traffic.Row, cfg Config) error {
+	since := p.start
+	if len(q.pending) > 0 {
+		for k, t := range p.rows {
+			add(q.pending, k, t)
+		}
+		rows, since = list(q.pending), q.since
+	}
+	err := q.consumer.Consume(ctx, traffic.Period{Start: since, End: p.end, Rows: rows})
+	q.failing.Update(ctx, cfg.Log, cfg.Now(), err, "rows", len(rows))
+	switch {
+	case err == nil:
+		clear(q.pending)
+		q.nearCap = false
+	case len(q.pending) == 0:
+		q.since = p.start
+		for k, t := range p.rows {
+			add(q.pending, k, t)
+		}
+		q.bound(cfg)
+	default:
+		q.bound(cfg)
+	}
+	return err
+}
+
+// size returns the number of rows waiting and the bytes they count.
+func (q *queue) size() (rows int, bytes uint64) {
+	for _, t := range q.pending {
+		bytes += t.Bytes()
+	}
+	return len(q.pending), bytes
+}
+
+// bound keeps the rows waiting within MaxPending, warning once as they
+// pass 80% of it. Past it, rows are merged: each client's minutes into its
+// hour, then into its day, then the smallest clients of a day into that
+// day's Other row, until they fit. Every byte and packet is kept, and
+// rollups stay exact at the resolution that is left; what goes is when
+// within the hour or day, and who, and each merge is logged as an error
+// saying how much.
+func (q *queue) bound(cfg Config) {
+	limit, n := cfg.MaxPending, len(q.pending)
+	if !q.nearCap && n >= limit/10*8 {
+		q.nearCap = true
+		cfg.Log.Warn("traffic waiting for "+q.name+" nears the cap; past it, rows will be merged", "rows", n, "max_rows", limit)
 	}
 	if n <= limit {
 		return
 	}
 	for _, to := range []struct {
-		table Table
-		name  string
-	}{{Hours, "hour"}, {Days, "day"}} {
-		regroup(a.pending, func(k rowKey) rowKey {
-			k.minute = floorTo(k.minute, to.table.step())
+		step int64
+		name string
+	}{{3600, "hour"}, {86400, "day"}} {
+		regroup(q.pending, func(k rowKey) rowKey {
+			k.minute -= k.minute % to.step
 			return k
 		})
-		if len(a.pending) <= limit {
-			a.cfg.Log.Error("too much traffic waiting for the database; merged each client's rows into one per "+to.name,
-				"rows_before", n, "rows_after", len(a.pending), "max_rows", limit)
+		if len(q.pending) <= limit {
+			cfg.Log.Error("too much traffic waiting for "+q.name+"; merged each client's rows into one per "+to.name,
+				"rows_before", n, "rows_after", len(q.pending), "max_rows", limit)
 			return
 		}
 	}
-	rows, bytes := a.foldSmallest(limit)
-	a.cfg.Log.Error("too much traffic waiting for the database; merged each client's rows into one per day and the smallest clients into 'other'",
-		"client_days", rows, "bytes", bytes, "rows_before", n, "rows_after", len(a.pending), "max_rows", limit)
+	rows, bytes := q.foldSmallest(limit)
+	cfg.Log.Error("too much traffic waiting for "+q.name+"; merged each client's rows into one per day and the smallest clients into 'other'",
+		"client_days", rows, "bytes", bytes, "rows_before", n, "rows_after", len(q.pending), "max_rows", limit)
 }
 
 // regroup moves every row of rows to key(k), summing the rows that meet.
-func regroup(rows map[rowKey]*bpfgo.Traffic, key func(rowKey) rowKey) {
+func regroup(rows map[rowKey]*traffic.Traffic, key func(rowKey) rowKey) {
 	for _, k := range slices.Collect(maps.Keys(rows)) {
 		if to := key(k); to != k {
 			t := rows[k]
@@ -59,26 +125,26 @@ func regroup(rows map[rowKey]*bpfgo.Traffic, key func(rowKey) rowKey) {
 	}
 }
 
-// foldSmallest merges client rows into the overflow entry of the same time,
-// smallest first, until at most limit rows are left or none but overflow
-// entries, and returns how many rows and bytes it moved. a.mu must be held.
-func (a *Aggregator) foldSmallest(limit int) (rows int, bytes uint64) {
+// foldSmallest merges client rows into the Other row of the same time,
+// smallest first, until at most limit rows are left or none but Other
+// rows, and returns how many rows and bytes it moved.
+func (q *queue) foldSmallest(limit int) (rows int, bytes uint64) {
 	var keys []rowKey
-	for k := range a.pending {
-		if k.client.IsValid() {
+	for k := range q.pending {
+		if !k.client.IsOther() {
 			keys = append(keys, k)
 		}
 	}
 	slices.SortFunc(keys, func(x, y rowKey) int {
-		return cmp.Or(cmp.Compare(a.pending[x].Bytes(), a.pending[y].Bytes()), cmp.Compare(x.minute, y.minute), x.client.Compare(y.client))
+		return cmp.Or(cmp.Compare(q.pending[x].Bytes(), q.pending[y].Bytes()), cmp.Compare(x.minute, y.minute), x.client.Compare(y.client))
 	})
 	for _, k := range keys {
-		if len(a.pending) <= limit {
+		if len(q.pending) <= limit {
 			break
 		}
-		t := a.pending[k]
-		delete(a.pending, k)
-		add(a.pending, rowKey{minute: k.minute}, t)
+		t := q.pending[k]
+		delete(q.pending, k)
+		add(q.pending, rowKey{minute: k.minute, client: traffic.Other}, t)
 		rows++
 		bytes += t.Bytes()
 	}

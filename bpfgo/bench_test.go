@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/traffic"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
@@ -14,7 +15,7 @@ import (
 // frame; added-ns is the difference, x-empty the ratio of the two.
 // Targets: non-Sia within 1.2x, Sia IPv4 within 2x.
 func BenchmarkPacketCost(b *testing.B) {
-	c := loadCounters(b, Config{Ports: DefaultPorts, MaxClients: 1 << 20})
+	c := loadCounters(b, Config{Ports: traffic.DefaultPorts, MaxClients: 1 << 20})
 	empty := emptyXDP(b)
 
 	for _, bc := range []struct {

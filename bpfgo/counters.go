@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpf"
+	"github.com/back2basic/collector/traffic"
 )
 
 // DefaultMaxClients is how many client addresses one drain period holds
@@ -38,7 +39,7 @@ var counterMapNames = [2]string{"counters_a", "counters_b"}
 
 // Config says how to load the datapath.
 type Config struct {
-	Ports Ports
+	Ports traffic.Ports
 	// MaxClients bounds the client addresses counted per drain period;
 	// 0 means DefaultMaxClients.
 	MaxClients uint32
@@ -66,7 +67,7 @@ type Counters struct {
 	spare  spareState
 	// held are counts read from a counter map but not yet returned by
 	// Drain; staleKeys are the keys of a map read but not yet cleared.
-	held      []Sample
+	held      []traffic.Sample
 	staleKeys []bpf.CollectorClientKey
 	// seed are the clients each map gets an entry for before it goes into
 	// the slot, at most maxSeed (half the map).
@@ -96,7 +97,7 @@ func Load(cfg Config) (*Counters, error) {
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
-	flags, err := cfg.Ports.flags()
+	flags, err := portFlags(cfg.Ports)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +304,7 @@ func (c *Counters) replaceIncompatible(name string, load func() error) error {
 
 // Drain returns what was counted since the previous Drain and starts a new
 // period. A client may appear in more than one Sample.
-func (c *Counters) Drain() ([]Sample, error) {
+func (c *Counters) Drain() ([]traffic.Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -385,7 +386,7 @@ func (c *Counters) settleSpare() error {
 // softirq, cannot insert a new client (EBUSY) and counts it in the
 // overflow entry: the totals stay exact, the client loses a packet to
 // 'other'.
-func (c *Counters) Peek() ([]Sample, error) {
+func (c *Counters) Peek() ([]traffic.Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var (
@@ -462,15 +463,12 @@ func clearMap(m *ebpf.Map, keys []bpf.CollectorClientKey) error {
 }
 
 // appendSamples appends the non-zero entries as Samples.
-func appendSamples(out []Sample, keys []bpf.CollectorClientKey, values []bpf.CollectorClientTraffic) []Sample {
+func appendSamples(out []traffic.Sample, keys []bpf.CollectorClientKey, values []bpf.CollectorClientTraffic) []traffic.Sample {
 	for i, k := range keys {
-		s := Sample{Overflow: k == overflowKey}
-		if !s.Overflow {
-			s.Client = netip.AddrFrom16(k.Addr).Unmap()
-		}
+		s := traffic.Sample{Client: clientOf(k)}
 		for class, dirs := range values[i].T {
 			for dir, t := range dirs {
-				s.Traffic[class][dir] = Tally{Bytes: t.Bytes, Packets: t.Packets}
+				s.Traffic[class][dir] = traffic.Tally{Bytes: t.Bytes, Packets: t.Packets}
 			}
 		}
 		if !s.Traffic.IsZero() {
@@ -478,6 +476,14 @@ func appendSamples(out []Sample, keys []bpf.CollectorClientKey, values []bpf.Col
 		}
 	}
 	return out
+}
+
+// clientOf returns the client a key of the counter map counts.
+func clientOf(k bpf.CollectorClientKey) traffic.Client {
+	if k == overflowKey {
+		return traffic.Other
+	}
+	return traffic.ClientOf(netip.AddrFrom16(k.Addr))
 }
 
 // ensurePinDir creates the pin directory and checks it is on a bpffs: a

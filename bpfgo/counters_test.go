@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/traffic"
 )
 
 var (
@@ -87,35 +88,32 @@ func runTC(prog *ebpf.Program, data []byte, skb *skbContext) error {
 	return nil
 }
 
-// drained drains c and sums the samples per client; the overflow entry is
-// keyed by the zero Addr.
-func drained(tb testing.TB, c *Counters) map[netip.Addr]Traffic {
+// drained drains c and sums the samples per client address; the overflow
+// entry, traffic.Other, is keyed by its Addr, the zero Addr.
+func drained(tb testing.TB, c *Counters) map[netip.Addr]traffic.Traffic {
 	tb.Helper()
 	samples, err := c.Drain()
 	if err != nil {
 		tb.Fatalf("drain: %v", err)
 	}
-	got := map[netip.Addr]Traffic{}
+	got := map[netip.Addr]traffic.Traffic{}
 	for _, s := range samples {
-		if s.Overflow != !s.Client.IsValid() {
-			tb.Fatalf("sample %+v: Overflow must be set exactly when Client is the zero Addr", s)
-		}
-		t := got[s.Client]
+		t := got[s.Client.Addr()]
 		t.Add(&s.Traffic)
-		got[s.Client] = t
+		got[s.Client.Addr()] = t
 	}
 	return got
 }
 
 // one is the Traffic of a single frame of n bytes.
-func one(class Class, dir Direction, n int) Traffic {
-	var t Traffic
-	t[class][dir] = Tally{Bytes: uint64(n), Packets: 1}
+func one(class traffic.Class, dir traffic.Direction, n int) traffic.Traffic {
+	var t traffic.Traffic
+	t[class][dir] = traffic.Tally{Bytes: uint64(n), Packets: 1}
 	return t
 }
 
 func TestClassification(t *testing.T) {
-	c := loadCounters(t, Config{Ports: DefaultPorts})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts})
 
 	in4 := func(proto uint8, sport, dport uint16) frame {
 		return frame{src: client4, dst: host4, proto: proto, sport: sport, dport: dport, payload: 100}
@@ -136,31 +134,31 @@ func TestClassification(t *testing.T) {
 		egress  bool
 		frame   frame
 		client  netip.Addr
-		class   Class
+		class   traffic.Class
 		counted bool
 	}{
-		{"consensus in, peer dials host", false, in4(tcp, 40000, 9981), client4, Consensus, true},
-		{"consensus out, host answers peer", true, out4(tcp, 9981, 40000), client4, Consensus, true},
-		{"consensus out, host's syncer dials peer", true, out4(tcp, 40000, 9981), client4, Consensus, true},
-		{"consensus in, peer answers host's syncer", false, in4(tcp, 9981, 40000), client4, Consensus, true},
-		{"siamux in", false, in4(tcp, 40000, 9984), client4, Siamux, true},
-		{"siamux out", true, out4(tcp, 9984, 40000), client4, Siamux, true},
-		{"quic in", false, in4(udp, 40000, 9984), client4, QUIC, true},
-		{"quic out", true, out4(udp, 9984, 40000), client4, QUIC, true},
-		{"ipv6 consensus in", false, in6(tcp, 40000, 9981), client6, Consensus, true},
-		{"ipv6 consensus out to peer", true, out6(tcp, 40000, 9981), client6, Consensus, true},
-		{"ipv6 siamux in", false, in6(tcp, 40000, 9984), client6, Siamux, true},
-		{"ipv6 siamux out", true, out6(tcp, 9984, 40000), client6, Siamux, true},
-		{"ipv6 quic in", false, in6(udp, 40000, 9984), client6, QUIC, true},
-		{"ipv6 quic out", true, out6(udp, 9984, 40000), client6, QUIC, true},
-		{"vlan tagged", false, with(in4(tcp, 40000, 9984), func(f *frame) { f.vlans = 1 }), client4, Siamux, true},
-		{"double vlan tagged", true, with(out6(udp, 9984, 40000), func(f *frame) { f.vlans = 2 }), client6, QUIC, true},
-		{"ipv4 options", false, with(in4(tcp, 40000, 9981), func(f *frame) { f.ipOptions = 40 }), client4, Consensus, true},
-		{"ipv4 first fragment", false, with(in4(udp, 40000, 9984), func(f *frame) { f.fragOff = 0 }), client4, QUIC, true},
-		{"ipv6 extension headers", false, with(in6(tcp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{0, 43, 60} }), client6, Siamux, true},
-		{"ipv6 AH", false, with(in6(udp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{51} }), client6, QUIC, true},
-		{"ipv6 longest RFC 8200 chain and one more", true, with(out6(tcp, 9984, 40000), func(f *frame) { f.v6Ext = []uint8{0, 60, 43, 44, 51, 60, 60, 60} }), client6, Siamux, true},
-		{"ipv6 first fragment", true, with(out6(udp, 9984, 40000), func(f *frame) { f.v6Ext = []uint8{0, 44} }), client6, QUIC, true},
+		{"consensus in, peer dials host", false, in4(tcp, 40000, 9981), client4, traffic.Consensus, true},
+		{"consensus out, host answers peer", true, out4(tcp, 9981, 40000), client4, traffic.Consensus, true},
+		{"consensus out, host's syncer dials peer", true, out4(tcp, 40000, 9981), client4, traffic.Consensus, true},
+		{"consensus in, peer answers host's syncer", false, in4(tcp, 9981, 40000), client4, traffic.Consensus, true},
+		{"siamux in", false, in4(tcp, 40000, 9984), client4, traffic.Siamux, true},
+		{"siamux out", true, out4(tcp, 9984, 40000), client4, traffic.Siamux, true},
+		{"quic in", false, in4(udp, 40000, 9984), client4, traffic.QUIC, true},
+		{"quic out", true, out4(udp, 9984, 40000), client4, traffic.QUIC, true},
+		{"ipv6 consensus in", false, in6(tcp, 40000, 9981), client6, traffic.Consensus, true},
+		{"ipv6 consensus out to peer", true, out6(tcp, 40000, 9981), client6, traffic.Consensus, true},
+		{"ipv6 siamux in", false, in6(tcp, 40000, 9984), client6, traffic.Siamux, true},
+		{"ipv6 siamux out", true, out6(tcp, 9984, 40000), client6, traffic.Siamux, true},
+		{"ipv6 quic in", false, in6(udp, 40000, 9984), client6, traffic.QUIC, true},
+		{"ipv6 quic out", true, out6(udp, 9984, 40000), client6, traffic.QUIC, true},
+		{"vlan tagged", false, with(in4(tcp, 40000, 9984), func(f *frame) { f.vlans = 1 }), client4, traffic.Siamux, true},
+		{"double vlan tagged", true, with(out6(udp, 9984, 40000), func(f *frame) { f.vlans = 2 }), client6, traffic.QUIC, true},
+		{"ipv4 options", false, with(in4(tcp, 40000, 9981), func(f *frame) { f.ipOptions = 40 }), client4, traffic.Consensus, true},
+		{"ipv4 first fragment", false, with(in4(udp, 40000, 9984), func(f *frame) { f.fragOff = 0 }), client4, traffic.QUIC, true},
+		{"ipv6 extension headers", false, with(in6(tcp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{0, 43, 60} }), client6, traffic.Siamux, true},
+		{"ipv6 AH", false, with(in6(udp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{51} }), client6, traffic.QUIC, true},
+		{"ipv6 longest RFC 8200 chain and one more", true, with(out6(tcp, 9984, 40000), func(f *frame) { f.v6Ext = []uint8{0, 60, 43, 44, 51, 60, 60, 60} }), client6, traffic.Siamux, true},
+		{"ipv6 first fragment", true, with(out6(udp, 9984, 40000), func(f *frame) { f.v6Ext = []uint8{0, 44} }), client6, traffic.QUIC, true},
 
 		{"ipv4 non-first fragment", false, with(in4(udp, 40000, 9984), func(f *frame) { f.fragOff = 185 }), client4, 0, false},
 		{"ipv6 non-first fragment", false, with(in6(udp, 40000, 9984), func(f *frame) { f.v6Ext = []uint8{44}; f.fragOff = 185 }), client6, 0, false},
@@ -179,11 +177,11 @@ func TestClassification(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := tc.frame.build()
-			dir := Down
+			dir := traffic.Down
 			if tc.egress {
-				dir = Up
+				dir = traffic.Up
 			}
-			want := map[netip.Addr]Traffic{}
+			want := map[netip.Addr]traffic.Traffic{}
 			if tc.counted {
 				want[tc.client] = one(tc.class, dir, len(data))
 			}
@@ -232,7 +230,7 @@ func assertNoEntries(t *testing.T, c *Counters) {
 	}
 }
 
-func assertTraffic(t *testing.T, got, want map[netip.Addr]Traffic) {
+func assertTraffic(t *testing.T, got, want map[netip.Addr]traffic.Traffic) {
 	t.Helper()
 	for addr, w := range want {
 		if got[addr] != w {
@@ -247,31 +245,31 @@ func assertTraffic(t *testing.T, got, want map[netip.Addr]Traffic) {
 }
 
 func TestEgressGSOCountsWireFrames(t *testing.T) {
-	c := loadCounters(t, Config{Ports: DefaultPorts})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts})
 	data := frame{src: host4, dst: client4, proto: tcp, sport: 9984, dport: 40000, payload: 1000}.build()
 	// Three segments of 1000 payload bytes, each with its own 54-byte
 	// Ethernet+IP+TCP header: 3054 bytes are what the wire carries.
 	const segs, wire = 3, 3 * 1054
 	egress(t, c, data, &skbContext{WireLen: wire, GSOSegs: segs, GSOSize: 1000})
 
-	var want Traffic
-	want[Siamux][Up] = Tally{Bytes: wire, Packets: segs}
-	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client4: want})
+	var want traffic.Traffic
+	want[traffic.Siamux][traffic.Up] = traffic.Tally{Bytes: wire, Packets: segs}
+	assertTraffic(t, drained(t, c), map[netip.Addr]traffic.Traffic{client4: want})
 }
 
 // TestIngressGROCountsWireFrames gives the TC ingress program what GRO
 // makes of several frames: one skb with gso_segs. Each frame had its own
 // Ethernet, IP and TCP or UDP header.
 func TestIngressGROCountsWireFrames(t *testing.T) {
-	c := loadCounters(t, Config{Ports: DefaultPorts})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts})
 	for _, tc := range []struct {
 		name   string
 		frame  frame
-		class  Class
+		class  traffic.Class
 		header int
 	}{
-		{"tcp over ipv4", frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 3000}, Siamux, 14 + 20 + 20},
-		{"udp over ipv6", frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984, payload: 3000}, QUIC, 14 + 40 + 8},
+		{"tcp over ipv4", frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 3000}, traffic.Siamux, 14 + 20 + 20},
+		{"udp over ipv6", frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984, payload: 3000}, traffic.QUIC, 14 + 40 + 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const segs = 3
@@ -279,56 +277,56 @@ func TestIngressGROCountsWireFrames(t *testing.T) {
 			if err := runTC(c.tcIngress, data, &skbContext{GSOSegs: segs, GSOSize: 1000}); err != nil {
 				t.Fatal(err)
 			}
-			var want Traffic
-			want[tc.class][Down] = Tally{Bytes: uint64(len(data) + (segs-1)*tc.header), Packets: segs}
-			assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{tc.frame.src: want})
+			var want traffic.Traffic
+			want[tc.class][traffic.Down] = traffic.Tally{Bytes: uint64(len(data) + (segs-1)*tc.header), Packets: segs}
+			assertTraffic(t, drained(t, c), map[netip.Addr]traffic.Traffic{tc.frame.src: want})
 		})
 	}
 }
 
 func TestCustomPortSets(t *testing.T) {
-	c := loadCounters(t, Config{Ports: Ports{Consensus: []uint16{7000, 7001}, Siamux: []uint16{7002}, QUIC: []uint16{7001, 7003}}})
-	var want Traffic
+	c := loadCounters(t, Config{Ports: traffic.Ports{Consensus: []uint16{7000, 7001}, Siamux: []uint16{7002}, QUIC: []uint16{7001, 7003}}})
+	var want traffic.Traffic
 	var frames [][]byte
 	for _, f := range []struct {
 		proto uint8
 		port  uint16
-		class Class
-	}{{tcp, 7000, Consensus}, {tcp, 7001, Consensus}, {tcp, 7002, Siamux}, {udp, 7001, QUIC}, {udp, 7003, QUIC}} {
+		class traffic.Class
+	}{{tcp, 7000, traffic.Consensus}, {tcp, 7001, traffic.Consensus}, {tcp, 7002, traffic.Siamux}, {udp, 7001, traffic.QUIC}, {udp, 7003, traffic.QUIC}} {
 		data := frame{src: client4, dst: host4, proto: f.proto, sport: 50000, dport: f.port, payload: 10}.build()
 		frames = append(frames, data)
-		want[f.class][Down].Add(Tally{Bytes: uint64(len(data)), Packets: 1})
+		want[f.class][traffic.Down].Add(traffic.Tally{Bytes: uint64(len(data)), Packets: 1})
 	}
 	// The defaults are not in these sets.
 	frames = append(frames, frame{src: client4, dst: host4, proto: tcp, sport: 50000, dport: 9984}.build())
 	for _, data := range frames {
 		ingress(t, c, data)
 	}
-	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client4: want})
+	assertTraffic(t, drained(t, c), map[netip.Addr]traffic.Traffic{client4: want})
 }
 
 func TestFullMapCountsInOverflow(t *testing.T) {
 	const maxClients, clients = 4, 10
-	c := loadCounters(t, Config{Ports: DefaultPorts, MaxClients: maxClients})
-	var total Tally
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, MaxClients: maxClients})
+	var total traffic.Tally
 	for i := range clients {
 		data := frame{src: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: i}.build()
 		ingress(t, c, data)
-		total.Add(Tally{Bytes: uint64(len(data)), Packets: 1})
+		total.Add(traffic.Tally{Bytes: uint64(len(data)), Packets: 1})
 	}
 	got := drained(t, c)
 	if len(got) != maxClients+1 {
 		t.Fatalf("got %d entries, want %d clients and the overflow entry", len(got), maxClients)
 	}
-	var sum Tally
+	var sum traffic.Tally
 	for _, tr := range got {
-		sum.Add(tr[Siamux][Down])
+		sum.Add(tr[traffic.Siamux][traffic.Down])
 	}
 	if sum != total {
 		t.Fatalf("sum over clients and overflow = %+v, want %+v", sum, total)
 	}
-	if got[netip.Addr{}][Siamux][Down].Packets != clients-maxClients {
-		t.Fatalf("overflow took %d packets, want %d", got[netip.Addr{}][Siamux][Down].Packets, clients-maxClients)
+	if got[netip.Addr{}][traffic.Siamux][traffic.Down].Packets != clients-maxClients {
+		t.Fatalf("overflow took %d packets, want %d", got[netip.Addr{}][traffic.Siamux][traffic.Down].Packets, clients-maxClients)
 	}
 	// The next period starts empty, with room for new clients again.
 	ingress(t, c, frame{src: client4, dst: host4, proto: tcp, sport: 1, dport: 9981}.build())
@@ -338,12 +336,12 @@ func TestFullMapCountsInOverflow(t *testing.T) {
 }
 
 func TestRejectsBadPortSets(t *testing.T) {
-	for name, p := range map[string]Ports{
+	for name, p := range map[string]traffic.Ports{
 		"overlapping tcp sets": {Consensus: []uint16{9981, 9984}, Siamux: []uint16{9984}},
 		"port zero":            {Consensus: []uint16{0}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := p.flags(); err == nil {
+			if _, err := portFlags(p); err == nil {
 				t.Fatal("accepted")
 			}
 		})
@@ -355,7 +353,7 @@ func TestRejectsBadPortSets(t *testing.T) {
 // its own address, and only half the map is ever seeded.
 func TestSeededClientsKeepTheirPlace(t *testing.T) {
 	const maxClients = 4
-	c := loadCounters(t, Config{Ports: DefaultPorts, MaxClients: maxClients})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, MaxClients: maxClients})
 	forged := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}) }
 	c.Seed([]netip.Addr{client4, client6, forged(200)}) // the third is past half the map
 	drained(t, c)                                       // swaps the seeded map in
@@ -366,7 +364,7 @@ func TestSeededClientsKeepTheirPlace(t *testing.T) {
 	known := frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 10}.build()
 	ingress(t, c, known)
 	got := drained(t, c)
-	if want := one(Siamux, Down, len(known)); got[client4] != want {
+	if want := one(traffic.Siamux, traffic.Down, len(known)); got[client4] != want {
 		t.Errorf("the seeded client got %+v, want %+v under its own address", got[client4], want)
 	}
 	if _, ok := got[client6]; ok {
@@ -379,8 +377,8 @@ func TestSeededClientsKeepTheirPlace(t *testing.T) {
 			forgedRows++
 		}
 	}
-	if forgedRows != maxClients-2 || got[netip.Addr{}][QUIC][Down].Packets != 10-(maxClients-2) {
+	if forgedRows != maxClients-2 || got[netip.Addr{}][traffic.QUIC][traffic.Down].Packets != 10-(maxClients-2) {
 		t.Errorf("%d forged clients got rows and the overflow %d packets; want %d and %d", forgedRows,
-			got[netip.Addr{}][QUIC][Down].Packets, maxClients-2, 10-(maxClients-2))
+			got[netip.Addr{}][traffic.QUIC][traffic.Down].Packets, maxClients-2, 10-(maxClients-2))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/traffic"
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ import (
 // must come out of exactly one drain. The clients rotate, so both CPUs also
 // race to insert the same new client after every swap.
 func TestDrainIsExactUnderConcurrency(t *testing.T) {
-	c := loadCounters(t, Config{Ports: DefaultPorts})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts})
 	const (
 		runners    = 2
 		numClients = 64
@@ -35,7 +36,7 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 	frameLen := uint64(len(frames[0]))
 
 	var (
-		sum     Tally
+		sum     traffic.Tally
 		drains  int
 		running atomic.Int32
 		wg      sync.WaitGroup
@@ -78,7 +79,7 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 	}
 	addDrain(t, c, &sum)
 
-	want := Tally{Packets: uint64(runners * perRunner), Bytes: uint64(runners*perRunner) * frameLen}
+	want := traffic.Tally{Packets: uint64(runners * perRunner), Bytes: uint64(runners*perRunner) * frameLen}
 	if sum != want {
 		t.Fatalf("drained %+v over %d drains, want %+v exactly", sum, drains, want)
 	}
@@ -88,9 +89,9 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 	t.Logf("%d packets on %d CPUs, %d drains: exact", want.Packets, runners, drains)
 }
 
-func addDrain(t *testing.T, c *Counters, sum *Tally) {
+func addDrain(t *testing.T, c *Counters, sum *traffic.Tally) {
 	t.Helper()
 	for _, tr := range drained(t, c) {
-		sum.Add(tr[Siamux][Down])
+		sum.Add(tr[traffic.Siamux][traffic.Down])
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/traffic"
 	"github.com/cilium/ebpf"
 )
 
@@ -26,7 +27,7 @@ func pinDir(t *testing.T) string {
 // counter maps they were.
 func TestPinnedCountsSurviveTheProcess(t *testing.T) {
 	pins := pinDir(t)
-	cfg := Config{Ports: DefaultPorts}
+	cfg := Config{Ports: traffic.DefaultPorts}
 	cfg.PinPath = pins
 	data := frame{src: client4, dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 10}.build()
 
@@ -38,9 +39,9 @@ func TestPinnedCountsSurviveTheProcess(t *testing.T) {
 	first.Close()
 
 	second := loadCounters(t, cfg)
-	want := Traffic{}
-	want[Siamux][Down] = Tally{Bytes: 2 * uint64(len(data)), Packets: 2}
-	assertTraffic(t, drained(t, second), map[netip.Addr]Traffic{client4: want})
+	want := traffic.Traffic{}
+	want[traffic.Siamux][traffic.Down] = traffic.Tally{Bytes: 2 * uint64(len(data)), Packets: 2}
+	assertTraffic(t, drained(t, second), map[netip.Addr]traffic.Traffic{client4: want})
 }
 
 // TestIncompatiblePinIsReplaced pins a map of another layout under a name
@@ -59,7 +60,7 @@ func TestIncompatiblePinIsReplaced(t *testing.T) {
 	old.Close()
 
 	var logs bytes.Buffer
-	c := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !strings.Contains(logs.String(), "incompatible layout") {
 		t.Fatalf("no log line about the replaced pin:\n%s", logs.String())
 	}
@@ -67,7 +68,7 @@ func TestIncompatiblePinIsReplaced(t *testing.T) {
 	ingress(t, c, data)
 	drained(t, c)
 	ingress(t, c, data) // counted in the replaced map
-	assertTraffic(t, drained(t, c), map[netip.Addr]Traffic{client6: one(QUIC, Down, len(data))})
+	assertTraffic(t, drained(t, c), map[netip.Addr]traffic.Traffic{client6: one(traffic.QUIC, traffic.Down, len(data))})
 }
 
 // TestFailedLoadRemovesOnlyItsPins: a start that fails after pinning
@@ -75,14 +76,14 @@ func TestIncompatiblePinIsReplaced(t *testing.T) {
 // hold what was counted.
 func TestFailedLoadRemovesOnlyItsPins(t *testing.T) {
 	pins := pinDir(t)
-	kept := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins})
+	kept := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins})
 	kept.Close()
 	if err := os.Remove(filepath.Join(pins, counterMapNames[1])); err != nil {
 		t.Fatal(err)
 	}
 	before := existingPins(pins)
 
-	again := loadCounters(t, Config{Ports: DefaultPorts, PinPath: pins}) // pins counters_b anew
+	again := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins}) // pins counters_b anew
 	again.Close()
 	if err := removeNewPins(pins, before); err != nil {
 		t.Fatal(err)

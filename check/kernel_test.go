@@ -16,29 +16,13 @@ import (
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/traffic"
 )
-
-// newLab builds a veth lab in namespaces of its own for one test; nothing
-// is attached to the machine's interfaces.
-func newLab(t *testing.T) *lab.Lab {
-	t.Helper()
-	kerneltest.RequireRoot(t)
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return l
-}
 
 func TestLoadPrograms(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	r := (&Checker{}).programs(&config.Config{Ports: bpfgo.DefaultPorts})
+	r := (&Checker{}).programs(&config.Config{Ports: traffic.DefaultPorts})
 	if r.status != ok {
 		t.Fatalf("the embedded programs must load here: %v %s", r.status, r.detail)
 	}
@@ -67,7 +51,7 @@ func attachXDP(t *testing.T, name, iface string) (link.Link, error) {
 }
 
 func TestInterfaceInNamespace(t *testing.T) {
-	l := newLab(t)
+	l := labtest.New(t)
 	tests := []struct {
 		name       string
 		prog       string // XDP program attached first; "" for none
@@ -119,13 +103,13 @@ func TestInterfaceInNamespace(t *testing.T) {
 // TestReadyInNamespace runs the whole check on this machine against a lab
 // interface: as root on a supported kernel it finds no problem.
 func TestReadyInNamespace(t *testing.T) {
-	l := newLab(t)
+	l := labtest.New(t)
 	dir := t.TempDir()
 	cfg := &config.Config{
 		Interfaces: []string{l.HostIf},
 		SQLitePath: filepath.Join(dir, "collector.db"),
 		PinPath:    filepath.Join(dir, "pins"),
-		Ports:      bpfgo.DefaultPorts,
+		Ports:      traffic.DefaultPorts,
 		XDPMode:    bpfgo.XDPAuto,
 		TCMode:     bpfgo.TCAuto,
 	}

@@ -309,7 +309,7 @@ func haveTCX(path string) (bool, error) {
 const databaseFix = "set SQLITE_PATH to a file in a writable directory (default /var/lib/collector/collector.db)"
 
 // database reports whether the daemon can open path: create its directory
-// if missing (agg.Open does), and write the file and its WAL beside it.
+// if missing (store.Open does), and write the file and its WAL beside it.
 func database(path string) result {
 	detail, err := databaseWritable(path)
 	if err != nil {

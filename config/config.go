@@ -20,6 +20,8 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // DefaultFile is the env file read unless -config names another.
@@ -30,7 +32,7 @@ type Config struct {
 	// Interfaces to watch; empty means the default route's interface.
 	Interfaces    []string
 	SQLitePath    string
-	Ports         bpfgo.Ports
+	Ports         traffic.Ports
 	Pinned        bool
 	PinPath       string
 	FlushInterval time.Duration
@@ -137,8 +139,8 @@ var settings = []setting{
 		c.ReverseDNS, err = parseBool(v)
 		return err
 	}},
-	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(agg.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(func(c *Config) *time.Duration { return &c.MinuteRetention })},
-	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(agg.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(func(c *Config) *time.Duration { return &c.HourlyRetention })},
+	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(store.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(func(c *Config) *time.Duration { return &c.MinuteRetention })},
+	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(store.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(func(c *Config) *time.Duration { return &c.HourlyRetention })},
 	{"PENDING_MAX_ROWS", strconv.Itoa(agg.DefaultMaxPending), "rows kept in memory while the database cannot be written; past it they are merged into hours, then days", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1000 || n > 100_000_000 {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"github.com/back2basic/collector/agg"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/traffic"
 
 	"github.com/back2basic/collector/bpfgo"
 )
@@ -35,7 +37,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := &Config{
 		SQLitePath:     "/var/lib/collector/collector.db",
-		Ports:          bpfgo.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
+		Ports:          traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
 		PinPath:        bpfgo.DefaultPinPath,
 		FlushInterval:  time.Minute,
 		LiveInterval:   30 * time.Second,

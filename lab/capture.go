@@ -12,9 +12,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/back2basic/collector/traffic"
 	"golang.org/x/sys/unix"
-
-	"github.com/back2basic/collector/bpfgo"
 )
 
 const (
@@ -38,15 +37,15 @@ type Capture struct {
 	iface string
 	// sent and received are the directions, seen from the host, of the
 	// frames the captured end of the link sends and receives.
-	sent, received bpfgo.Direction
+	sent, received traffic.Direction
 	file           *os.File
 	raw            syscall.RawConn
-	ports          bpfgo.Ports
+	ports          traffic.Ports
 	done           chan struct{} // closed when the reader has drained and exited
 
 	// Owned by the reader until done is closed.
-	totals  map[netip.Addr]bpfgo.Traffic
-	ignored bpfgo.Tally
+	totals  map[netip.Addr]traffic.Traffic
+	ignored traffic.Tally
 	readErr error
 
 	stopOnce sync.Once
@@ -56,17 +55,17 @@ type Capture struct {
 // Capture starts counting the frames on HostIf, classified with ports.
 // Call Stop to end it; a running capture keeps the host namespace alive in
 // the kernel.
-func (l *Lab) Capture(ports bpfgo.Ports) (*Capture, error) {
-	return l.capture(l.HostNS, l.HostIf, bpfgo.Up, bpfgo.Down, ports)
+func (l *Lab) Capture(ports traffic.Ports) (*Capture, error) {
+	return l.capture(l.HostNS, l.HostIf, traffic.Up, traffic.Down, ports)
 }
 
 // CaptureClientSide counts the same frames on the clients' end of the
 // link: as the clients sent them, before GRO on the host merges any.
-func (l *Lab) CaptureClientSide(ports bpfgo.Ports) (*Capture, error) {
-	return l.capture(l.ClientNS, l.ClientIf, bpfgo.Down, bpfgo.Up, ports)
+func (l *Lab) CaptureClientSide(ports traffic.Ports) (*Capture, error) {
+	return l.capture(l.ClientNS, l.ClientIf, traffic.Down, traffic.Up, ports)
 }
 
-func (l *Lab) capture(ns, dev string, sent, received bpfgo.Direction, ports bpfgo.Ports) (*Capture, error) {
+func (l *Lab) capture(ns, dev string, sent, received traffic.Direction, ports traffic.Ports) (*Capture, error) {
 	var fd int
 	err := l.Do(ns, func() error {
 		ifi, err := net.InterfaceByName(dev)
@@ -105,7 +104,7 @@ func (l *Lab) capture(ns, dev string, sent, received bpfgo.Direction, ports bpfg
 		file:     os.NewFile(uintptr(fd), "packet:"+dev),
 		ports:    ports,
 		done:     make(chan struct{}),
-		totals:   make(map[netip.Addr]bpfgo.Traffic),
+		totals:   make(map[netip.Addr]traffic.Traffic),
 	}
 	// Stop relies on a read deadline to wake the reader; that needs the
 	// runtime poller, which a non-blocking fd normally gets.
@@ -207,10 +206,10 @@ func metadataTag(oob []byte) (tag [vlanTagLen]byte, ok bool) {
 }
 
 // count adds one frame of size bytes, of which hdr is the start.
-func (c *Capture) count(hdr []byte, size int, dir bpfgo.Direction) {
-	frame := bpfgo.Tally{Bytes: uint64(size), Packets: 1}
+func (c *Capture) count(hdr []byte, size int, dir traffic.Direction) {
+	frame := traffic.Tally{Bytes: uint64(size), Packets: 1}
 	pk, ok := parse(hdr)
-	var class bpfgo.Class
+	var class traffic.Class
 	if ok {
 		class, ok = classify(c.ports, pk, dir)
 	}
@@ -219,7 +218,7 @@ func (c *Capture) count(hdr []byte, size int, dir bpfgo.Direction) {
 		return
 	}
 	client := pk.src
-	if dir == bpfgo.Up {
+	if dir == traffic.Up {
 		client = pk.dst
 	}
 	t := c.totals[client]
@@ -232,7 +231,7 @@ func (c *Capture) count(hdr []byte, size int, dir bpfgo.Direction) {
 // (the receive buffer was full), so nobody compares against an incomplete
 // count. Frames still in flight when Stop is called may be missed: stop
 // the traffic first. Later calls return the same result.
-func (c *Capture) Stop() (map[netip.Addr]bpfgo.Traffic, error) {
+func (c *Capture) Stop() (map[netip.Addr]traffic.Traffic, error) {
 	c.stopOnce.Do(func() {
 		wake := c.file.SetReadDeadline(time.Now())
 		if wake != nil {
@@ -261,11 +260,11 @@ func (c *Capture) Stop() (map[netip.Addr]bpfgo.Traffic, error) {
 
 // Ignored returns the frames the capture saw but did not count (ARP,
 // neighbour discovery, ports of no class). It is zero until Stop returns.
-func (c *Capture) Ignored() bpfgo.Tally {
+func (c *Capture) Ignored() traffic.Tally {
 	select {
 	case <-c.done:
 		return c.ignored
 	default:
-		return bpfgo.Tally{}
+		return traffic.Tally{}
 	}
 }

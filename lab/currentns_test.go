@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -12,8 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
 
 // TestHostInCurrentNS builds a lab with its host side in the caller's own
@@ -46,7 +47,7 @@ func hostInCurrentNS(t *testing.T) {
 		t.Error(err)
 		return
 	}
-	l, err := New(Options{HostInCurrentNS: true})
+	l, err := lab.New(lab.Options{HostInCurrentNS: true})
 	if err != nil {
 		t.Error(err)
 		return
@@ -90,12 +91,12 @@ func hostInCurrentNS(t *testing.T) {
 		t.Errorf("%s has %v, want 10.77.0.1/24", l.HostIf, addrs)
 	}
 
-	c, err := l.Capture(bpfgo.DefaultPorts)
+	c, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Error(err)
 		return
 	}
-	sent, err := l.Traffic(context.Background(), Spec{Rounds: 1})
+	sent, err := l.Traffic(context.Background(), lab.Spec{Rounds: 1})
 	got, cerr := c.Stop()
 	if err != nil || cerr != nil {
 		t.Errorf("traffic: %v; capture: %v", err, cerr)

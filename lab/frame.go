@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // IP protocol numbers the classifier and parser care about.
@@ -20,24 +20,24 @@ const (
 // a Sia port as its source cannot move the host's own services between
 // classes; the remote consensus port catches the host's outbound syncer
 // connections.
-func classify(p bpfgo.Ports, pk packet, dir bpfgo.Direction) (bpfgo.Class, bool) {
+func classify(p traffic.Ports, pk packet, dir traffic.Direction) (traffic.Class, bool) {
 	local, remote := pk.dport, pk.sport
-	if dir == bpfgo.Up {
+	if dir == traffic.Up {
 		local, remote = remote, local
 	}
 	switch pk.proto {
 	case protoTCP:
 		switch {
 		case slices.Contains(p.Consensus, local):
-			return bpfgo.Consensus, true
+			return traffic.Consensus, true
 		case slices.Contains(p.Siamux, local):
-			return bpfgo.Siamux, true
+			return traffic.Siamux, true
 		case slices.Contains(p.Consensus, remote):
-			return bpfgo.Consensus, true
+			return traffic.Consensus, true
 		}
 	case protoUDP:
 		if slices.Contains(p.QUIC, local) {
-			return bpfgo.QUIC, true
+			return traffic.QUIC, true
 		}
 	}
 	return 0, false

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 var (
@@ -142,34 +142,34 @@ func TestParse(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	custom := bpfgo.Ports{Consensus: []uint16{19981, 29981}, Siamux: []uint16{19984}, QUIC: []uint16{19985}}
-	const none = bpfgo.NumClasses
+	custom := traffic.Ports{Consensus: []uint16{19981, 29981}, Siamux: []uint16{19984}, QUIC: []uint16{19985}}
+	const none = traffic.NumClasses
 	for _, tc := range []struct {
 		name         string
-		ports        bpfgo.Ports
+		ports        traffic.Ports
 		proto        uint8
 		sport, dport uint16
-		dir          bpfgo.Direction
-		want         bpfgo.Class
+		dir          traffic.Direction
+		want         traffic.Class
 	}{
-		{"consensus in, down", bpfgo.DefaultPorts, protoTCP, 40000, 9981, bpfgo.Down, bpfgo.Consensus},
-		{"consensus in, up", bpfgo.DefaultPorts, protoTCP, 9981, 40000, bpfgo.Up, bpfgo.Consensus},
-		{"consensus out, up", bpfgo.DefaultPorts, protoTCP, 40000, 9981, bpfgo.Up, bpfgo.Consensus},
-		{"consensus out, down", bpfgo.DefaultPorts, protoTCP, 9981, 40000, bpfgo.Down, bpfgo.Consensus},
-		{"siamux, down", bpfgo.DefaultPorts, protoTCP, 40000, 9984, bpfgo.Down, bpfgo.Siamux},
-		{"siamux, up", bpfgo.DefaultPorts, protoTCP, 9984, 40000, bpfgo.Up, bpfgo.Siamux},
-		{"remote siamux port", bpfgo.DefaultPorts, protoTCP, 9984, 40000, bpfgo.Down, none},
-		{"local siamux beats remote consensus", bpfgo.DefaultPorts, protoTCP, 9981, 9984, bpfgo.Down, bpfgo.Siamux},
-		{"quic, down", bpfgo.DefaultPorts, protoUDP, 40000, 9984, bpfgo.Down, bpfgo.QUIC},
-		{"quic, up", bpfgo.DefaultPorts, protoUDP, 9984, 40000, bpfgo.Up, bpfgo.QUIC},
-		{"remote quic port", bpfgo.DefaultPorts, protoUDP, 40000, 9984, bpfgo.Up, none},
-		{"udp consensus port", bpfgo.DefaultPorts, protoUDP, 40000, 9981, bpfgo.Down, none},
-		{"tcp 8080", bpfgo.DefaultPorts, protoTCP, 40000, 8080, bpfgo.Down, none},
-		{"custom second consensus port", custom, protoTCP, 40000, 29981, bpfgo.Down, bpfgo.Consensus},
-		{"custom siamux", custom, protoTCP, 19984, 40000, bpfgo.Up, bpfgo.Siamux},
-		{"custom quic", custom, protoUDP, 40000, 19985, bpfgo.Down, bpfgo.QUIC},
-		{"default port under custom config", custom, protoTCP, 40000, 9981, bpfgo.Down, none},
-		{"no ports", bpfgo.Ports{}, protoTCP, 40000, 9981, bpfgo.Down, none},
+		{"consensus in, down", traffic.DefaultPorts, protoTCP, 40000, 9981, traffic.Down, traffic.Consensus},
+		{"consensus in, up", traffic.DefaultPorts, protoTCP, 9981, 40000, traffic.Up, traffic.Consensus},
+		{"consensus out, up", traffic.DefaultPorts, protoTCP, 40000, 9981, traffic.Up, traffic.Consensus},
+		{"consensus out, down", traffic.DefaultPorts, protoTCP, 9981, 40000, traffic.Down, traffic.Consensus},
+		{"siamux, down", traffic.DefaultPorts, protoTCP, 40000, 9984, traffic.Down, traffic.Siamux},
+		{"siamux, up", traffic.DefaultPorts, protoTCP, 9984, 40000, traffic.Up, traffic.Siamux},
+		{"remote siamux port", traffic.DefaultPorts, protoTCP, 9984, 40000, traffic.Down, none},
+		{"local siamux beats remote consensus", traffic.DefaultPorts, protoTCP, 9981, 9984, traffic.Down, traffic.Siamux},
+		{"quic, down", traffic.DefaultPorts, protoUDP, 40000, 9984, traffic.Down, traffic.QUIC},
+		{"quic, up", traffic.DefaultPorts, protoUDP, 9984, 40000, traffic.Up, traffic.QUIC},
+		{"remote quic port", traffic.DefaultPorts, protoUDP, 40000, 9984, traffic.Up, none},
+		{"udp consensus port", traffic.DefaultPorts, protoUDP, 40000, 9981, traffic.Down, none},
+		{"tcp 8080", traffic.DefaultPorts, protoTCP, 40000, 8080, traffic.Down, none},
+		{"custom second consensus port", custom, protoTCP, 40000, 29981, traffic.Down, traffic.Consensus},
+		{"custom siamux", custom, protoTCP, 19984, 40000, traffic.Up, traffic.Siamux},
+		{"custom quic", custom, protoUDP, 40000, 19985, traffic.Down, traffic.QUIC},
+		{"default port under custom config", custom, protoTCP, 40000, 9981, traffic.Down, none},
+		{"no ports", traffic.Ports{}, protoTCP, 40000, 9981, traffic.Down, none},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := classify(tc.ports, packet{proto: tc.proto, sport: tc.sport, dport: tc.dport}, tc.dir)
@@ -186,20 +186,20 @@ func TestClassify(t *testing.T) {
 // TestCount checks that the client is the remote end in both directions and
 // that sizes come from the frame length, not the bytes read.
 func TestCount(t *testing.T) {
-	c := &Capture{ports: bpfgo.DefaultPorts, totals: make(map[netip.Addr]bpfgo.Traffic)}
-	c.count(cat(eth(0x0800), ipv4(protoTCP, v4a, v4b, nil, 0), l4(protoTCP, 40000, 9981)), 1514, bpfgo.Down)
-	c.count(cat(eth(0x0800), ipv4(protoTCP, v4b, v4a, nil, 0), l4(protoTCP, 9981, 40000)), 66, bpfgo.Up)
-	c.count(cat(eth(0x86dd), ipv6(protoUDP, v6b, v6a), l4(protoUDP, 9984, 40000)), 1200, bpfgo.Up)
-	c.count(cat(eth(0x0806), make([]byte, 28)), 42, bpfgo.Down)
+	c := &Capture{ports: traffic.DefaultPorts, totals: make(map[netip.Addr]traffic.Traffic)}
+	c.count(cat(eth(0x0800), ipv4(protoTCP, v4a, v4b, nil, 0), l4(protoTCP, 40000, 9981)), 1514, traffic.Down)
+	c.count(cat(eth(0x0800), ipv4(protoTCP, v4b, v4a, nil, 0), l4(protoTCP, 9981, 40000)), 66, traffic.Up)
+	c.count(cat(eth(0x86dd), ipv6(protoUDP, v6b, v6a), l4(protoUDP, 9984, 40000)), 1200, traffic.Up)
+	c.count(cat(eth(0x0806), make([]byte, 28)), 42, traffic.Down)
 
-	var want4, want6 bpfgo.Traffic
-	want4[bpfgo.Consensus][bpfgo.Down] = bpfgo.Tally{Bytes: 1514, Packets: 1}
-	want4[bpfgo.Consensus][bpfgo.Up] = bpfgo.Tally{Bytes: 66, Packets: 1}
-	want6[bpfgo.QUIC][bpfgo.Up] = bpfgo.Tally{Bytes: 1200, Packets: 1}
+	var want4, want6 traffic.Traffic
+	want4[traffic.Consensus][traffic.Down] = traffic.Tally{Bytes: 1514, Packets: 1}
+	want4[traffic.Consensus][traffic.Up] = traffic.Tally{Bytes: 66, Packets: 1}
+	want6[traffic.QUIC][traffic.Up] = traffic.Tally{Bytes: 1200, Packets: 1}
 	if len(c.totals) != 2 || c.totals[v4a] != want4 || c.totals[v6a] != want6 {
 		t.Errorf("totals = %v, want %v: %v and %v: %v", c.totals, v4a, want4, v6a, want6)
 	}
-	if c.ignored != (bpfgo.Tally{Bytes: 42, Packets: 1}) {
+	if c.ignored != (traffic.Tally{Bytes: 42, Packets: 1}) {
 		t.Errorf("ignored = %+v, want the ARP frame", c.ignored)
 	}
 }

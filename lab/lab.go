@@ -1,7 +1,8 @@
 // Package lab builds a throwaway network for the demo and the end-to-end
 // tests: two network namespaces joined by one veth pair, real sockets that
-// move Sia-shaped traffic between them, and an AF_PACKET frame counter that
-// checks collector's numbers independently of its eBPF datapath.
+// move Sia-shaped traffic between them, an AF_PACKET frame counter that
+// checks collector's numbers independently of its eBPF datapath, and the
+// daemon itself run in the host namespace.
 //
 //	  host ns (colNNNNh)                       client ns (colNNNNc)
 //	+--------------------+                   +-----------------------+

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -13,24 +13,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/lab"
+	"github.com/back2basic/collector/traffic"
 )
-
-// newLab builds a lab that is removed when the test ends, pass or fail.
-func newLab(t *testing.T) *Lab {
-	t.Helper()
-	l, err := New(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return l
-}
 
 func output(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -44,7 +31,7 @@ func output(t *testing.T, name string, args ...string) string {
 func TestUpAndDown(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	start := time.Now()
-	l := newLab(t)
+	l := labtest.New(t)
 	up := time.Since(start)
 
 	netns := output(t, "ip", "netns", "list")
@@ -85,7 +72,7 @@ func TestUpAndDown(t *testing.T) {
 // TestDo checks that fn runs in the namespace and the caller stays out.
 func TestDo(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	var want, got, caller unix.Stat_t
 	if err := unix.Stat(filepath.Join("/var/run/netns", l.ClientNS), &want); err != nil {
 		t.Fatal(err)
@@ -112,7 +99,7 @@ func TestDo(t *testing.T) {
 // IPv6, and checks the host sees that address as the source.
 func TestReachability(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
+	l := labtest.New(t)
 	ln, err := l.ListenTCP(l.HostNS, netip.AddrPortFrom(netip.IPv6Unspecified(), 0))
 	if err != nil {
 		t.Fatal(err)
@@ -146,18 +133,18 @@ func TestReachability(t *testing.T) {
 // and on others, and checks the capture against what was sent.
 func TestCaptureTraffic(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	for name, ports := range map[string]bpfgo.Ports{
-		"default ports": bpfgo.DefaultPorts,
+	for name, ports := range map[string]traffic.Ports{
+		"default ports": traffic.DefaultPorts,
 		"other ports":   {Consensus: []uint16{19981, 29981}, Siamux: []uint16{19984}, QUIC: []uint16{19984, 19985}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			l := newLab(t)
+			l := labtest.New(t)
 			c, err := l.Capture(ports)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Stop() })
-			spec := Spec{Ports: ports, Rounds: 2}
+			spec := lab.Spec{Ports: ports, Rounds: 2}
 			start := time.Now()
 			sent, err := l.Traffic(context.Background(), spec)
 			if err != nil {
@@ -171,10 +158,10 @@ func TestCaptureTraffic(t *testing.T) {
 			if sent.Rounds != 2 {
 				t.Errorf("%d rounds, want 2", sent.Rounds)
 			}
-			var frames, payload bpfgo.Tally
+			var frames, payload traffic.Tally
 			for client, tr := range got {
-				for class := range bpfgo.NumClasses {
-					for dir := range bpfgo.NumDirections {
+				for class := range traffic.NumClasses {
+					for dir := range traffic.NumDirections {
 						frames.Add(tr[class][dir])
 						payload.Add(sent.Sia[client][class][dir])
 					}
@@ -191,8 +178,8 @@ func TestCaptureTraffic(t *testing.T) {
 // does, and checks the rounds that finished are counted exactly.
 func TestTrafficUntilDone(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	l := newLab(t)
-	c, err := l.Capture(bpfgo.DefaultPorts)
+	l := labtest.New(t)
+	c, err := l.Capture(traffic.DefaultPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +188,7 @@ func TestTrafficUntilDone(t *testing.T) {
 	defer cancel()
 	// One IPv4 and one IPv6 client: the others must not show up.
 	clients := []netip.Addr{l.ClientAddrs[0], l.ClientAddrs[len(l.ClientAddrs)-1]}
-	sent, err := l.Traffic(ctx, Spec{Clients: clients, Rounds: Forever, Interval: 100 * time.Millisecond})
+	sent, err := l.Traffic(ctx, lab.Spec{Clients: clients, Rounds: lab.Forever, Interval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,14 +203,14 @@ func TestTrafficUntilDone(t *testing.T) {
 
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
-	sent, err = l.Traffic(done, Spec{Rounds: 3})
+	sent, err = l.Traffic(done, lab.Spec{Rounds: 3})
 	if !errors.Is(err, context.Canceled) || sent.Rounds != 0 {
 		t.Errorf("cancelled counted run: %d rounds, %v", sent.Rounds, err)
 	}
 }
 
 // checkCapture compares what a capture counted with what traffic sent.
-func checkCapture(t *testing.T, sent Sent, got map[netip.Addr]bpfgo.Traffic, ignored bpfgo.Tally) {
+func checkCapture(t *testing.T, sent lab.Sent, got map[netip.Addr]traffic.Traffic, ignored traffic.Tally) {
 	t.Helper()
 	if len(got) != len(sent.Sia) {
 		t.Errorf("capture has %d clients, traffic %d: %v", len(got), len(sent.Sia), got)
@@ -233,14 +220,14 @@ func checkCapture(t *testing.T, sent Sent, got map[netip.Addr]bpfgo.Traffic, ign
 		if client.Is6() {
 			ipHdr = 40
 		}
-		for class := range bpfgo.NumClasses {
-			for dir := range bpfgo.NumDirections {
+		for class := range traffic.NumClasses {
+			for dir := range traffic.NumDirections {
 				frames, payload := got[client][class][dir], want[class][dir]
 				where := client.String() + " " + class.String() + " " + dir.String()
 				if frames.Packets == 0 || frames.Bytes < payload.Bytes {
 					t.Errorf("%s: frames %+v, payload %+v", where, frames, payload)
 				}
-				if class == bpfgo.QUIC {
+				if class == traffic.QUIC {
 					// One frame per datagram: the sizes are exact.
 					exact := payload.Bytes + payload.Packets*(14+ipHdr+8)
 					if frames.Packets != payload.Packets || frames.Bytes != exact {

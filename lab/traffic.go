@@ -12,9 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/back2basic/collector/traffic"
 	"golang.org/x/sys/unix"
-
-	"github.com/back2basic/collector/bpfgo"
 )
 
 // Forever as Spec.Rounds repeats rounds until the context is done.
@@ -24,8 +23,8 @@ const Forever = -1
 // modest traffic on the default ports.
 type Spec struct {
 	// Ports are the Sia services; a server runs on every port of each set.
-	// The zero value means bpfgo.DefaultPorts.
-	Ports bpfgo.Ports
+	// The zero value means traffic.DefaultPorts.
+	Ports traffic.Ports
 	// OtherTCP and OtherUDP are non-Sia services that collector must not
 	// count; 0 means 8080 and 5353.
 	OtherTCP, OtherUDP uint16
@@ -55,9 +54,9 @@ type Sent struct {
 	// Sia holds payload per client, class and direction. Tally.Packets
 	// counts QUIC datagrams, one frame each; it stays zero for TCP, where
 	// segmentation is the kernel's choice.
-	Sia map[netip.Addr]bpfgo.Traffic
+	Sia map[netip.Addr]traffic.Traffic
 	// Other is the payload of the non-Sia services, both directions.
-	Other bpfgo.Tally
+	Other traffic.Tally
 }
 
 // exchange is one client's conversation with one service: the dialer sends
@@ -66,7 +65,7 @@ type Sent struct {
 // lost to a full queue and the counts stay exact.
 type exchange struct {
 	name     string
-	class    bpfgo.Class
+	class    traffic.Class
 	sia      bool
 	udp      bool
 	port     uint16
@@ -77,14 +76,14 @@ func (s Spec) exchanges() []exchange {
 	var exs []exchange
 	for _, p := range s.Ports.Consensus {
 		exs = append(exs,
-			exchange{name: "consensus", class: bpfgo.Consensus, sia: true, port: p},
-			exchange{name: "consensus outbound", class: bpfgo.Consensus, sia: true, port: p, outbound: true})
+			exchange{name: "consensus", class: traffic.Consensus, sia: true, port: p},
+			exchange{name: "consensus outbound", class: traffic.Consensus, sia: true, port: p, outbound: true})
 	}
 	for _, p := range s.Ports.Siamux {
-		exs = append(exs, exchange{name: "siamux", class: bpfgo.Siamux, sia: true, port: p})
+		exs = append(exs, exchange{name: "siamux", class: traffic.Siamux, sia: true, port: p})
 	}
 	for _, p := range s.Ports.QUIC {
-		exs = append(exs, exchange{name: "quic", class: bpfgo.QUIC, sia: true, udp: true, port: p})
+		exs = append(exs, exchange{name: "quic", class: traffic.QUIC, sia: true, udp: true, port: p})
 	}
 	return append(exs,
 		exchange{name: "other tcp", port: s.OtherTCP},
@@ -94,7 +93,7 @@ func (s Spec) exchanges() []exchange {
 // withDefaults fills in zero fields and checks the result against the lab.
 func (s Spec) withDefaults(l *Lab) (Spec, error) {
 	if s.Ports.Consensus == nil && s.Ports.Siamux == nil && s.Ports.QUIC == nil {
-		s.Ports = bpfgo.DefaultPorts
+		s.Ports = traffic.DefaultPorts
 	}
 	if s.Clients == nil {
 		s.Clients = l.ClientAddrs
@@ -121,25 +120,25 @@ func (s Spec) withDefaults(l *Lab) (Spec, error) {
 // sent is what the given number of completed rounds moved: every round
 // moves the same.
 func (s Spec) sent(exs []exchange, rounds int) Sent {
-	sent := Sent{Rounds: rounds, Sia: make(map[netip.Addr]bpfgo.Traffic)}
+	sent := Sent{Rounds: rounds, Sia: make(map[netip.Addr]traffic.Traffic)}
 	n := uint64(rounds)
 	for _, client := range s.Clients {
-		var t bpfgo.Traffic
+		var t traffic.Traffic
 		for _, ex := range exs {
-			down := bpfgo.Tally{Bytes: n * uint64(s.StreamDown)}
-			up := bpfgo.Tally{Bytes: n * uint64(s.StreamUp)}
+			down := traffic.Tally{Bytes: n * uint64(s.StreamDown)}
+			up := traffic.Tally{Bytes: n * uint64(s.StreamUp)}
 			if ex.udp {
 				k := n * uint64(s.Datagrams)
-				down = bpfgo.Tally{Bytes: k * uint64(s.DatagramDown), Packets: k}
-				up = bpfgo.Tally{Bytes: k * uint64(s.DatagramUp), Packets: k}
+				down = traffic.Tally{Bytes: k * uint64(s.DatagramDown), Packets: k}
+				up = traffic.Tally{Bytes: k * uint64(s.DatagramUp), Packets: k}
 			}
 			if !ex.sia {
 				sent.Other.Add(down)
 				sent.Other.Add(up)
 				continue
 			}
-			t[ex.class][bpfgo.Down].Add(down)
-			t[ex.class][bpfgo.Up].Add(up)
+			t[ex.class][traffic.Down].Add(down)
+			t[ex.class][traffic.Up].Add(up)
 		}
 		sent.Sia[client] = t
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/agg"
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/floodtest"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // BenchmarkPrintMillionClientsStored prints the live table with a day of
@@ -22,7 +22,7 @@ func BenchmarkPrintMillionClientsStored(b *testing.B) {
 	if err := floodtest.WriteDay(b.Context(), path, 1_000_000, day); err != nil {
 		b.Fatal(err)
 	}
-	st, err := agg.OpenReadOnly(path)
+	st, err := store.OpenReadOnly(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func BenchmarkPrintMillionClientsStored(b *testing.B) {
 		b.Fatal(err)
 	}
 	load := time.Since(start)
-	live := peekFunc(func() ([]bpfgo.Sample, error) { return nil, nil })
+	live := peekFunc(func() ([]traffic.Sample, error) { return nil, nil })
 	p := NewPrinter(live, today, io.Discard, time.Minute, slog.New(slog.DiscardHandler))
 	for b.Loop() {
 		if err := p.Print(b.Context()); err != nil {

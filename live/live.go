@@ -21,7 +21,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // maxClients bounds the lines of a block, so a host with thousands of
@@ -44,7 +44,7 @@ const (
 // Peeker reads the kernel's counters since the last drain without resetting
 // them.
 type Peeker interface {
-	Peek() ([]bpfgo.Sample, error)
+	Peek() ([]traffic.Sample, error)
 }
 
 // Printer writes the live and stored traffic of every active client to a
@@ -97,7 +97,7 @@ func (p *Printer) Print(ctx context.Context) error {
 	if samples, err := p.live.Peek(); err != nil {
 		errs = append(errs, fmt.Errorf("peek live counters: %w", err))
 	} else {
-		writeBlock(&b, liveTitle, liveNone, samples, bpfgo.Traffic{})
+		writeBlock(&b, liveTitle, liveNone, samples, traffic.Traffic{})
 		b.WriteByte('\n')
 	}
 	samples, untracked := p.today.samples()
@@ -111,8 +111,8 @@ func (p *Printer) Print(ctx context.Context) error {
 // writeBlock writes the clients that moved anything, busiest first, between
 // title and the footer, or the single line none when there are none; then
 // the traffic of clients not tracked one by one, if any.
-func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample, untracked bpfgo.Traffic) {
-	active := make([]bpfgo.Sample, 0, len(samples))
+func writeBlock(b *bytes.Buffer, title, none string, samples []traffic.Sample, untracked traffic.Traffic) {
+	active := make([]traffic.Sample, 0, len(samples))
 	for _, s := range samples {
 		if !s.Traffic.IsZero() {
 			active = append(active, s)
@@ -122,7 +122,7 @@ func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample, unt
 		b.WriteString(none + "\n")
 		return
 	}
-	slices.SortFunc(active, func(x, y bpfgo.Sample) int {
+	slices.SortFunc(active, func(x, y traffic.Sample) int {
 		return cmp.Or(cmp.Compare(y.Traffic.Bytes(), x.Traffic.Bytes()), x.Client.Compare(y.Client))
 	})
 	b.WriteString(title + "\n")
@@ -140,11 +140,11 @@ func writeBlock(b *bytes.Buffer, title, none string, samples []bpfgo.Sample, unt
 }
 
 // writeClient writes one client's line.
-func writeClient(b *bytes.Buffer, s *bpfgo.Sample) {
+func writeClient(b *bytes.Buffer, s *traffic.Sample) {
 	switch {
-	case s.Overflow || !s.Client.IsValid():
+	case s.Client.IsOther():
 		writeTraffic(b, overflowLabel, &s.Traffic)
-	case s.Client.Is4():
+	case s.Client.Addr().Is4():
 		writeTraffic(b, "IPv4 "+s.Client.String(), &s.Traffic)
 	default:
 		writeTraffic(b, "IPv6 "+s.Client.String(), &s.Traffic)
@@ -152,11 +152,11 @@ func writeClient(b *bytes.Buffer, s *bpfgo.Sample) {
 }
 
 // writeTraffic writes one line: label, then each class down and up.
-func writeTraffic(b *bytes.Buffer, label string, tr *bpfgo.Traffic) {
+func writeTraffic(b *bytes.Buffer, label string, tr *traffic.Traffic) {
 	b.WriteString(label)
-	for c := range bpfgo.NumClasses {
+	for c := range traffic.NumClasses {
 		t := &tr[c]
-		fmt.Fprintf(b, "  %s(down/up)=%s/%s", c, FormatBytes(t[bpfgo.Down].Bytes), FormatBytes(t[bpfgo.Up].Bytes))
+		fmt.Fprintf(b, "  %s(down/up)=%s/%s", c, FormatBytes(t[traffic.Down].Bytes), FormatBytes(t[traffic.Up].Bytes))
 	}
 	b.WriteByte('\n')
 }

@@ -11,27 +11,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/agg"
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
-type peekFunc func() ([]bpfgo.Sample, error)
+// client is the client at addr.
+func client(addr string) traffic.Client {
+	return traffic.ClientOf(netip.MustParseAddr(addr))
+}
 
-func (f peekFunc) Peek() ([]bpfgo.Sample, error) { return f() }
+type peekFunc func() ([]traffic.Sample, error)
 
-// topClients is a TopClients answering from a prepared Top and recording
-// the query it was asked.
+func (f peekFunc) Peek() ([]traffic.Sample, error) { return f() }
+
+// topClients is a report.Source answering TopClients from a prepared Top
+// and recording the query it was asked; today's totals ask nothing else.
 type topClients struct {
-	top   agg.Top
+	top   store.Top
 	err   error
-	query agg.Query
+	query store.Query
 	n     int
 }
 
-func (s *topClients) TopClients(_ context.Context, q agg.Query, n int, _ []bpfgo.Class) (agg.Top, error) {
+func (s *topClients) TopClients(_ context.Context, q store.Query, n int, _ []traffic.Class) (store.Top, error) {
 	s.query, s.n = q, n
 	return s.top, s.err
+}
+
+func (s *topClients) Series(context.Context, store.Query, store.Period, *time.Location) ([]store.Bucket, error) {
+	return nil, errors.New("today's totals asked for a series")
 }
 
 // countingWriter records every Write call.
@@ -49,19 +58,19 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 // siamux returns Traffic with only siamux bytes and a packet per 1000 bytes.
-func siamux(down, up uint64) bpfgo.Traffic {
-	var t bpfgo.Traffic
-	t[bpfgo.Siamux][bpfgo.Down] = bpfgo.Tally{Bytes: down, Packets: down/1000 + 1}
-	t[bpfgo.Siamux][bpfgo.Up] = bpfgo.Tally{Bytes: up, Packets: up/1000 + 1}
+func siamux(down, up uint64) traffic.Traffic {
+	var t traffic.Traffic
+	t[traffic.Siamux][traffic.Down] = traffic.Tally{Bytes: down, Packets: down/1000 + 1}
+	t[traffic.Siamux][traffic.Up] = traffic.Tally{Bytes: up, Packets: up/1000 + 1}
 	return t
 }
 
 // every returns Traffic with each class and direction set, from base on.
-func every(base uint64) bpfgo.Traffic {
-	var t bpfgo.Traffic
+func every(base uint64) traffic.Traffic {
+	var t traffic.Traffic
 	for c := range t {
 		for d := range t[c] {
-			t[c][d] = bpfgo.Tally{Bytes: base * uint64(1+c*2+d), Packets: 1}
+			t[c][d] = traffic.Tally{Bytes: base * uint64(1+c*2+d), Packets: 1}
 		}
 	}
 	return t
@@ -78,9 +87,11 @@ func today(t *testing.T, st *topClients) *Today {
 	if err := d.Load(t.Context(), st); err != nil {
 		t.Fatal(err)
 	}
+	// The day so far, the minute being counted included.
 	midnight := time.Date(2026, 3, 1, 0, 0, 0, 0, now.Location())
-	if q := st.query; !q.Since.Equal(midnight) || !q.Until.Equal(midnight.Add(24*time.Hour)) || q.Client.IsValid() || q.Overflow || st.n != DefaultTracked {
-		t.Errorf("today's totals asked for %+v, top %d; want the local day from %v, top %d", q, st.n, midnight, DefaultTracked)
+	end := now.Truncate(time.Minute).Add(time.Minute)
+	if q := st.query; !q.Since.Equal(midnight) || !q.Until.Equal(end) || len(q.Clients) != 0 || st.n != DefaultTracked {
+		t.Errorf("today's totals asked for %+v, top %d; want from %v to %v, top %d", q, st.n, midnight, end, DefaultTracked)
 	}
 	return d
 }
@@ -98,12 +109,12 @@ func printRound(t *testing.T, live peekFunc, d *Today) (string, error) {
 
 // The earlier tool's output, verbatim: operators' greps depend on it.
 func TestPrintKeepsEarlierShape(t *testing.T) {
-	client := netip.MustParseAddr("10.20.31.114")
+	renter := client("10.20.31.114")
 	got, err := printRound(t,
-		func() ([]bpfgo.Sample, error) {
-			return []bpfgo.Sample{{Client: client, Traffic: siamux(748, 26070)}}, nil
+		func() ([]traffic.Sample, error) {
+			return []traffic.Sample{{Client: renter, Traffic: siamux(748, 26070)}}, nil
 		},
-		today(t, &topClients{top: agg.Top{Clients: []agg.ClientTotal{{Client: client, Traffic: siamux(1460, 52130)}}}}))
+		today(t, &topClients{top: store.Top{Clients: []store.ClientTotal{{Client: renter, Traffic: siamux(1460, 52130)}}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,33 +132,33 @@ IPv4 10.20.31.114  consensus(down/up)=0 B/0 B  siamux(down/up)=1.46 KB/52.13 KB 
 }
 
 func TestPrintGolden(t *testing.T) {
-	many := make([]bpfgo.Sample, maxClients+12)
+	many := make([]traffic.Sample, maxClients+12)
 	for i := range many {
-		many[i] = bpfgo.Sample{
-			Client:  netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}),
+		many[i] = traffic.Sample{
+			Client:  traffic.ClientOf(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})),
 			Traffic: siamux(uint64(i)*1000, uint64(i)*1_000_000),
 		}
 	}
-	mixed := []bpfgo.Sample{
-		{Client: netip.MustParseAddr("192.0.2.20"), Traffic: siamux(5000, 5000)},
-		{Client: netip.MustParseAddr("2001:db8::1"), Traffic: every(3_000_000_000)},
-		{Overflow: true, Traffic: every(12_345)},
-		{Client: netip.MustParseAddr("192.0.2.3")}, // nothing moved: left out
-		{Client: netip.MustParseAddr("192.0.2.10"), Traffic: siamux(5000, 5000)},
+	mixed := []traffic.Sample{
+		{Client: client("192.0.2.20"), Traffic: siamux(5000, 5000)},
+		{Client: client("2001:db8::1"), Traffic: every(3_000_000_000)},
+		{Client: traffic.Other, Traffic: every(12_345)},
+		{Client: client("192.0.2.3")}, // nothing moved: left out
+		{Client: client("192.0.2.10"), Traffic: siamux(5000, 5000)},
 	}
 	tests := []struct {
 		name    string
-		live    []bpfgo.Sample
+		live    []traffic.Sample
 		peekErr error
-		stored  agg.Top
+		stored  store.Top
 		wantErr string
 	}{
 		{
 			name: "mixed",
 			live: mixed,
-			stored: agg.Top{Clients: []agg.ClientTotal{
-				{Client: netip.MustParseAddr("2001:db8::1"), DNS: "a.example", Traffic: every(7_000_000_000_000)},
-				{Overflow: true, Traffic: every(999_995)},
+			stored: store.Top{Clients: []store.ClientTotal{
+				{Client: client("2001:db8::1"), DNS: "a.example", Traffic: every(7_000_000_000_000)},
+				{Client: traffic.Other, Traffic: every(999_995)},
 			}},
 		},
 		{name: "empty"},
@@ -155,13 +166,13 @@ func TestPrintGolden(t *testing.T) {
 		{
 			name:    "peek fails",
 			peekErr: errors.New("read map: operation not permitted"),
-			stored:  agg.Top{Clients: []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(1, 2)}}},
+			stored:  store.Top{Clients: []store.ClientTotal{{Client: client("192.0.2.1"), Traffic: siamux(1, 2)}}},
 			wantErr: "peek live counters: read map: operation not permitted",
 		},
 		{
 			name: "untracked",
-			stored: agg.Top{
-				Clients:     []agg.ClientTotal{{Client: netip.MustParseAddr("192.0.2.1"), Traffic: siamux(9000, 9000)}},
+			stored: store.Top{
+				Clients:     []store.ClientTotal{{Client: client("192.0.2.1"), Traffic: siamux(9000, 9000)}},
 				Rest:        every(3),
 				RestClients: 1_000_000,
 			},
@@ -169,7 +180,7 @@ func TestPrintGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := printRound(t, func() ([]bpfgo.Sample, error) { return tt.live, tt.peekErr }, today(t, &topClients{top: tt.stored}))
+			got, err := printRound(t, func() ([]traffic.Sample, error) { return tt.live, tt.peekErr }, today(t, &topClients{top: tt.stored}))
 			if tt.wantErr == "" && err != nil {
 				t.Errorf("Print: %v", err)
 			}
@@ -211,7 +222,7 @@ func TestFormatBytes(t *testing.T) {
 
 func TestRunPrintsUntilDone(t *testing.T) {
 	var w countingWriter
-	p := NewPrinter(peekFunc(func() ([]bpfgo.Sample, error) { return nil, nil }), NewToday(0, nil),
+	p := NewPrinter(peekFunc(func() ([]traffic.Sample, error) { return nil, nil }), NewToday(0, nil),
 		&w, 10*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()

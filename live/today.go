@@ -2,12 +2,11 @@ package live
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/back2basic/collector/agg"
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/report"
+	"github.com/back2basic/collector/traffic"
 )
 
 // DefaultTracked is how many clients Today keeps totals of.
@@ -24,10 +23,10 @@ type Today struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	day       time.Time // local midnight of the day held
-	clients   map[netip.Addr]*bpfgo.Traffic
-	other     bpfgo.Traffic // the 'other' row
-	untracked bpfgo.Traffic // clients past max, summed
+	day       time.Time                           // local midnight of the day held
+	clients   map[traffic.Client]*traffic.Traffic // Other among them
+	tracked   int                                 // clients but Other
+	untracked traffic.Traffic                     // clients past max, summed
 }
 
 // NewToday returns an empty Today keeping at most max clients (0 means
@@ -51,43 +50,47 @@ func midnight(t time.Time) time.Time {
 // reset empties d for the day starting at day. d.mu must be held.
 func (d *Today) reset(day time.Time) {
 	d.day = day
-	d.clients = make(map[netip.Addr]*bpfgo.Traffic)
-	d.other, d.untracked = bpfgo.Traffic{}, bpfgo.Traffic{}
+	d.clients = make(map[traffic.Client]*traffic.Traffic)
+	d.tracked = 0
+	d.untracked = traffic.Traffic{}
 }
 
-// TopClients is what Load reads; *agg.Store has it.
-type TopClients interface {
-	TopClients(ctx context.Context, q agg.Query, n int, classes []bpfgo.Class) (agg.Top, error)
+// track starts totals for client at t. d.mu must be held.
+func (d *Today) track(client traffic.Client, t traffic.Traffic) {
+	d.clients[client] = &t
+	if !client.IsOther() {
+		d.tracked++
+	}
 }
 
-// Load reads what the database holds for today, the busiest max clients
-// and the rest summed, with the sums and the cut done in SQL. It must run
-// before the first flush that Stored hears of, or that flush is counted
-// twice.
-func (d *Today) Load(ctx context.Context, st TopClients) error {
+// Load reads what the database holds for today as a report by client
+// does: the busiest max clients and the rest summed, with the sums and the
+// cut done in SQL. It must run before the first period Consume is handed,
+// or that period is counted twice.
+func (d *Today) Load(ctx context.Context, src report.Source) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	day := midnight(d.now())
-	top, err := st.TopClients(ctx, agg.Query{Since: day, Until: day.AddDate(0, 0, 1)}, d.max, nil)
+	now := d.now()
+	today, err := report.PeriodSpan("today", now, 0)
 	if err != nil {
 		return err
 	}
-	d.reset(day)
-	for _, c := range top.Clients {
-		if c.Overflow {
-			d.other.Add(&c.Traffic)
-			continue
-		}
-		t := c.Traffic
-		d.clients[c.Client] = &t
+	res, err := report.Build(ctx, src, report.Request{Span: today, By: report.ByClient, Top: d.max, Now: now})
+	if err != nil {
+		return err
 	}
-	d.untracked = top.Rest
+	d.reset(today.Since)
+	for _, r := range res.Rows {
+		d.track(r.Client, r.Traffic)
+	}
+	d.untracked = res.Rest.Traffic
 	return nil
 }
 
-// Stored adds the rows of a flush; rows of another day than today are
-// left out. It is agg.Config.Stored.
-func (d *Today) Stored(rows []agg.Row) {
+// Consume adds the rows of a closed period; rows of another day than
+// today are left out. Other is kept however many clients there are.
+func (d *Today) Consume(_ context.Context, p traffic.Period) error {
+	rows := p.Rows
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if day := midnight(d.now()); !day.Equal(d.day) {
@@ -99,33 +102,28 @@ func (d *Today) Stored(rows []agg.Row) {
 			continue
 		}
 		switch t := d.clients[r.Client]; {
-		case r.Overflow:
-			d.other.Add(&r.Traffic)
 		case t != nil:
 			t.Add(&r.Traffic)
-		case len(d.clients) < d.max:
-			t := r.Traffic
-			d.clients[r.Client] = &t
+		case d.tracked < d.max || r.Client.IsOther():
+			d.track(r.Client, r.Traffic)
 		default:
 			d.untracked.Add(&r.Traffic)
 		}
 	}
+	return nil
 }
 
 // samples returns today's totals as samples: a client each, 'other' as
 // the overflow entry, and the clients past max summed.
-func (d *Today) samples() (clients []bpfgo.Sample, untracked bpfgo.Traffic) {
+func (d *Today) samples() (clients []traffic.Sample, untracked traffic.Traffic) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if day := midnight(d.now()); !day.Equal(d.day) {
 		d.reset(day)
 	}
-	clients = make([]bpfgo.Sample, 0, len(d.clients)+1)
-	for addr, t := range d.clients {
-		clients = append(clients, bpfgo.Sample{Client: addr, Traffic: *t})
-	}
-	if !d.other.IsZero() {
-		clients = append(clients, bpfgo.Sample{Overflow: true, Traffic: d.other})
+	clients = make([]traffic.Sample, 0, len(d.clients))
+	for c, t := range d.clients {
+		clients = append(clients, traffic.Sample{Client: c, Traffic: *t})
 	}
 	return clients, d.untracked
 }

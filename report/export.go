@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/store"
 )
 
 const exportAbout = `Writes the stored rows of one table, a row per client and minute, hour or
@@ -40,21 +40,17 @@ func export(ctx context.Context, args []string, stdout io.Writer, e env) error {
 		return err
 	}
 	defer st.Close()
-	columns := append([]string{"timestamp", "ip", "dns"}, agg.CounterNames()...)
+	columns := append([]string{"timestamp", "ip", "dns"}, store.CounterNames()...)
 	var out lineWriter = newJSONLines(stdout, columns)
 	if format == "csv" {
 		if out, err = newCSVLines(stdout, columns); err != nil {
 			return err
 		}
 	}
-	t := map[string]agg.Table{"minute": agg.Minutes, "hour": agg.Hours, "day": agg.Days}[table]
-	err = st.Rows(ctx, t, c.query(c.since, c.until), func(r *agg.Row) error {
-		ip := "other"
-		if !r.Overflow {
-			ip = r.Client.String()
-		}
-		values := []any{r.Start.Unix(), ip, r.DNS}
-		for _, v := range agg.Counters(&r.Traffic) {
+	t := map[string]store.Table{"minute": store.Minutes, "hour": store.Hours, "day": store.Days}[table]
+	err = st.Rows(ctx, t, store.Query{Since: c.since, Until: c.until, Clients: c.clients}, func(r *store.Row) error {
+		values := []any{r.Start.Unix(), r.Client.String(), r.DNS}
+		for _, v := range store.Counters(&r.Traffic) {
 			values = append(values, v)
 		}
 		return out.write(values)

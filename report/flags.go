@@ -5,14 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // env is what the commands take from outside, so that tests can fix it.
@@ -29,9 +29,8 @@ type command struct {
 	env          env
 	config       string
 	sqlitePath   string
-	since, until time.Time // zero when not given
-	client       netip.Addr
-	overflow     bool
+	since, until time.Time        // zero when not given
+	clients      []traffic.Client // none: every client
 }
 
 func newCommand(name, about string, stdout io.Writer, e env) *command {
@@ -48,23 +47,19 @@ func newCommand(name, about string, stdout io.Writer, e env) *command {
 	c.fs.StringVar(&c.config, "config", "", "env file SQLITE_PATH is read from (default "+config.DefaultFile+")")
 	c.fs.StringVar(&c.sqlitePath, "sqlite-path", "", "the database (default: SQLITE_PATH from the environment, else the env file)")
 	c.fs.Func("since", "start of the span: a date (its midnight), a time ago (7d, 12h) or an RFC 3339 time", func(v string) (err error) {
-		c.since, err = parseTime(v, e.now, false)
+		c.since, err = ParseSince(v, e.now)
 		return err
 	})
 	c.fs.Func("until", "end of the span, as -since; a date includes that day (default now)", func(v string) (err error) {
-		c.until, err = parseTime(v, e.now, true)
+		c.until, err = ParseUntil(v, e.now)
 		return err
 	})
-	c.fs.Func("client", "only this client: an IP address, or other for the clients counted together when the kernel map was full", func(v string) error {
-		if v == "other" {
-			c.overflow = true
-			return nil
-		}
-		addr, err := netip.ParseAddr(v)
+	c.fs.Func("client", "only this client: an IP address, or other for the clients counted together (the kernel map full, or too little traffic for a row of their own)", func(v string) error {
+		client, err := traffic.ParseClient(v)
 		if err != nil {
 			return errors.New("accepted: an IP address, or other")
 		}
-		c.client = addr.Unmap()
+		c.clients = []traffic.Client{client}
 		return nil
 	})
 	return c
@@ -122,7 +117,7 @@ func (c *command) set(name string) bool {
 }
 
 // open opens the daemon's database read-only.
-func (c *command) open() (*agg.Store, error) {
+func (c *command) open() (*store.Store, error) {
 	path := c.sqlitePath
 	if path == "" {
 		var err error
@@ -130,10 +125,5 @@ func (c *command) open() (*agg.Store, error) {
 			return nil, err
 		}
 	}
-	return agg.OpenReadOnly(path)
-}
-
-// query returns the query of [since, until) for the chosen client.
-func (c *command) query(since, until time.Time) agg.Query {
-	return agg.Query{Since: since, Until: until, Client: c.client, Overflow: c.overflow}
+	return store.OpenReadOnly(path)
 }

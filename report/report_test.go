@@ -8,13 +8,12 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/agg"
-	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // berlin is where the tests' operator lives: a zone with summer time, an
@@ -31,22 +30,23 @@ var berlin = func() *time.Location {
 var now = time.Date(2026, 3, 4, 10, 30, 0, 0, berlin)
 
 var (
-	renter  = netip.MustParseAddr("198.51.100.7")
-	peer    = netip.MustParseAddr("2001:db8::42")
-	unnamed = netip.MustParseAddr("203.0.113.9")
+	renter  = traffic.ClientOf(netip.MustParseAddr("198.51.100.7"))
+	peer    = traffic.ClientOf(netip.MustParseAddr("2001:db8::42"))
+	unnamed = traffic.ClientOf(netip.MustParseAddr("203.0.113.9"))
 )
 
-// event is traffic drained for the minute at.
+// event is traffic counted in the minute at.
 type event struct {
 	at      time.Time
-	samples []bpfgo.Sample
+	samples []traffic.Sample
 }
 
-// traffic returns Traffic with bytes of one class, and a packet per KiB.
-func traffic(c bpfgo.Class, down, up uint64) bpfgo.Traffic {
-	var t bpfgo.Traffic
-	t[c][bpfgo.Down] = bpfgo.Tally{Bytes: down, Packets: down/1024 + 1}
-	t[c][bpfgo.Up] = bpfgo.Tally{Bytes: up, Packets: up/1024 + 1}
+// classTraffic returns Traffic with bytes of one class, and a packet per
+// KiB.
+func classTraffic(c traffic.Class, down, up uint64) traffic.Traffic {
+	var t traffic.Traffic
+	t[c][traffic.Down] = traffic.Tally{Bytes: down, Packets: down/1024 + 1}
+	t[c][traffic.Up] = traffic.Tally{Bytes: up, Packets: up/1024 + 1}
 	return t
 }
 
@@ -55,106 +55,73 @@ func at(month time.Month, day, hour, minute int) time.Time {
 }
 
 var events = []event{
-	{at(2, 20, 12, 0), []bpfgo.Sample{
-		{Client: renter, Traffic: traffic(bpfgo.Siamux, 5<<30, 40<<30)},
-		{Client: peer, Traffic: traffic(bpfgo.Consensus, 3<<20, 2<<20)},
+	{at(2, 20, 12, 0), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 5<<30, 40<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 3<<20, 2<<20)},
 	}},
-	{at(3, 2, 9, 0), []bpfgo.Sample{
-		{Client: renter, Traffic: traffic(bpfgo.QUIC, 1<<30, 7<<30)},
-		{Client: unnamed, Traffic: traffic(bpfgo.Siamux, 800, 1500)},
+	{at(3, 2, 9, 0), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.QUIC, 1<<30, 7<<30)},
+		{Client: unnamed, Traffic: classTraffic(traffic.Siamux, 800, 1500)},
 	}},
-	{at(3, 3, 14, 0), []bpfgo.Sample{
-		{Client: renter, Traffic: traffic(bpfgo.Siamux, 300<<20, 2<<30)},
-		{Client: peer, Traffic: traffic(bpfgo.Consensus, 12<<20, 9<<20)},
+	{at(3, 3, 14, 0), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 300<<20, 2<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 12<<20, 9<<20)},
 	}},
-	{at(3, 3, 23, 30), []bpfgo.Sample{
-		{Client: unnamed, Traffic: traffic(bpfgo.Siamux, 64<<10, 900<<10)},
+	{at(3, 3, 23, 30), []traffic.Sample{
+		{Client: unnamed, Traffic: classTraffic(traffic.Siamux, 64<<10, 900<<10)},
 	}},
-	{at(3, 4, 8, 15), []bpfgo.Sample{
-		{Client: renter, Traffic: traffic(bpfgo.Siamux, 100<<20, 1<<30)},
-		{Client: peer, Traffic: traffic(bpfgo.Consensus, 1<<20, 1<<20)},
-		{Overflow: true, Traffic: traffic(bpfgo.QUIC, 10<<10, 20<<10)},
+	{at(3, 4, 8, 15), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 100<<20, 1<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 1<<20, 1<<20)},
+		{Client: traffic.Other, Traffic: classTraffic(traffic.QUIC, 10<<10, 20<<10)},
 	}},
-	{at(3, 4, 9, 45), []bpfgo.Sample{
-		{Client: peer, Traffic: traffic(bpfgo.Consensus, 2<<20, 3<<20)},
-		{Client: unnamed, Traffic: traffic(bpfgo.QUIC, 5<<20, 50<<20)},
+	{at(3, 4, 9, 45), []traffic.Sample{
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 2<<20, 3<<20)},
+		{Client: unnamed, Traffic: classTraffic(traffic.QUIC, 5<<20, 50<<20)},
 	}},
-	{at(3, 4, 10, 29), []bpfgo.Sample{
-		{Client: renter, Traffic: traffic(bpfgo.Siamux, 1<<20, 10<<20)},
+	{at(3, 4, 10, 29), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 1<<20, 10<<20)},
 	}},
 }
 
-// feed hands out the samples pushed, once.
-type feed struct {
-	mu      sync.Mutex
-	samples []bpfgo.Sample
-}
-
-func (f *feed) Drain() ([]bpfgo.Sample, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.samples
-	f.samples = nil
-	return s, nil
-}
-
-// fixture writes events the way the daemon does, through an Aggregator
-// with a clock set to each event, and returns the file's path. Minute rows
-// are kept a week, so the oldest event is read from hourly rows.
+// fixture stores events the way the daemon does, a closed period per
+// event and one ending at now, with the store's clock at each period's
+// end, and returns the file's path. Minute rows are kept a week, so the
+// oldest event is read from hourly rows.
 func fixture(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "collector.db")
-	st, err := agg.Open(path, slog.New(slog.DiscardHandler))
+	var clock time.Time
+	st, err := store.Open(path, store.Options{
+		Log:       slog.New(slog.DiscardHandler),
+		Retention: store.Retention{Minutes: 7 * 24 * time.Hour},
+		Now:       func() time.Time { return clock },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	names := map[netip.Addr]string{renter: "renter-a.example", peer: "peer.example"}
-	res := agg.NewResolver(t.Context(), agg.ResolverConfig{Lookup: func(_ context.Context, addr netip.Addr) (string, error) {
-		return names[addr], nil
-	}})
-	var clock time.Time
-	var mu sync.Mutex
-	in := &feed{}
-	a := agg.NewAggregator(in, st, agg.Config{
-		Log:       slog.New(slog.DiscardHandler),
-		Resolver:  res,
-		Retention: agg.Retention{Minutes: 7 * 24 * time.Hour},
-		Now:       func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
-	})
-	flushAt := func(t0 time.Time) {
+	consume := func(p traffic.Period) {
 		t.Helper()
-		mu.Lock()
-		clock = t0
-		mu.Unlock()
-		if err := a.Flush(t.Context()); err != nil {
+		clock = p.End
+		if err := st.Consume(t.Context(), p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, e := range events {
-		flushAt(e.at) // the period of the event starts
-		in.samples = e.samples
-		flushAt(e.at.Add(time.Minute))
+		p := traffic.Period{Start: e.at, End: e.at.Add(time.Minute)}
+		for _, s := range e.samples {
+			p.Rows = append(p.Rows, traffic.Row{Start: e.at, Client: s.Client, Traffic: s.Traffic})
+		}
+		consume(p)
 	}
-	// Names are found in the background and stored by a later flush.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		flushAt(now)
-		top, err := st.TopClients(t.Context(), agg.Query{}, 0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		named := 0
-		for _, tot := range top.Clients {
-			if tot.DNS != "" {
-				named++
-			}
-		}
-		if named == len(names) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("names not stored")
-		}
+	consume(traffic.Period{Start: events[len(events)-1].at.Add(time.Minute), End: now})
+	err = st.SaveNames(t.Context(), []traffic.Name{
+		{Addr: renter.Addr(), DNS: "renter-a.example", Found: now},
+		{Addr: peer.Addr(), DNS: "peer.example", Found: now},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return path
 }

@@ -3,21 +3,35 @@ package report
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// span is the time a report covers, [since, until), with the name of its
+// Span is the time a report covers, [Since, Until), with the name of its
 // period, if it is one, and how the report's title says it.
-type span struct {
-	since, until  time.Time
-	period, title string
+type Span struct {
+	Since, Until time.Time
+	// Period is the period's name, one of PeriodNames; "" for a range.
+	Period string
+	// Title follows "Traffic" in a table's title; "" for a range.
+	Title string
 }
 
-// periodNames are the values of -period: a unit of the calendar, this one
-// or the one before.
+// periodNames are the period names: a unit of the calendar, this one or the
+// one before.
 var periodNames = []string{"today", "yesterday", "week", "last-week", "month", "last-month", "billing", "last-billing"}
+
+// PeriodNames returns the names PeriodSpan accepts.
+func PeriodNames() []string { return slices.Clone(periodNames) }
+
+// isBilling reports whether the period named name is a billing period,
+// whose span depends on the day of the month billing starts on.
+func isBilling(name string) bool {
+	unit, _ := periodUnit(name)
+	return unit == "billing"
+}
 
 // periodUnit returns the unit of a period (day, week, month or billing) and
 // how many periods before the current one it is.
@@ -34,13 +48,17 @@ func periodUnit(name string) (unit string, back int) {
 	return name, 0
 }
 
-// periodSpan returns the period named name (one of periodNames) holding
+// PeriodSpan returns the period named name (one of PeriodNames) holding
 // now, or the one before, in now's location; billingDay is the day of the
-// month billing periods start on (clamped to the month's last day).
-func periodSpan(name string, now time.Time, billingDay int) (span, error) {
+// month billing periods start on (clamped to the month's last day), needed
+// by the billing periods only.
+func PeriodSpan(name string, now time.Time, billingDay int) (Span, error) {
+	if !slices.Contains(periodNames, name) {
+		return Span{}, fmt.Errorf("period %q: accepted: %s", name, strings.Join(periodNames, ", "))
+	}
 	unit, back := periodUnit(name)
-	if unit == "billing" && billingDay == 0 {
-		return span{}, fmt.Errorf("-period %s needs -billing-day", name)
+	if unit == "billing" && (billingDay < 1 || billingDay > 31) {
+		return Span{}, fmt.Errorf("period %s needs a billing day, 1 to 31", name)
 	}
 	start := periodStart(unit, now, billingDay)
 	for range back {
@@ -50,7 +68,16 @@ func periodSpan(name string, now time.Time, billingDay int) (span, error) {
 	if unit == "billing" {
 		title = fmt.Sprintf("%s (starting on day %d)", name, billingDay)
 	}
-	return span{since: start, until: nextStart(unit, start, billingDay), period: name, title: title}, nil
+	return Span{Since: start, Until: nextStart(unit, start, billingDay), Period: name, Title: title}, nil
+}
+
+// RangeSpan returns the span from since to until, or to now when until is
+// zero.
+func RangeSpan(since, until, now time.Time) Span {
+	if until.IsZero() {
+		until = now
+	}
+	return Span{Since: since, Until: until}
 }
 
 // periodStart returns the start of the period of unit holding t.
@@ -96,12 +123,23 @@ func billingDate(y int, m time.Month, day int, loc *time.Location) time.Time {
 	return date(y, m, min(day, last), loc)
 }
 
-// errTime says what -since and -until accept.
+// errTime says what ParseSince and ParseUntil accept.
 var errTime = errors.New("accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)")
 
-// parseTime reads a -since or -until value relative to now, in now's
-// location. A bare date means its midnight, or with until the midnight
-// after it, so that -until 2026-03-31 includes that day.
+// ParseSince reads the start of a span relative to now, in now's location:
+// a date (its midnight), a time ago (7d, 2w, 12h, 90m) or an RFC 3339
+// time.
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	return parseTime(v, now, false)
+}
+
+// ParseUntil reads the end of a span as ParseSince does, except that a
+// date means the midnight after it, so that until 2026-03-31 includes that
+// day.
+func ParseUntil(v string, now time.Time) (time.Time, error) {
+	return parseTime(v, now, true)
+}
+
 func parseTime(v string, now time.Time, until bool) (time.Time, error) {
 	if d, err := time.ParseInLocation(time.DateOnly, v, now.Location()); err == nil {
 		if until {

@@ -3,8 +3,9 @@
 // unix socket systemd names in $NOTIFY_SOCKET. systemd then reports the
 // service started only once it really counts, and knows a slow shutdown is
 // on its way rather than hung. Outside systemd the variable is unset and
-// Notify does nothing, so the same binary runs by hand, in tests and in
-// the demo.
+// Notify does nothing, so the same binary runs by hand. The demo and the
+// tests, which start the daemon themselves, take systemd's part with a
+// Listener.
 package sdnotify
 
 import (

@@ -12,10 +12,9 @@
 exec >/dev/ttyS0 2>&1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
-# CI: a kernel test fails rather than skips. COLLECTOR_BIN: what the
-# package installs (TestMain would build one otherwise; the guest has no
-# Go). COLLECTOR_SERVICE_GUEST: the test may change this machine.
-export CI=true COLLECTOR_BIN=/usr/bin/collector COLLECTOR_SERVICE_GUEST=1
+# CI: a kernel test fails rather than skips. COLLECTOR_SERVICE_GUEST: the
+# test may change this machine.
+export CI=true COLLECTOR_SERVICE_GUEST=1
 COLLECTOR_DEB=$(ls /mnt/collector_*.deb)
 export COLLECTOR_DEB
 

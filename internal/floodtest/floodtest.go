@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/agg"
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
 )
 
 // perFlush is how many clients one flush writes.
@@ -21,12 +22,12 @@ type batches struct {
 	next, total int
 }
 
-func (b *batches) Drain() ([]bpfgo.Sample, error) {
+func (b *batches) Drain() ([]traffic.Sample, error) {
 	n := min(perFlush, b.total-b.next)
-	samples := make([]bpfgo.Sample, n)
+	samples := make([]traffic.Sample, n)
 	for i := range samples {
-		samples[i] = bpfgo.Sample{Client: Addr(b.next + i)}
-		samples[i].Traffic[bpfgo.QUIC][bpfgo.Down] = bpfgo.Tally{Bytes: uint64(1000 + (b.next+i)%500), Packets: 1}
+		samples[i] = traffic.Sample{Client: traffic.ClientOf(Addr(b.next + i))}
+		samples[i].Traffic[traffic.QUIC][traffic.Down] = traffic.Tally{Bytes: uint64(1000 + (b.next+i)%500), Packets: 1}
 	}
 	b.next += n
 	return samples, nil
@@ -45,16 +46,16 @@ func Addr(i int) netip.Addr {
 // a minute row of its own on the morning of day (every client a row: as
 // with MIN_CLIENT_BYTES=0, or as a database written before it existed).
 func WriteDay(ctx context.Context, path string, clients int, day time.Time) error {
-	st, err := agg.Open(path, slog.New(slog.DiscardHandler))
+	st, err := store.Open(path, store.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	at := day.Add(time.Hour)
-	a := agg.NewAggregator(&batches{total: clients}, st, agg.Config{
+	a := agg.NewAggregator(&batches{total: clients}, agg.Config{
 		Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return at },
-	})
+	}, st)
 	for written := 0; written < clients; written += perFlush {
 		at = at.Add(time.Minute)
 		if err := a.Flush(ctx); err != nil {

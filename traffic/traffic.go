@@ -1,6 +1,9 @@
-package bpfgo
+// Package traffic is the model every part of the collector shares: the Sia
+// classes and directions, the bytes and packets counted per client, and
+// the ports that decide the class.
+package traffic
 
-import "net/netip"
+import "fmt"
 
 // Class is the Sia service a packet belongs to.
 type Class int
@@ -33,6 +36,34 @@ func (c Class) String() string {
 		return "quic"
 	}
 	return "unknown"
+}
+
+// MarshalText writes the class by its name, so it reads as one in JSON.
+func (c Class) MarshalText() ([]byte, error) {
+	if c < 0 || c >= NumClasses {
+		return nil, fmt.Errorf("class %d: accepted: 0 to %d", int(c), NumClasses-1)
+	}
+	return []byte(c.String()), nil
+}
+
+// ParseClass reads a class by its name: consensus, siamux or quic.
+func ParseClass(name string) (Class, error) {
+	for _, c := range Classes() {
+		if c.String() == name {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("class %q: accepted: consensus, siamux, quic", name)
+}
+
+// UnmarshalText reads a class as ParseClass does.
+func (c *Class) UnmarshalText(b []byte) error {
+	parsed, err := ParseClass(string(b))
+	if err != nil {
+		return err
+	}
+	*c = parsed
+	return nil
 }
 
 // Direction is seen from the host: Up leaves it, Down reaches it.
@@ -91,21 +122,20 @@ func (t Traffic) Sub(o *Traffic) Traffic {
 
 // Bytes is the sum of bytes over every class and direction.
 func (t Traffic) Bytes() uint64 {
-	var n uint64
-	for c := range t {
-		for d := range t[c] {
-			n += t[c][d].Bytes
-		}
-	}
-	return n
+	return t.sum(func(c Tally) uint64 { return c.Bytes })
 }
 
 // Packets is the sum of packets over every class and direction.
 func (t Traffic) Packets() uint64 {
+	return t.sum(func(c Tally) uint64 { return c.Packets })
+}
+
+// sum adds up one field of every tally.
+func (t *Traffic) sum(field func(Tally) uint64) uint64 {
 	var n uint64
 	for c := range t {
 		for d := range t[c] {
-			n += t[c][d].Packets
+			n += field(t[c][d])
 		}
 	}
 	return n
@@ -118,11 +148,9 @@ func (t Traffic) IsZero() bool {
 
 // Sample is what one client moved since the previous drain.
 type Sample struct {
-	// Client is the remote address; IPv4 clients are plain IPv4 (not
-	// v4-mapped). It is the zero Addr for the overflow entry.
-	Client netip.Addr
-	// Overflow marks the entry that takes the packets of clients that did
-	// not fit in the counter map; its totals are still exact.
-	Overflow bool
-	Traffic  Traffic
+	// Client is the remote address, or Other for the entry that takes the
+	// packets of clients that did not fit in the counter map; its totals
+	// are still exact.
+	Client  Client
+	Traffic Traffic
 }

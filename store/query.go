@@ -1,17 +1,16 @@
-package agg
+package store
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"math"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // Query selects stored traffic: a span of time and, optionally, one client.
@@ -19,11 +18,8 @@ type Query struct {
 	// Since and Until bound the span, [Since, Until). A zero Until means no
 	// end.
 	Since, Until time.Time
-	// Client limits the query to one address when valid.
-	Client netip.Addr
-	// Overflow limits it to the entry of the clients the kernel map had no
-	// room for instead (Client is then ignored).
-	Overflow bool
+	// Clients limits the query to these clients; none means every client.
+	Clients []traffic.Client
 }
 
 // noEnd stands for a zero Until: far past any stored time, yet far from
@@ -38,28 +34,26 @@ func (q Query) span() (from, to int64) {
 	return q.Since.Unix(), to
 }
 
-// filter returns the SQL condition on the client, if any, and its argument.
+// filter returns the SQL condition on the clients, if any, and its
+// arguments.
 func (q Query) filter(alias string) (string, []any) {
-	switch {
-	case q.Overflow:
-		return " AND " + alias + "ip = ?", []any{overflowIP}
-	case q.Client.IsValid():
-		return " AND " + alias + "ip = ?", []any{ipColumn(q.Client.Unmap())}
+	if len(q.Clients) == 0 {
+		return "", nil
 	}
-	return "", nil
+	args := make([]any, len(q.Clients))
+	for i, c := range q.Clients {
+		args[i] = c.String()
+	}
+	return " AND " + alias + "ip IN (?" + strings.Repeat(", ?", len(args)-1) + ")", args
 }
 
 // ClientTotal is one client's traffic summed over a span of time.
 type ClientTotal struct {
-	// Client is the remote address; the zero Addr when Overflow is set.
-	Client netip.Addr
-	// Overflow marks the entry for clients the kernel map had no room for
-	// (ip 'other' in the table).
-	Overflow bool
+	Client traffic.Client
 	// DNS is the client's reverse DNS name, or "" when none is known.
 	DNS string
 	// Traffic holds the summed bytes and packets per class and direction.
-	Traffic bpfgo.Traffic
+	Traffic traffic.Traffic
 }
 
 // Top is the answer of TopClients.
@@ -67,7 +61,7 @@ type Top struct {
 	// Clients are the busiest clients, busiest first.
 	Clients []ClientTotal
 	// Rest sums the clients left out; RestClients counts them.
-	Rest        bpfgo.Traffic
+	Rest        traffic.Traffic
 	RestClients int
 }
 
@@ -81,7 +75,7 @@ type Top struct {
 // flush in progress nor holds one up. Where retention has kept only hourly
 // or daily rows, the span's ends are resolved to whole hours or days: a
 // row counts when its middle is in the span.
-func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []bpfgo.Class) (Top, error) {
+func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []traffic.Class) (Top, error) {
 	var top Top
 	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
 		from, to := q.span()
@@ -95,11 +89,11 @@ func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []bpfgo.
 SELECT s.ip, coalesce(n.dns, ''), %s
 FROM sums AS s LEFT JOIN names AS n ON n.ip = s.ip
 ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
-		var listed bpfgo.Traffic
-		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&ip, &dns}, func(t *bpfgo.Traffic) error {
+		var listed traffic.Traffic
+		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&ip, &dns}, func(t *traffic.Traffic) error {
 			c := ClientTotal{DNS: dns, Traffic: *t}
 			var err error
-			if c.Client, c.Overflow, err = parseIP(ip); err != nil {
+			if c.Client, err = traffic.ParseClient(ip); err != nil {
 				return err
 			}
 			top.Clients = append(top.Clients, c)
@@ -111,7 +105,7 @@ ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
 		}
 		var clients int
 		query = fmt.Sprintf("%s\nSELECT count(*), %s FROM sums", sums, columnList("coalesce(SUM(%s), 0)", ", "))
-		return scanTraffic(ctx, tx, query, args, []any{&clients}, func(total *bpfgo.Traffic) error {
+		return scanTraffic(ctx, tx, query, args, []any{&clients}, func(total *traffic.Traffic) error {
 			top.RestClients = clients - len(top.Clients)
 			top.Rest = total.Sub(&listed)
 			return nil
@@ -126,9 +120,9 @@ ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
 // clientSums returns a WITH clause defining sums: a row per client with
 // its counters summed over the pieces and a rank, the bytes of classes,
 // and only clients whose rank is above zero; and its arguments.
-func clientSums(pieces []piece, q Query, classes []bpfgo.Class) (string, []any) {
+func clientSums(pieces []piece, q Query, classes []traffic.Class) (string, []any) {
 	if len(classes) == 0 {
-		classes = bpfgo.Classes()
+		classes = traffic.Classes()
 	}
 	var rank []string
 	for _, c := range columns {
@@ -173,9 +167,9 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx, h horizons) error)
 
 // scanPlan runs the query of each piece's table over the piece's span, with
 // args after the span's, and calls fn for each row as scanTraffic does.
-func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(piece, *bpfgo.Traffic) error) error {
+func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(piece, *traffic.Traffic) error) error {
 	for _, p := range pieces {
-		err := scanTraffic(ctx, tx, query(p.table), append([]any{p.from, p.to}, args...), lead, func(t *bpfgo.Traffic) error { return fn(p, t) })
+		err := scanTraffic(ctx, tx, query(p.table), append([]any{p.from, p.to}, args...), lead, func(t *traffic.Traffic) error { return fn(p, t) })
 		if err != nil {
 			return err
 		}
@@ -185,7 +179,7 @@ func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table)
 
 // scanTraffic runs query and calls fn for each row, whose leading columns go
 // to lead and whose last columns are the counters, in columns order.
-func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any, fn func(t *bpfgo.Traffic) error) error {
+func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any, fn func(t *traffic.Traffic) error) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -200,7 +194,7 @@ func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		var t bpfgo.Traffic
+		var t traffic.Traffic
 		for i, c := range columns {
 			*c.tally(&t) = uint64(sums[i])
 		}
@@ -209,17 +203,6 @@ func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any
 		}
 	}
 	return rows.Err()
-}
-
-// parseIP turns an ip column value back into a client.
-func parseIP(ip string) (client netip.Addr, overflow bool, err error) {
-	if ip == overflowIP {
-		return netip.Addr{}, true, nil
-	}
-	if client, err = netip.ParseAddr(ip); err != nil {
-		return client, false, fmt.Errorf("row with ip %q: %w", ip, err)
-	}
-	return client, false, nil
 }
 
 // Period is the calendar unit a Series is cut into.
@@ -237,7 +220,7 @@ const (
 type Bucket struct {
 	// Start and End bound the period, cut to the query's span.
 	Start, End time.Time
-	Traffic    bpfgo.Traffic
+	Traffic    traffic.Traffic
 }
 
 // Series sums the traffic over the query's span per period p of the
@@ -271,7 +254,7 @@ func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Locatio
 				pieces = appendPiece(pieces, pc)
 			}
 		}
-		return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *bpfgo.Traffic) error {
+		return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
 			middle := time.Unix(at+pc.table.step()/2, 0)
 			i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.After(middle) })
 			buckets[min(i, len(buckets)-1)].Traffic.Add(t)
@@ -317,14 +300,9 @@ func nextPeriod(t time.Time, p Period) time.Time {
 
 // Row is one stored row of a traffic table.
 type Row struct {
-	// Start is the start of the row's minute, hour or day.
-	Start time.Time
-	// Client is the remote address; the zero Addr when Overflow is set.
-	Client   netip.Addr
-	Overflow bool
+	traffic.Row
 	// DNS is the client's latest reverse DNS name, or "".
-	DNS     string
-	Traffic bpfgo.Traffic
+	DNS string
 }
 
 // Rows calls fn for every row of table t in the query's span, in time then
@@ -346,9 +324,9 @@ ORDER BY t.timestamp, t.ip`, columnList("t.%s", ", "), t, cond)
 			ip  string
 			row Row
 		)
-		return scanTraffic(ctx, tx, query, append([]any{from, to}, args...), []any{&at, &ip, &row.DNS}, func(tr *bpfgo.Traffic) error {
+		return scanTraffic(ctx, tx, query, append([]any{from, to}, args...), []any{&at, &ip, &row.DNS}, func(tr *traffic.Traffic) error {
 			var err error
-			if row.Client, row.Overflow, err = parseIP(ip); err != nil {
+			if row.Client, err = traffic.ParseClient(ip); err != nil {
 				return err
 			}
 			row.Start, row.Traffic = time.Unix(at, 0), *tr

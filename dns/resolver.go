@@ -1,18 +1,26 @@
-package agg
+// Package dns finds the reverse DNS names of the clients that moved real
+// data, in the background and rate limited, and saves them to the
+// database, which shows each address's latest name.
+package dns
 
 import (
 	"container/list"
 	"context"
+	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/back2basic/collector/internal/outage"
+	"github.com/back2basic/collector/traffic"
 	"golang.org/x/time/rate"
 )
 
-// Defaults of ResolverConfig.
+// Defaults of Config.
 const (
 	DefaultCacheSize     = 4096
 	DefaultLookupTimeout = 2 * time.Second
@@ -38,8 +46,19 @@ const (
 // "" when it has none. It must return once ctx is done.
 type LookupFunc func(ctx context.Context, addr netip.Addr) (string, error)
 
-// ResolverConfig sets up a Resolver; the zero value gives the defaults.
-type ResolverConfig struct {
+// Saver stores names; *store.Store is one.
+type Saver interface {
+	SaveNames(ctx context.Context, names []traffic.Name) error
+}
+
+// Config sets up a Resolver; the zero value of each field but Save gives
+// its default.
+type Config struct {
+	// Save stores the names found.
+	Save Saver
+	// Log hears when names cannot be saved, and when they can again;
+	// default slog.Default().
+	Log *slog.Logger
 	// Lookup finds a name; nil means the system resolver.
 	Lookup LookupFunc
 	// CacheSize bounds the number of addresses remembered as recently
@@ -54,22 +73,25 @@ type ResolverConfig struct {
 
 // Resolver finds reverse DNS names in the background. Request never waits
 // for the network: it queues a lookup unless a bounded cache says the
-// address was looked up recently, and the Aggregator takes the names found
-// to store them. Names are looked up again once a day while their clients
-// are active, so a changed name reaches the database. A nil *Resolver
-// resolves nothing.
+// address was looked up recently. Each closed period (Consume) requests
+// the names of its clients and saves those found since the last one.
+// Names are looked up again once a day while their clients are active, so
+// a changed name reaches the database.
 type Resolver struct {
 	lookup  LookupFunc
 	timeout time.Duration
 	size    int
 	queue   chan netip.Addr
 	limiter *rate.Limiter
+	save    Saver
+	log     *slog.Logger
+	saving  outage.Outage
 
 	mu      sync.Mutex
 	cache   map[netip.Addr]*list.Element // of *cacheEntry
 	order   *list.List                   // least recently stored first
 	waiting map[netip.Addr]struct{}      // queued or being looked up
-	found   map[netip.Addr]name          // since the last takeFound
+	found   map[netip.Addr]traffic.Name  // not saved yet
 }
 
 // cacheEntry records when an address is due for another lookup.
@@ -78,18 +100,26 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-// NewResolver starts a Resolver whose workers stop when ctx is done; requests
-// are then ignored.
-func NewResolver(ctx context.Context, cfg ResolverConfig) *Resolver {
+// New returns a Resolver; lookups start with Run.
+func New(cfg Config) *Resolver {
 	r := &Resolver{
 		lookup:  cfg.Lookup,
 		timeout: cfg.Timeout,
 		size:    cfg.CacheSize,
 		queue:   make(chan netip.Addr, resolverQueue),
+		save:    cfg.Save,
+		log:     cfg.Log,
+		saving: outage.Outage{
+			Start: "cannot save reverse DNS names; keeping them for the next flush",
+			End:   "saving reverse DNS names again",
+		},
 		cache:   make(map[netip.Addr]*list.Element),
 		order:   list.New(),
 		waiting: make(map[netip.Addr]struct{}),
-		found:   make(map[netip.Addr]name),
+		found:   make(map[netip.Addr]traffic.Name),
+	}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
 	if r.lookup == nil {
 		r.lookup = lookupPTR
@@ -105,10 +135,18 @@ func NewResolver(ctx context.Context, cfg ResolverConfig) *Resolver {
 		limit = DefaultLookupRate
 	}
 	r.limiter = rate.NewLimiter(limit, resolverWorkers)
-	for range resolverWorkers {
-		go r.work(ctx)
-	}
 	return r
+}
+
+// Run looks up the names requested until ctx is done, then returns once
+// every lookup in flight has ended.
+func (r *Resolver) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range resolverWorkers {
+		wg.Go(func() { r.work(ctx) })
+	}
+	wg.Wait()
+	return nil
 }
 
 // lookupPTR asks the system resolver. The net package already drops names
@@ -127,7 +165,7 @@ func lookupPTR(ctx context.Context, addr netip.Addr) (string, error) {
 // a later call asks again. The overflow entry (the zero Addr) is never looked
 // up.
 func (r *Resolver) Request(addr netip.Addr) {
-	if r == nil || !addr.IsValid() {
+	if !addr.IsValid() {
 		return
 	}
 	r.mu.Lock()
@@ -144,18 +182,49 @@ func (r *Resolver) Request(addr netip.Addr) {
 	}
 }
 
-// takeFound hands over the names found since the previous call, to be
-// stored. It holds at most the cache size of them; past that, a name is
-// stored after its next lookup instead.
-func (r *Resolver) takeFound() map[netip.Addr]name {
-	if r == nil {
-		return nil
+// Consume requests the names of the clients of a closed period and saves
+// the names found since the last call. Only clients with rows of their
+// own are looked up, never those summed into Other: a forged address must
+// not make the host query the attacker's DNS. Names that cannot be saved
+// are kept, at most the cache size of them, and saved with the next
+// period; the failure is logged, not returned, so the period's rows are
+// not held for the resolver. The aggregator calls it one period at a
+// time; it is not meant for concurrent callers.
+func (r *Resolver) Consume(ctx context.Context, p traffic.Period) error {
+	for _, row := range p.Rows {
+		if !row.Client.IsOther() {
+			r.Request(row.Client.Addr())
+		}
 	}
+	found := r.takeFound()
+	err := r.save.SaveNames(ctx, found)
+	r.saving.Update(ctx, r.log, time.Now(), err, "names", len(found))
+	if err != nil {
+		r.putBack(found)
+	}
+	return nil
+}
+
+// takeFound hands over the names found and not saved yet, oldest first.
+func (r *Resolver) takeFound() []traffic.Name {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	found := r.found
-	r.found = make(map[netip.Addr]name)
+	found := slices.SortedFunc(maps.Values(r.found), func(a, b traffic.Name) int { return a.Found.Compare(b.Found) })
+	clear(r.found)
 	return found
+}
+
+// putBack keeps names that could not be saved, unless a newer lookup of
+// the same address was found meanwhile, within the cache size; past that,
+// a name is saved after its next lookup instead.
+func (r *Resolver) putBack(names []traffic.Name) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range names {
+		if _, ok := r.found[n.Addr]; !ok && len(r.found) < r.size {
+			r.found[n.Addr] = n
+		}
+	}
 }
 
 func (r *Resolver) work(ctx context.Context) {
@@ -192,7 +261,7 @@ func (r *Resolver) resolve(ctx context.Context, addr netip.Addr) {
 	// A failed lookup never erases a stored name: the PTR record may be
 	// back on the next try.
 	if _, ok := r.found[addr]; dns != "" && (ok || len(r.found) < r.size) {
-		r.found[addr] = name{dns: dns, at: now.Unix()}
+		r.found[addr] = traffic.Name{Addr: addr, DNS: dns, Found: now}
 	}
 }
 

@@ -1,4 +1,4 @@
-package agg
+package store
 
 // piece is a span of time, [from, to) in unix seconds, read from one table.
 type piece struct {

@@ -1,11 +1,10 @@
-package agg
+package store
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // The history the rollup and query tests share, in the test's own time
@@ -28,19 +27,17 @@ var (
 	lateMinute = at(2, 10, 3)
 )
 
-// buildHistory writes six days of traffic of a few clients the way the
-// Aggregator does: a write, then maintain, every six hours, and rows for
+// buildHistory writes six days of traffic of a few clients the way
+// Consume does: a write, then maintain, every six hours, and rows for
 // times already rolled up now and then. It returns every minute row
 // written.
-func buildHistory(t testing.TB, st *Store) map[rowKey]bpfgo.Traffic {
+func buildHistory(t testing.TB, st *Store) map[rowKey]traffic.Traffic {
 	t.Helper()
-	clients := []netip.Addr{oldA, oldB, {}, netip.MustParseAddr("198.51.100.7")}
-	truth := make(map[rowKey]bpfgo.Traffic)
-	write := func(batch map[rowKey]bpfgo.Traffic) {
+	clients := []traffic.Client{oldA, oldB, traffic.Other, clientOf("198.51.100.7")}
+	truth := make(map[rowKey]traffic.Traffic)
+	record := func(batch map[rowKey]traffic.Traffic) {
 		t.Helper()
-		if err := st.write(t.Context(), rows(batch), nil); err != nil {
-			t.Fatal(err)
-		}
+		write(t, st, batch)
 		for k, tr := range batch {
 			sum := truth[k]
 			sum.Add(&tr)
@@ -50,39 +47,39 @@ func buildHistory(t testing.TB, st *Store) map[rowKey]bpfgo.Traffic {
 	const block = 6 * 3600
 	seed := uint64(0)
 	for start := at(0, 0, 0); start < historyEnd; start += block {
-		batch := make(map[rowKey]bpfgo.Traffic)
+		batch := make(map[rowKey]traffic.Traffic)
 		for m := start; m < min(start+block, historyEnd); m += 60 {
 			for i, c := range clients {
 				// Each client has its own rhythm, with gaps.
 				if (m/60)%int64(i+2) == 0 {
 					seed++
-					batch[rowKey{m, c}] = traffic(seed % 1000)
+					batch[rowKey{m, c}] = seeded(seed % 1000)
 				}
 			}
 		}
-		write(batch)
+		record(batch)
 		if start == at(1, 0, 0) {
 			// A drain that failed for a while: its rows come late.
-			write(map[rowKey]bpfgo.Traffic{{at(0, 5, 17), oldB}: traffic(7)})
+			record(map[rowKey]traffic.Traffic{{at(0, 5, 17), oldB}: seeded(7)})
 		}
 		end := min(start+block, historyEnd)
 		if err := st.maintain(t.Context(), time.Unix(min(end, historyClosed), 0), time.Unix(end, 0), historyKeep, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(map[rowKey]bpfgo.Traffic{{lateMinute, oldA}: traffic(9)})
+	record(map[rowKey]traffic.Traffic{{lateMinute, oldA}: seeded(9)})
 	return truth
 }
 
 // groupBy sums the rows of truth whose time is in [from, to) into rows of
 // table t.
-func groupBy(truth map[rowKey]bpfgo.Traffic, t Table, from, to int64) map[rowKey]bpfgo.Traffic {
-	out := make(map[rowKey]bpfgo.Traffic)
+func groupBy(truth map[rowKey]traffic.Traffic, t Table, from, to int64) map[rowKey]traffic.Traffic {
+	out := make(map[rowKey]traffic.Traffic)
 	for k, tr := range truth {
-		if k.minute < from || k.minute >= to {
+		if k.start < from || k.start >= to {
 			continue
 		}
-		k.minute = floorTo(k.minute, t.step())
+		k.start = floorTo(k.start, t.step())
 		sum := out[k]
 		sum.Add(&tr)
 		out[k] = sum
@@ -101,8 +98,8 @@ func TestRollupExact(t *testing.T) {
 	checkTable(t, st, Hours, groupBy(truth, Hours, h.hourlySince, h.hourlyUntil))
 	minutes := readRows(t, st, Minutes)
 	for k := range minutes {
-		if k.minute < h.minuteSince && k.minute != lateMinute {
-			t.Errorf("minute row %s at %s outlived retention", k.ip(), show(k.minute))
+		if k.start < h.minuteSince && k.start != lateMinute {
+			t.Errorf("minute row %s at %s outlived retention", k.client, show(k.start))
 		}
 		delete(minutes, rowKey{lateMinute, k.client})
 	}
@@ -112,8 +109,8 @@ func TestRollupExact(t *testing.T) {
 
 	// What every byte adds up to: days rolled up, then hours, then
 	// minutes.
-	var got, want bpfgo.Traffic
-	for _, part := range []map[rowKey]bpfgo.Traffic{
+	var got, want traffic.Traffic
+	for _, part := range []map[rowKey]traffic.Traffic{
 		readRows(t, st, Days),
 		groupBy(readRows(t, st, Hours), Hours, h.dailyUntil, h.hourlyUntil),
 		groupBy(readRows(t, st, Minutes), Minutes, h.hourlyUntil, noEnd),
@@ -140,15 +137,13 @@ func TestRollupExact(t *testing.T) {
 // transaction, and gaps cost nothing.
 func TestRollupInChunks(t *testing.T) {
 	st := openStore(t)
-	batch := make(map[rowKey]bpfgo.Traffic)
+	batch := make(map[rowKey]traffic.Traffic)
 	for m := at(0, 0, 0); m < at(3, 0, 0); m += 600 {
-		batch[rowKey{m, oldA}] = traffic(uint64(m % 97))
+		batch[rowKey{m, oldA}] = seeded(uint64(m % 97))
 	}
 	// Far later, after a long gap.
-	batch[rowKey{at(200, 0, 0), oldA}] = traffic(1)
-	if err := st.write(t.Context(), rows(batch), nil); err != nil {
-		t.Fatal(err)
-	}
+	batch[rowKey{at(200, 0, 0), oldA}] = seeded(1)
+	write(t, st, batch)
 	closed, now := time.Unix(at(200, 1, 0), 0), time.Unix(at(200, 1, 0), 0)
 	keep := Retention{Minutes: 1000 * 24 * time.Hour, Hourly: 1000 * 24 * time.Hour}
 	calls := 0

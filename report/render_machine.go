@@ -9,73 +9,67 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/store"
 )
 
 // The CSV and JSON forms carry raw numbers under names that do not change
-// between releases: the key columns of -by, then the counters named as in
+// between releases: the key columns of By, then the counters named as in
 // the tables, then these sums and the average rate.
 var sumColumns = []string{"bytes_down", "bytes_up", "bytes", "packets", "seconds", "bytes_per_second"}
 
-// machineKeys returns the names of the key columns of -by.
-func (res *result) machineKeys() []string {
-	switch res.by {
-	case "client":
+// machineKeys returns the names of the key columns of By.
+func (res *Result) machineKeys() []string {
+	switch res.By {
+	case ByClient:
 		return []string{"ip", "dns"}
-	case "class":
+	case ByClass:
 		return []string{"class"}
 	}
 	return []string{"start", "end"}
 }
 
 // machineRow returns the key and values of r, in the order of columns.
-func (res *result) machineRow(r row) []any {
+func (res *Result) machineRow(r *Row) []any {
 	var key []any
-	switch res.by {
-	case "client":
-		key = []any{r.ip, r.dns}
-	case "class":
-		key = []any{r.class}
+	switch res.By {
+	case ByClient:
+		key = []any{r.Client.String(), r.DNS}
+	case ByClass:
+		key = []any{r.Class.String()}
 	default:
-		key = []any{r.start.Format(time.RFC3339), r.end.Format(time.RFC3339)}
+		key = []any{r.Start.Format(time.RFC3339), r.End.Format(time.RFC3339)}
 	}
 	return append(key, values(r)...)
 }
 
-func (res *result) columns() []string {
-	return append(append(res.machineKeys(), agg.CounterNames()...), sumColumns...)
+func (res *Result) columns() []string {
+	return append(append(res.machineKeys(), store.CounterNames()...), sumColumns...)
 }
 
 // values returns the counters of r, then sumColumns.
-func values(r row) []any {
+func values(r *Row) []any {
 	var out []any
-	for _, v := range agg.Counters(&r.traffic) {
+	for _, v := range store.Counters(&r.Traffic) {
 		out = append(out, v)
 	}
-	down, up := directions(&r.traffic)
-	var packets uint64
-	for c := range r.traffic {
-		for d := range r.traffic[c] {
-			packets += r.traffic[c][d].Packets
-		}
-	}
-	seconds := math.Round(r.end.Sub(r.start).Seconds())
+	down, up := directions(&r.Traffic)
+	seconds := math.Round(r.End.Sub(r.Start).Seconds())
 	rate := 0.0
 	if seconds > 0 {
 		rate = math.Round(float64(down+up)/seconds*1000) / 1000
 	}
-	return append(out, down, up, down+up, packets, int64(seconds), rate)
+	return append(out, down, up, down+up, r.Traffic.Packets(), int64(seconds), rate)
 }
 
-// writeCSV writes a header line and a line per row (RFC 4180); the total
+// WriteCSV writes a header line and a line per row (RFC 4180); the total
 // is left for the reader to sum.
-func (res *result) writeCSV(w io.Writer) error {
+func (res *Result) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(res.columns()); err != nil {
 		return err
 	}
-	for _, r := range res.rows {
-		if err := cw.Write(csvRecord(res.machineRow(r))); err != nil {
+	for i := range res.Rows {
+		if err := cw.Write(csvRecord(res.machineRow(&res.Rows[i]))); err != nil {
 			return err
 		}
 	}
@@ -131,33 +125,30 @@ func (o object) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeJSON writes the report as one JSON document.
-func (res *result) writeJSON(w io.Writer) error {
-	classes := make([]string, len(res.classes))
-	for i, c := range res.classes {
-		classes[i] = c.String()
-	}
+// WriteJSON writes the report as one JSON document: the span, the rows as
+// WriteCSV's columns, and the total.
+func (res *Result) WriteJSON(w io.Writer) error {
 	doc := struct {
 		Period  string   `json:"period,omitempty"`
 		Since   string   `json:"since"`
 		Until   string   `json:"until"`
 		Seconds int64    `json:"seconds"`
-		By      string   `json:"by"`
+		By      By       `json:"by"`
 		Classes []string `json:"classes"`
 		Rows    []object `json:"rows"`
 		Total   object   `json:"total"`
 	}{
-		Period:  res.period,
-		Since:   res.since.Format(time.RFC3339),
-		Until:   res.until.Format(time.RFC3339),
-		Seconds: int64(math.Round(res.until.Sub(res.since).Seconds())),
-		By:      res.by,
-		Classes: classes,
+		Period:  res.Period,
+		Since:   res.Since.Format(time.RFC3339),
+		Until:   res.Until.Format(time.RFC3339),
+		Seconds: int64(math.Round(res.Until.Sub(res.Since).Seconds())),
+		By:      res.By,
+		Classes: classNames(res.Classes),
 		Rows:    []object{},
-		Total:   object{keys: append(agg.CounterNames(), sumColumns...), values: values(res.total)},
+		Total:   object{keys: append(store.CounterNames(), sumColumns...), values: values(&res.Total)},
 	}
-	for _, r := range res.rows {
-		doc.Rows = append(doc.Rows, object{keys: res.columns(), values: res.machineRow(r)})
+	for i := range res.Rows {
+		doc.Rows = append(doc.Rows, object{keys: res.columns(), values: res.machineRow(&res.Rows[i])})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

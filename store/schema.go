@@ -1,31 +1,27 @@
-package agg
+package store
 
 import (
 	"fmt"
 	"strings"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // schemaVersion is stored in PRAGMA user_version; migrate brings a file of
 // any earlier version up to it.
 const schemaVersion = 2
 
-// overflowIP is the ip column value of the entry that takes the clients the
-// kernel map had no room for.
-const overflowIP = "other"
-
 // column is one counter column of the traffic tables.
 type column struct {
 	name    string
-	class   bpfgo.Class
-	dir     bpfgo.Direction
+	class   traffic.Class
+	dir     traffic.Direction
 	packets bool
 }
 
 // tally points at the counter of t that the column stores, so one accessor
 // serves both writing rows and scanning sums.
-func (c column) tally(t *bpfgo.Traffic) *uint64 {
+func (c column) tally(t *traffic.Traffic) *uint64 {
 	if c.packets {
 		return &t[c.class][c.dir].Packets
 	}
@@ -41,8 +37,8 @@ var columns = counterColumns()
 func counterColumns() []column {
 	var cols []column
 	for _, packets := range []bool{false, true} {
-		for c := range bpfgo.NumClasses {
-			for d := range bpfgo.NumDirections {
+		for c := range traffic.NumClasses {
+			for d := range traffic.NumDirections {
 				name := c.String() + "_" + d.String()
 				if packets {
 					name += "_packets"
@@ -66,7 +62,7 @@ func CounterNames() []string {
 }
 
 // Counters returns the counters of t in the order of CounterNames.
-func Counters(t *bpfgo.Traffic) []uint64 {
+func Counters(t *traffic.Traffic) []uint64 {
 	values := make([]uint64, len(columns))
 	for i, c := range columns {
 		values[i] = *c.tally(t)

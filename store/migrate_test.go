@@ -1,15 +1,14 @@
-package agg
+package store
 
 import (
 	"database/sql"
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // The earlier tool's table as its storage package created it: a row per
@@ -57,8 +56,8 @@ type oldRow struct {
 }
 
 var (
-	oldA = netip.MustParseAddr("192.0.2.1")
-	oldB = netip.MustParseAddr("2001:db8::1")
+	oldA = clientOf("192.0.2.1")
+	oldB = clientOf("2001:db8::1")
 )
 
 // oldRows has what upgrades must keep: two rows of one minute and client
@@ -72,10 +71,10 @@ var oldRows = []oldRow{
 	{720, "other", "", [6]any{9, 9, 9, 9, 9, 9}, [6]int64{1, 1, 1, 1, 1, 1}},
 }
 
-// want returns the minute rows the upgrade must give from oldRows, with the
-// packets when the release counted them.
-func (r oldRow) traffic(packets bool) bpfgo.Traffic {
-	var t bpfgo.Traffic
+// traffic returns the row's counters, with the packets when the release
+// counted them.
+func (r oldRow) traffic(packets bool) traffic.Traffic {
+	var t traffic.Traffic
 	for i, c := range columns[:6] {
 		if v, ok := r.bytes[i].(int); ok {
 			*c.tally(&t) = uint64(v)
@@ -87,16 +86,19 @@ func (r oldRow) traffic(packets bool) bpfgo.Traffic {
 	return t
 }
 
-func wantFromOld(packets bool) map[rowKey]bpfgo.Traffic {
-	want := make(map[rowKey]bpfgo.Traffic)
+// wantFromOld returns the minute rows the upgrade must give from oldRows.
+func wantFromOld(t *testing.T, packets bool) map[rowKey]traffic.Traffic {
+	t.Helper()
+	want := make(map[rowKey]traffic.Traffic)
 	for _, r := range oldRows {
-		k := rowKey{minute: r.at}
-		if r.ip != overflowIP {
-			k.client = netip.MustParseAddr(r.ip)
+		client, err := traffic.ParseClient(r.ip)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t, add := want[k], r.traffic(packets)
-		t.Add(&add)
-		want[k] = t
+		k := rowKey{r.at, client}
+		total, add := want[k], r.traffic(packets)
+		total.Add(&add)
+		want[k] = total
 	}
 	return want
 }
@@ -175,7 +177,7 @@ ON CONFLICT (timestamp, ip) DO UPDATE SET dns = CASE WHEN excluded.dns = '' THEN
 			rawExec(t, path, stmts...)
 
 			st := openPath(t, path)
-			checkRows(t, st, wantFromOld(tt.packets))
+			checkRows(t, st, wantFromOld(t, tt.packets))
 			if got := schemaOf(t, st.db); !reflect.DeepEqual(got, fresh) {
 				t.Errorf("upgraded schema:\n%v\nwant the one a new file gets:\n%v", got, fresh)
 			}
@@ -251,7 +253,7 @@ func TestUpgradeFailsWhole(t *testing.T) {
 	rawExec(t, path, earlierToolTable,
 		"INSERT INTO traffic (hostname, ip, dns, consensus_up, consensus_down, siamux_up, siamux_down, quic_up, quic_down, timestamp) VALUES ('h', '192.0.2.1', '', 1, 2, 3, 4, 5, 6, 600)",
 		"INSERT INTO traffic (hostname, ip, dns, consensus_up, consensus_down, siamux_up, siamux_down, quic_up, quic_down, timestamp) VALUES ('h', NULL, '', 1, 2, 3, 4, 5, 6, 660)")
-	st, err := Open(path, discard)
+	st, err := Open(path, Options{Log: discard})
 	if err == nil {
 		st.Close()
 		t.Fatal("an upgrade with a row without an address succeeded")

@@ -1,13 +1,15 @@
-package agg
+package store
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/traffic"
 )
 
 // counted returns the time a minute row of truth is counted at: the middle
@@ -25,11 +27,12 @@ func counted(minute int64) int64 {
 	return floorTo(minute, t.step()) + t.step()/2
 }
 
-// expectTotals sums truth per client over [from, to) as reads must.
-func expectTotals(truth map[rowKey]bpfgo.Traffic, from, to int64, only func(netip.Addr) bool) map[netip.Addr]bpfgo.Traffic {
-	out := make(map[netip.Addr]bpfgo.Traffic)
+// expectTotals sums truth per client over [from, to) as reads must, for
+// the clients given or, when none are, for all.
+func expectTotals(truth map[rowKey]traffic.Traffic, from, to int64, clients ...traffic.Client) map[traffic.Client]traffic.Traffic {
+	out := make(map[traffic.Client]traffic.Traffic)
 	for k, tr := range truth {
-		if c := counted(k.minute); c >= from && c < to && (only == nil || only(k.client)) {
+		if c := counted(k.start); c >= from && c < to && (len(clients) == 0 || slices.Contains(clients, k.client)) {
 			sum := out[k.client]
 			sum.Add(&tr)
 			out[k.client] = sum
@@ -62,20 +65,72 @@ func TestClientTotals(t *testing.T) {
 			if sp.to != 0 {
 				q.Until, to = time.Unix(sp.to, 0), sp.to
 			}
-			checkTotals(t, st, q, expectTotals(truth, sp.from, to, nil))
+			checkTotals(t, st, q, expectTotals(truth, sp.from, to))
 		})
 	}
-	t.Run("one client", func(t *testing.T) {
-		q := Query{Since: time.Unix(at(0, 9, 0), 0), Until: time.Unix(at(5, 19, 3), 0), Client: netip.AddrFrom16(oldA.As16())}
-		checkTotals(t, st, q, expectTotals(truth, at(0, 9, 0), at(5, 19, 3), func(a netip.Addr) bool { return a == oldA }))
-	})
-	t.Run("overflow entry", func(t *testing.T) {
-		q := Query{Since: time.Unix(at(0, 9, 0), 0), Until: time.Unix(at(5, 19, 3), 0), Overflow: true, Client: oldA}
-		checkTotals(t, st, q, expectTotals(truth, at(0, 9, 0), at(5, 19, 3), func(a netip.Addr) bool { return !a.IsValid() }))
-	})
+	from, to := at(0, 9, 0), at(5, 19, 3)
+	for _, tt := range []struct {
+		name    string
+		clients []traffic.Client
+		stored  int // how many of them the history has in the span
+	}{
+		// Given as an IPv4-mapped address, a client is still the IPv4 one.
+		{"one client", []traffic.Client{traffic.ClientOf(netip.AddrFrom16(oldA.Addr().As16()))}, 1},
+		{"other", []traffic.Client{traffic.Other}, 1},
+		{"several clients", []traffic.Client{oldA, traffic.Other, oldB}, 3},
+		{"a client never seen", []traffic.Client{clientOf("203.0.113.9")}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := Query{Since: time.Unix(from, 0), Until: time.Unix(to, 0), Clients: tt.clients}
+			want := expectTotals(truth, from, to, tt.clients...)
+			if len(want) != tt.stored {
+				t.Fatalf("the history has %d of the clients %v, want %d: the test picks the wrong clients", len(want), tt.clients, tt.stored)
+			}
+			checkTotals(t, st, q, want)
+		})
+	}
 }
 
-func checkTotals(t *testing.T, st *Store, q Query, want map[netip.Addr]bpfgo.Traffic) {
+// Series and Rows read only the clients asked for too, Other being one.
+func TestQueryClients(t *testing.T) {
+	st := openStore(t)
+	truth := buildHistory(t, st)
+	clients := []traffic.Client{oldB, traffic.Other}
+
+	since, until := time.Unix(at(0, 0, 0), 0), time.Unix(at(5, 20, 0), 0)
+	buckets, err := st.Series(t.Context(), Query{Since: since, Until: until, Clients: clients}, Day, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range buckets {
+		var want, all traffic.Traffic
+		for c, tr := range expectTotals(truth, b.Start.Unix(), b.End.Unix()) {
+			if slices.Contains(clients, c) {
+				want.Add(&tr)
+			}
+			all.Add(&tr)
+		}
+		if want.IsZero() || want == all {
+			t.Fatalf("day %v: the clients moved %d of %d bytes: pick clients that moved some, not all", b.Start, want.Bytes(), all.Bytes())
+		}
+		if b.Traffic != want {
+			t.Errorf("day %v: %d bytes, want %d", b.Start, b.Traffic.Bytes(), want.Bytes())
+		}
+	}
+
+	// Minute rows only, kept whole from minuteSince on.
+	from, to := at(4, 0, 0), at(5, 0, 0)
+	want := make(map[rowKey]traffic.Traffic)
+	for k, tr := range truth {
+		if k.start >= from && k.start < to && slices.Contains(clients, k.client) {
+			want[k] = tr
+		}
+	}
+	got := readQuery(t, st, Minutes, Query{Since: time.Unix(from, 0), Until: time.Unix(to, 0), Clients: clients})
+	checkSame(t, "rows of "+fmt.Sprint(clients), got, want)
+}
+
+func checkTotals(t *testing.T, st *Store, q Query, want map[traffic.Client]traffic.Traffic) {
 	t.Helper()
 	got, err := allClients(st, t.Context(), q)
 	if err != nil {
@@ -85,34 +140,30 @@ func checkTotals(t *testing.T, st *Store, q Query, want map[netip.Addr]bpfgo.Tra
 		t.Errorf("%d clients, want %d", len(got), len(want))
 	}
 	for i, g := range got {
-		if g.Overflow == g.Client.IsValid() {
-			t.Errorf("client %d: Client %v with Overflow %v", i, g.Client, g.Overflow)
-		}
-		if w := want[g.Client]; g.Traffic != w {
-			t.Errorf("%s: %+v, want %+v", ipColumn(g.Client), g.Traffic, w)
+		if w, ok := want[g.Client]; !ok || g.Traffic != w {
+			t.Errorf("%s: %+v, want %+v", g.Client, g.Traffic, w)
 		}
 		if i > 0 && got[i-1].Traffic.Bytes() < g.Traffic.Bytes() {
-			t.Errorf("%s is busier than the client before it", ipColumn(g.Client))
+			t.Errorf("%s is busier than the client before it", g.Client)
 		}
 	}
 }
 
 func TestClientTotalsNames(t *testing.T) {
 	st := openStore(t)
-	err := st.write(t.Context(), rows(map[rowKey]bpfgo.Traffic{{60, oldA}: traffic(1), {60, oldB}: traffic(2)}),
-		map[netip.Addr]name{oldA: {"a.example", 60}})
-	if err != nil {
+	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: seeded(1), {60, oldB}: seeded(2)})
+	if err := st.SaveNames(t.Context(), []traffic.Name{{Addr: oldA.Addr(), DNS: "a.example", Found: time.Unix(60, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := allClients(st, t.Context(), Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[netip.Addr]string{}
+	names := map[traffic.Client]string{}
 	for _, g := range got {
 		names[g.Client] = g.DNS
 	}
-	if want := map[netip.Addr]string{oldA: "a.example", oldB: ""}; fmt.Sprint(names) != fmt.Sprint(want) {
+	if want := map[traffic.Client]string{oldA: "a.example", oldB: ""}; !maps.Equal(names, want) {
 		t.Errorf("names %v, want %v", names, want)
 	}
 }
@@ -121,9 +172,7 @@ func TestClientTotalsNames(t *testing.T) {
 // WAL, and read transactions that take no write lock.
 func TestReadWhileLocked(t *testing.T) {
 	st := openStore(t)
-	if err := st.write(t.Context(), rows(map[rowKey]bpfgo.Traffic{{60, oldA}: traffic(1)}), nil); err != nil {
-		t.Fatal(err)
-	}
+	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: seeded(1)})
 	unlock := lockStore(t, st)
 	defer unlock()
 	ro, err := OpenReadOnly(st.path)
@@ -137,8 +186,8 @@ func TestReadWhileLocked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(got) != 1 || got[0].Traffic != traffic(1) {
-			t.Errorf("%s: totals = %+v, want one client with traffic(1)", name, got)
+		if len(got) != 1 || got[0].Traffic != seeded(1) {
+			t.Errorf("%s: totals = %+v, want one client with seeded(1)", name, got)
 		}
 		if took := time.Since(start); took >= lockWait {
 			t.Errorf("%s: waited %v for the lock", name, took)
@@ -184,8 +233,8 @@ func TestSeries(t *testing.T) {
 				case b.Start.Location() != tt.loc:
 					t.Errorf("bucket %d in %v", i, b.Start.Location())
 				}
-				var want bpfgo.Traffic
-				for _, tr := range expectTotals(truth, b.Start.Unix(), b.End.Unix(), nil) {
+				var want traffic.Traffic
+				for _, tr := range expectTotals(truth, b.Start.Unix(), b.End.Unix()) {
 					want.Add(&tr)
 				}
 				if b.Traffic != want {
@@ -233,21 +282,18 @@ func TestPeriods(t *testing.T) {
 // bytes; n < 0 lists none and sums them all.
 func TestTopClients(t *testing.T) {
 	st := openStore(t)
-	var consensusOnly, quicOnly bpfgo.Traffic
-	consensusOnly[bpfgo.Consensus][bpfgo.Up] = bpfgo.Tally{Bytes: 30_000, Packets: 20}
-	quicOnly[bpfgo.QUIC][bpfgo.Down] = bpfgo.Tally{Bytes: 500, Packets: 1}
-	big, small := traffic(9), traffic(1)
-	stored := map[rowKey]bpfgo.Traffic{
-		{t0.Unix(), netip.MustParseAddr("192.0.2.1")}:      big,
-		{t0.Unix() + 60, netip.MustParseAddr("192.0.2.1")}: small,
-		{t0.Unix(), netip.MustParseAddr("192.0.2.2")}:      small,
-		{t0.Unix(), netip.MustParseAddr("2001:db8::3")}:    consensusOnly,
-		{t0.Unix(), netip.MustParseAddr("192.0.2.4")}:      quicOnly,
-		{minute: t0.Unix()}:                                traffic(2),
-	}
-	if err := st.write(t.Context(), rows(stored), nil); err != nil {
-		t.Fatal(err)
-	}
+	var consensusOnly, quicOnly traffic.Traffic
+	consensusOnly[traffic.Consensus][traffic.Up] = traffic.Tally{Bytes: 30_000, Packets: 20}
+	quicOnly[traffic.QUIC][traffic.Down] = traffic.Tally{Bytes: 500, Packets: 1}
+	big, small := seeded(9), seeded(1)
+	write(t, st, map[rowKey]traffic.Traffic{
+		{t0.Unix(), clientOf("192.0.2.1")}:      big,
+		{t0.Unix() + 60, clientOf("192.0.2.1")}: small,
+		{t0.Unix(), clientOf("192.0.2.2")}:      small,
+		{t0.Unix(), clientOf("2001:db8::3")}:    consensusOnly,
+		{t0.Unix(), clientOf("192.0.2.4")}:      quicOnly,
+		{t0.Unix(), traffic.Other}:              seeded(2),
+	})
 	q := Query{Since: t0, Until: t0.Add(time.Hour)}
 
 	top, err := st.TopClients(t.Context(), q, 2, nil)
@@ -258,19 +304,19 @@ func TestTopClients(t *testing.T) {
 	// 192.0.2.2 6,147, 192.0.2.4 500.
 	rest := sum(2, 1)
 	rest.Add(&quicOnly)
-	if len(top.Clients) != 2 || top.Clients[0].Client != netip.MustParseAddr("192.0.2.1") || top.Clients[0].Traffic != sum(9, 1) ||
+	if len(top.Clients) != 2 || top.Clients[0].Client != clientOf("192.0.2.1") || top.Clients[0].Traffic != sum(9, 1) ||
 		top.Clients[1].Traffic != consensusOnly || top.RestClients != 3 || top.Rest != rest {
 		t.Errorf("top 2 = %+v", top)
 	}
 
-	top, err = st.TopClients(t.Context(), q, 10, []bpfgo.Class{bpfgo.Consensus})
+	top, err = st.TopClients(t.Context(), q, 10, []traffic.Class{traffic.Consensus})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Ranked by consensus bytes; 192.0.2.4 moved none and is left out.
 	var order []string
 	for _, c := range top.Clients {
-		order = append(order, ipColumn(c.Client))
+		order = append(order, c.Client.String())
 	}
 	if want := "2001:db8::3 192.0.2.1 other 192.0.2.2"; strings.Join(order, " ") != want || top.RestClients != 0 {
 		t.Errorf("consensus top = %v (rest %d), want %s", order, top.RestClients, want)

@@ -1,0 +1,135 @@
+package report
+
+import (
+	"context"
+	"time"
+
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
+)
+
+// Source is the stored traffic a report reads; *store.Store is one.
+type Source interface {
+	TopClients(ctx context.Context, q store.Query, n int, classes []traffic.Class) (store.Top, error)
+	Series(ctx context.Context, q store.Query, p store.Period, loc *time.Location) ([]store.Bucket, error)
+}
+
+// Result is a report ready to be written in any format, or reshaped.
+type Result struct {
+	// Period and Title are the span's (see Span).
+	Period, Title string
+	// Since and Until bound the span; Until is Request.Now for a span
+	// still running.
+	Since, Until time.Time
+	By           By
+	// Classes are the classes counted, in order; the others are zero in
+	// every row.
+	Classes []traffic.Class
+	// Rows are the report's lines, keyed as By says.
+	Rows []Row
+	// Rest sums the clients Request.Top left out, RestClients of them.
+	Rest        Row
+	RestClients int
+	// Total sums Rows and Rest.
+	Total Row
+}
+
+// Row is one line of a report: its key, which By chooses among Client and
+// DNS, Class, or Start; the time its average rate is over; and the traffic
+// of the classes counted.
+type Row struct {
+	Client     traffic.Client
+	DNS        string // "" when no name is known
+	Class      traffic.Class
+	Start, End time.Time
+	Traffic    traffic.Traffic
+}
+
+// seriesPeriods are the calendar units of the reports by period.
+var seriesPeriods = map[By]store.Period{ByHour: store.Hour, ByDay: store.Day, ByWeek: store.Week, ByMonth: store.Month}
+
+// Build answers req from src.
+func Build(ctx context.Context, src Source, req Request) (*Result, error) {
+	req, err := req.normal()
+	if err != nil {
+		return nil, err
+	}
+	now := req.Now
+	res := &Result{
+		Period: req.Span.Period, Title: req.Span.Title,
+		Since: req.Span.Since, Until: minTime(req.Span.Until, now),
+		By: req.By, Classes: req.Classes,
+	}
+	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients}
+	whole := Row{Start: res.Since, End: res.Until}
+	switch req.By {
+	case ByClient, ByClass:
+		n := req.Top
+		if req.By == ByClass {
+			// The classes' totals are the rest of an empty top.
+			n = -1
+		}
+		top, err := src.TopClients(ctx, q, n, req.Classes)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range top.Clients {
+			r := whole
+			r.Client, r.DNS, r.Traffic = t.Client, t.DNS, only(t.Traffic, req.Classes)
+			res.Rows = append(res.Rows, r)
+		}
+		res.Rest, res.RestClients = whole, top.RestClients
+		res.Rest.Traffic = only(top.Rest, req.Classes)
+	default:
+		buckets, err := src.Series(ctx, q, seriesPeriods[req.By], now.Location())
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range buckets {
+			res.Rows = append(res.Rows, Row{Start: b.Start, End: minTime(b.End, now), Traffic: only(b.Traffic, req.Classes)})
+		}
+	}
+	res.Total = whole
+	res.Total.Traffic.Add(&res.Rest.Traffic)
+	for _, r := range res.Rows {
+		res.Total.Traffic.Add(&r.Traffic)
+	}
+	if req.By == ByClass {
+		res.Rows, res.Rest, res.RestClients = nil, Row{}, 0
+		for _, class := range req.Classes {
+			r := whole
+			r.Class, r.Traffic = class, only(res.Total.Traffic, []traffic.Class{class})
+			res.Rows = append(res.Rows, r)
+		}
+	}
+	return res, nil
+}
+
+// queryEnd returns where the query of a span ending at until stops. A
+// span reaching now takes the whole minute being counted, whose rows the
+// daemon stores before the minute ends when it flushes more often than
+// once a minute, or stops: the store counts a row when the middle of its
+// minute is in the span, so cut at now, a report in the first half of a
+// minute would leave out the traffic just counted, often all there is.
+func queryEnd(until, now time.Time) time.Time {
+	if until.Before(now) {
+		return until
+	}
+	return now.Truncate(time.Minute).Add(time.Minute)
+}
+
+// only returns the traffic of t in classes.
+func only(t traffic.Traffic, classes []traffic.Class) traffic.Traffic {
+	var out traffic.Traffic
+	for _, c := range classes {
+		out[c] = t[c]
+	}
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

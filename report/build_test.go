@@ -1,0 +1,212 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
+)
+
+// A report reaching now includes the minute being counted, whose rows the
+// daemon stores before the minute ends when it flushes more often than
+// once a minute or stops, even in the first half of that minute, where the
+// store would resolve a span ending at now to the minute before.
+func TestSpanIncludesMinuteBeingCounted(t *testing.T) {
+	minute := now
+	path := filepath.Join(t.TempDir(), "collector.db")
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := classTraffic(traffic.QUIC, 3000, 40000)
+	if err := st.Write(t.Context(), []traffic.Row{{Start: minute, Client: renter, Traffic: moved}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []string{"-since 1h", "-since 1d", "-since 1h -by hour", "-period today", "-by hour"} {
+		t.Run(args, func(t *testing.T) {
+			e := testEnv(path)
+			e.now = minute.Add(20 * time.Second)
+			var out bytes.Buffer
+			if err := report(t.Context(), append(strings.Fields(args), "-format", "csv"), &out, e); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := csvSum(t, out.String(), "bytes"), moved.Bytes(); got != want {
+				t.Errorf("%d bytes reported, want %d:\n%s", got, want, out.String())
+			}
+		})
+	}
+}
+
+// csvSum sums column of a report's CSV.
+func csvSum(t *testing.T, doc, column string) uint64 {
+	t.Helper()
+	records, err := csv.NewReader(strings.NewReader(doc)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := -1
+	for i, name := range records[0] {
+		if name == column {
+			col = i
+		}
+	}
+	if col < 0 {
+		t.Fatalf("no column %s in %q", column, records[0])
+	}
+	var sum uint64
+	for _, r := range records[1:] {
+		n, err := strconv.ParseUint(r[col], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += n
+	}
+	return sum
+}
+
+func openFixture(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.OpenReadOnly(fixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// Code builds a Request without flags, as the API and the live table do,
+// and reads the Result's fields or writes it as collector report would.
+func TestBuildFromCode(t *testing.T) {
+	st := openFixture(t)
+	today, err := PeriodSpan("today", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("fields", func(t *testing.T) {
+		res, err := Build(t.Context(), st, Request{
+			Span:    today,
+			By:      ByClient,
+			Classes: []traffic.Class{traffic.QUIC, traffic.Siamux, traffic.QUIC},
+			Top:     1,
+			Now:     now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Period != "today" || !res.Since.Equal(at(3, 4, 0, 0)) || !res.Until.Equal(now) || res.By != ByClient {
+			t.Errorf("span %q %v to %v by %s, want today from midnight to now by client", res.Period, res.Since, res.Until, res.By)
+		}
+		if want := []traffic.Class{traffic.Siamux, traffic.QUIC}; !slices.Equal(res.Classes, want) {
+			t.Errorf("classes %v, want %v", res.Classes, want)
+		}
+		if len(res.Rows) != 1 {
+			t.Fatalf("%d rows, want 1", len(res.Rows))
+		}
+		r := res.Rows[0]
+		want := classTraffic(traffic.Siamux, 100<<20, 1<<30)
+		more := classTraffic(traffic.Siamux, 1<<20, 10<<20)
+		want.Add(&more)
+		if r.Client != renter || r.DNS != "renter-a.example" || r.Traffic != want || !r.Start.Equal(res.Since) || !r.End.Equal(now) {
+			t.Errorf("row %+v, want renter-a.example with %v over the span", r, want)
+		}
+		// The rest: unnamed's QUIC and other's QUIC; peer moved consensus
+		// only and is left out.
+		rest := classTraffic(traffic.QUIC, 5<<20, 50<<20)
+		other := classTraffic(traffic.QUIC, 10<<10, 20<<10)
+		rest.Add(&other)
+		if res.RestClients != 2 || res.Rest.Traffic != rest {
+			t.Errorf("rest of %d clients %v, want 2 with %v", res.RestClients, res.Rest.Traffic, rest)
+		}
+		total := want
+		total.Add(&rest)
+		if res.Total.Traffic != total {
+			t.Errorf("total %v, want %v", res.Total.Traffic, total)
+		}
+	})
+
+	t.Run("same as the command", func(t *testing.T) {
+		res, err := Build(t.Context(), st, Request{Span: today, By: ByClient, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := res.WriteTable(&out); err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, "report today", out.String())
+	})
+
+	t.Run("a range to now by class", func(t *testing.T) {
+		since, err := ParseSince("2026-03-03", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Build(t.Context(), st, Request{Span: RangeSpan(since, time.Time{}, now), By: ByClass, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		var sum traffic.Traffic
+		for _, r := range res.Rows {
+			names = append(names, r.Class.String())
+			sum.Add(&r.Traffic)
+		}
+		if got := strings.Join(names, ","); got != "consensus,siamux,quic" {
+			t.Errorf("rows of classes %s, want consensus,siamux,quic", got)
+		}
+		if sum != res.Total.Traffic || sum.Bytes() == 0 {
+			t.Errorf("classes sum to %v, total %v", sum, res.Total.Traffic)
+		}
+		if !res.Until.Equal(now) || res.Period != "" {
+			t.Errorf("until %v, period %q; want now and none", res.Until, res.Period)
+		}
+	})
+}
+
+// A Request built by code is checked as the flags are.
+func TestBadRequest(t *testing.T) {
+	today, err := PeriodSpan("today", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"by", Request{Span: today, By: "year"}, `by "year": accepted: client, class, hour, day, week, month`},
+		{"top by day", Request{Span: today, By: ByDay, Top: 3}, "top is a number of clients, for a report by client"},
+		{"negative top", Request{Span: today, By: ByClient, Top: -1}, "top is a number of clients, for a report by client"},
+		{"empty span", Request{Span: RangeSpan(now, now, now), By: ByClient}, "span from 2026-03-04T10:30:00+01:00 to 2026-03-04T10:30:00+01:00 is empty"},
+		{"class", Request{Span: today, By: ByClient, Classes: []traffic.Class{traffic.NumClasses}}, "no class 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// No query runs: a nil Source would panic.
+			_, err := Build(t.Context(), nil, tt.req)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	for name, want := range map[string]string{
+		"fortnight": `period "fortnight": accepted: today, yesterday, week, last-week, month, last-month, billing, last-billing`,
+		"billing":   "period billing needs a billing day, 1 to 31",
+	} {
+		if _, err := PeriodSpan(name, now, 0); err == nil || err.Error() != want {
+			t.Errorf("PeriodSpan(%q): error %v, want %q", name, err, want)
+		}
+	}
+}

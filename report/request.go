@@ -1,0 +1,99 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/back2basic/collector/traffic"
+)
+
+// By is what a report has one row per.
+type By string
+
+// The keys of a report's rows. By client, the busiest come first, and
+// those past Request.Top are summed in Result.Rest; by class, the classes
+// asked for come in order; by hour, day, week (ISO, from Monday) or month,
+// the calendar is Request.Now's location and empty periods have rows too.
+const (
+	ByClient By = "client"
+	ByClass  By = "class"
+	ByHour   By = "hour"
+	ByDay    By = "day"
+	ByWeek   By = "week"
+	ByMonth  By = "month"
+)
+
+// byNames are the values of By, in the order help and errors list them.
+var byNames = []string{string(ByClient), string(ByClass), string(ByHour), string(ByDay), string(ByWeek), string(ByMonth)}
+
+// Request is what a report is asked: collector report builds it from its
+// flags, other callers in code.
+type Request struct {
+	// Span is the time summed: see PeriodSpan and RangeSpan.
+	Span Span
+	By   By
+	// Classes are the classes counted, in any order; none means every
+	// class.
+	Classes []traffic.Class
+	// Top keeps only the Top busiest clients of a report by client, the
+	// others summed in one row; 0 keeps every client.
+	Top int
+	// Clients limits the report to these clients; none means every client.
+	Clients []traffic.Client
+	// Now is the time the report is made at, time.Now() when zero: a span
+	// reaching it ends there. Its location is the calendar's.
+	Now time.Time
+}
+
+// normal returns r with its defaults filled in and its classes sorted
+// without repeats, or why r cannot be answered.
+func (r Request) normal() (Request, error) {
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	if !slices.Contains(byNames, string(r.By)) {
+		return r, fmt.Errorf("by %q: accepted: %s", r.By, strings.Join(byNames, ", "))
+	}
+	if r.Top < 0 || r.Top > 0 && r.By != ByClient {
+		return r, errors.New("top is a number of clients, for a report by client")
+	}
+	if !r.Span.Since.Before(r.Span.Until) {
+		return r, fmt.Errorf("span from %s to %s is empty", r.Span.Since.Format(time.RFC3339), r.Span.Until.Format(time.RFC3339))
+	}
+	if len(r.Classes) == 0 {
+		r.Classes = traffic.Classes()
+	}
+	for _, c := range r.Classes {
+		if c < 0 || c >= traffic.NumClasses {
+			return r, fmt.Errorf("no class %d", c)
+		}
+	}
+	r.Classes = slices.Compact(slices.Sorted(slices.Values(r.Classes)))
+	return r, nil
+}
+
+// ParseClasses reads class names, comma-separated, in any order:
+// consensus, siamux, quic.
+func ParseClasses(v string) ([]traffic.Class, error) {
+	var out []traffic.Class
+	for name := range strings.SplitSeq(v, ",") {
+		c, err := traffic.ParseClass(strings.TrimSpace(name))
+		if err != nil {
+			return nil, errors.New("accepted: consensus, siamux, quic, comma-separated")
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// classNames writes classes as ParseClasses reads them.
+func classNames(classes []traffic.Class) []string {
+	names := make([]string, len(classes))
+	for i, c := range classes {
+		names[i] = c.String()
+	}
+	return names
+}
