@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/dns"
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -145,7 +146,7 @@ func TestEveryConsumerGetsEveryPeriod(t *testing.T) {
 			if !p.Start.Equal(want[i].start) || !p.End.Equal(want[i].end) {
 				t.Errorf("%s: period %d from %v to %v, want %v to %v", c, i, p.Start, p.End, want[i].start, want[i].end)
 			}
-			checkSame(t, fmt.Sprintf("%s, period %d", c, i), keyed(p.Rows), want[i].rows)
+			dbtest.CheckSame(t, fmt.Sprintf("%s, period %d", c, i), keyed(p.Rows), want[i].rows)
 			if len(p.Rows) != len(want[i].rows) {
 				t.Errorf("%s: period %d has %d rows, want %d, one per minute and client", c, i, len(p.Rows), len(want[i].rows))
 			}
@@ -176,7 +177,7 @@ func TestFlushAfterDrainError(t *testing.T) {
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkRows(t, st, map[rowKey]traffic.Traffic{{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: seeded(1)})
+	checkRows(t, st, map[rowKey]traffic.Traffic{{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: dbtest.Seeded(1)})
 	if n := logs.count("level=WARN", "drain counters", "bad file descriptor"); n != 1 {
 		t.Errorf("drain warnings = %d, want 1:\n%s", n, logs.String())
 	}
@@ -245,7 +246,7 @@ func TestFlushKeepsRowsWhileUnwritable(t *testing.T) {
 			if got := len(after.periods()); got != rounds {
 				t.Errorf("the consumer after the store took %d periods in %d flushes", got, rounds)
 			}
-			checkSame(t, "the consumer after the store", after.rows(), want)
+			dbtest.CheckSame(t, "the consumer after the store", after.rows(), want)
 			if n := logs.count("to after"); n != 0 {
 				t.Errorf("the consumer after the store is logged as failing:\n%s", logs.String())
 			}
@@ -349,13 +350,7 @@ func TestRun(t *testing.T) {
 			in.push([]traffic.Sample{sample("192.0.2.1", 1), sample("192.0.2.2", 2)})
 			a := NewAggregator(in, Config{Log: newLogger(&logs)}, st)
 			b.block(t, path)
-			ctx, cancel := context.WithCancel(t.Context())
-			cancel()
-			start := time.Now()
-			err := a.Run(ctx)
-			if took := time.Since(start); took < finalFlushTimeout || took > finalFlushTimeout+time.Second {
-				t.Errorf("shutdown took %v, want the %v of retries", took, finalFlushTimeout)
-			}
+			err := shutDownRetrying(t, a)
 			if err == nil || !strings.HasPrefix(err.Error(), "abandon 2 rows (") || !strings.Contains(err.Error(), st.String()) {
 				t.Errorf("Run = %v, want an error abandoning 2 rows for %s", err, st)
 			}
@@ -375,13 +370,7 @@ func TestRun(t *testing.T) {
 		down := errors.New("metrics endpoint gone")
 		failing, working := &recorder{name: "failing", fail: down}, &recorder{name: "working"}
 		a := NewAggregator(in, Config{Log: newLogger(&logs), Now: clk.now}, failing, working)
-		ctx, cancel := context.WithCancel(t.Context())
-		cancel()
-		start := time.Now()
-		err := a.Run(ctx)
-		if took := time.Since(start); took < finalFlushTimeout || took > finalFlushTimeout+time.Second {
-			t.Errorf("shutdown took %v, want the %v of retries", took, finalFlushTimeout)
-		}
+		err := shutDownRetrying(t, a)
 		if err == nil || !strings.HasPrefix(err.Error(), "abandon 3 rows (") || !strings.Contains(err.Error(), "for failing") || !errors.Is(err, down) {
 			t.Errorf("Run = %v, want an error abandoning 3 rows for failing, wrapping %v", err, down)
 		}
@@ -400,7 +389,7 @@ func TestRun(t *testing.T) {
 		}
 		want := make(map[rowKey]traffic.Traffic)
 		expect(want, t0, batch)
-		checkSame(t, "working consumer", working.rows(), want)
+		dbtest.CheckSame(t, "working consumer", working.rows(), want)
 	})
 
 	t.Run("a consumer that recovers within the last retries takes everything", func(t *testing.T) {
@@ -423,7 +412,7 @@ func TestRun(t *testing.T) {
 		}
 		want := make(map[rowKey]traffic.Traffic)
 		expect(want, t0, batch)
-		checkSame(t, "late consumer", late.rows(), want)
+		dbtest.CheckSame(t, "late consumer", late.rows(), want)
 	})
 }
 
@@ -542,4 +531,18 @@ func TestFlushRollsUp(t *testing.T) {
 			t.Errorf("%s: %d bytes, want %d", total.Client, total.Traffic.Bytes(), w.Bytes())
 		}
 	}
+}
+
+// shutDownRetrying runs a as at SIGTERM, its ctx done from the start, and
+// checks that its last flush was retried for finalFlushTimeout.
+func shutDownRetrying(t *testing.T, a *Aggregator) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	start := time.Now()
+	err := a.Run(ctx)
+	if took := time.Since(start); took < finalFlushTimeout || took > finalFlushTimeout+time.Second {
+		t.Errorf("shutdown took %v, want the %v of retries", took, finalFlushTimeout)
+	}
+	return err
 }

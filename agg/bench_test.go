@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -39,7 +40,7 @@ func BenchmarkFlush100kClients(b *testing.B) {
 	const clients = 100_000
 	samples := make([]traffic.Sample, clients)
 	for i := range samples {
-		samples[i] = traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: seeded(uint64(i))}
+		samples[i] = traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: dbtest.Seeded(uint64(i))}
 	}
 	clk := &clock{t: t0}
 	st := openPath(b, newPath(b), store.Options{Now: clk.now})
@@ -81,7 +82,7 @@ func BenchmarkFloodDatabaseGrowth(b *testing.B) {
 				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(1_000_000 + n)), Traffic: forged})
 			}
 			for i := range realClients {
-				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: seeded(uint64(i + 10))})
+				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: dbtest.Seeded(uint64(i + 10))})
 			}
 			return samples, nil
 		})

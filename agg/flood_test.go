@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -24,7 +25,7 @@ func TestSmallClientsFoldIntoOther(t *testing.T) {
 	st := openStore(t)
 	clk := &clock{t: t0}
 	in := &feed{}
-	// seeded(1) is 6147 bytes, seeded(0) 147.
+	// dbtest.Seeded(1) is 6147 bytes, dbtest.Seeded(0) 147.
 	a := NewAggregator(in, Config{Log: discard, Now: clk.now, MinClientBytes: 4096}, st)
 	in.push([]traffic.Sample{
 		sample("192.0.2.1", 1),        // big enough
@@ -40,9 +41,9 @@ func TestSmallClientsFoldIntoOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[rowKey]traffic.Traffic{
-		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: seeded(1),
-		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.3"))}: sum(0, 1),
-		{t0.Unix(), traffic.Other}:                                      sum(0, 0, 0, 2),
+		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.1"))}: dbtest.Seeded(1),
+		{t0.Unix(), traffic.ClientOf(netip.MustParseAddr("192.0.2.3"))}: dbtest.Sum(0, 1),
+		{t0.Unix(), traffic.Other}:                                      dbtest.Sum(0, 0, 0, 2),
 	}
 	checkRows(t, st, want)
 }

@@ -2,7 +2,6 @@ package agg
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/internal/syncbuf"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -55,29 +55,6 @@ func openPath(t testing.TB, path string, opts store.Options) *store.Store {
 	return st
 }
 
-// seeded returns a Traffic whose every counter differs, so a value landing
-// in the wrong column shows.
-func seeded(seed uint64) traffic.Traffic {
-	var t traffic.Traffic
-	for c := range t {
-		for d := range t[c] {
-			cell := uint64(c*len(t[c]) + d + 1)
-			t[c][d] = traffic.Tally{Bytes: seed*1000 + cell*7, Packets: seed*10 + cell}
-		}
-	}
-	return t
-}
-
-// sum adds up seeded(seed) for every seed.
-func sum(seeds ...uint64) traffic.Traffic {
-	var t traffic.Traffic
-	for _, s := range seeds {
-		x := seeded(s)
-		t.Add(&x)
-	}
-	return t
-}
-
 // addrN returns distinct clients.
 func addrN(i int) traffic.Client {
 	return traffic.ClientOf(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}))
@@ -85,12 +62,12 @@ func addrN(i int) traffic.Client {
 
 // sample is what the kernel hands over for the client at addr.
 func sample(addr string, seed uint64) traffic.Sample {
-	return traffic.Sample{Client: traffic.ClientOf(netip.MustParseAddr(addr)), Traffic: seeded(seed)}
+	return traffic.Sample{Client: traffic.ClientOf(netip.MustParseAddr(addr)), Traffic: dbtest.Seeded(seed)}
 }
 
 // overflow is what the kernel hands over for its overflow entry.
 func overflow(seed uint64) traffic.Sample {
-	return traffic.Sample{Client: traffic.Other, Traffic: seeded(seed)}
+	return traffic.Sample{Client: traffic.Other, Traffic: dbtest.Seeded(seed)}
 }
 
 // expect adds samples to want as the aggregator should: under minute, by
@@ -156,24 +133,7 @@ func checkRows(t testing.TB, st *store.Store, want map[rowKey]traffic.Traffic) {
 // checkTable fails unless table holds exactly want.
 func checkTable(t testing.TB, st *store.Store, table store.Table, want map[rowKey]traffic.Traffic) {
 	t.Helper()
-	checkSame(t, table.String(), readRows(t, st, table), want)
-}
-
-// checkSame fails unless got holds exactly the rows of want.
-func checkSame(t testing.TB, what string, got, want map[rowKey]traffic.Traffic) {
-	t.Helper()
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			t.Errorf("%s: row %s at %d missing", what, k.client, k.minute)
-		} else if g != w {
-			t.Errorf("%s: row %s at %d = %+v, want %+v", what, k.client, k.minute, g, w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: unexpected row %s at %d", what, k.client, k.minute)
-		}
-	}
+	dbtest.CheckSame(t, table.String(), readRows(t, st, table), want)
 }
 
 // makeReadOnly makes dir, and the database files in it, read-only for this
@@ -217,34 +177,6 @@ func makeReadOnly(t testing.TB, dir string) (restore func()) {
 	return restore
 }
 
-// lockFile takes the write lock of the database at path from a second
-// connection, as the sqlite3 shell or a backup would, until the returned
-// func is called. A flush then waits the store's LockWait before it fails
-// with "database is locked".
-func lockFile(t testing.TB, path string) (unlock func()) {
-	t.Helper()
-	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(50)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tx, err := db.Begin() // BEGIN IMMEDIATE through the URI: the write lock
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	unlock = func() {
-		once.Do(func() {
-			if err := tx.Rollback(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(unlock)
-	return unlock
-}
-
 // blocker makes the database at path unwritable until unblock is called.
 type blocker struct {
 	name  string
@@ -255,7 +187,7 @@ type blocker struct {
 // blockers are the ways the database becomes unwritable under a running
 // daemon.
 var blockers = []blocker{
-	{name: "locked by another writer", block: lockFile, errs: []string{"database is locked"}},
+	{name: "locked by another writer", block: dbtest.LockFile, errs: []string{"database is locked"}},
 	{
 		name:  "read-only",
 		block: func(t testing.TB, path string) func() { return makeReadOnly(t, filepath.Dir(path)) },

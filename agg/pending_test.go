@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
-// clients returns a batch of n clients, the i-th with seeded(i+1).
+// clients returns a batch of n clients, the i-th with dbtest.Seeded(i+1).
 func clients(n int) []traffic.Sample {
 	s := make([]traffic.Sample, n)
 	for i := range s {
-		s[i] = traffic.Sample{Client: addrN(i), Traffic: seeded(uint64(i + 1))}
+		s[i] = traffic.Sample{Client: addrN(i), Traffic: dbtest.Seeded(uint64(i + 1))}
 	}
 	return s
 }
@@ -179,7 +180,7 @@ func TestPendingPerConsumer(t *testing.T) {
 	if got := len(working.periods()); got != rounds {
 		t.Errorf("working took %d periods in %d flushes", got, rounds)
 	}
-	checkSame(t, "working", working.rows(), want)
+	dbtest.CheckSame(t, "working", working.rows(), want)
 
 	early.setFail(nil)
 	late.setFail(nil)
@@ -187,7 +188,7 @@ func TestPendingPerConsumer(t *testing.T) {
 	if err := a.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkSame(t, "late", late.rows(), want)
+	dbtest.CheckSame(t, "late", late.rows(), want)
 	if got := len(late.periods()); got != 4 {
 		t.Errorf("late took %d periods, want its first three and one with the rest", got)
 	}
@@ -198,7 +199,7 @@ func TestPendingPerConsumer(t *testing.T) {
 	for k, tr := range groupBy(want, time.Minute, t0.Add(4*time.Minute), clk.now()) {
 		earlyWant[k] = tr
 	}
-	checkSame(t, "early", early.rows(), earlyWant)
+	dbtest.CheckSame(t, "early", early.rows(), earlyWant)
 	if got := len(early.periods()); got != 1 {
 		t.Errorf("early took %d periods, want one with everything", got)
 	}
@@ -217,16 +218,16 @@ func TestFoldSmallest(t *testing.T) {
 	q := newQueue(&recorder{name: "folded"})
 	day := t0.Truncate(24 * time.Hour).Unix()
 	for i, seed := range []uint64{5, 1, 9, 3} {
-		add(q.pending, rowKey{day, addrN(i)}, ptr(seeded(seed)))
+		add(q.pending, rowKey{day, addrN(i)}, ptr(dbtest.Seeded(seed)))
 	}
 	rows, bytes := q.foldSmallest(2)
-	folded := sum(1, 3, 5)
+	folded := dbtest.Sum(1, 3, 5)
 	if rows != 3 || bytes != folded.Bytes() {
 		t.Errorf("folded %d rows, %d bytes", rows, bytes)
 	}
 	want := map[rowKey]traffic.Traffic{
-		{day, addrN(2)}:      seeded(9),
-		{day, traffic.Other}: sum(1, 3, 5),
+		{day, addrN(2)}:      dbtest.Seeded(9),
+		{day, traffic.Other}: dbtest.Sum(1, 3, 5),
 	}
 	if len(q.pending) != len(want) {
 		t.Fatalf("pending %v", q.pending)

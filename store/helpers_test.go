@@ -2,13 +2,13 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -57,29 +57,6 @@ func clientOf(s string) traffic.Client {
 // clientN returns distinct clients.
 func clientN(i int) traffic.Client {
 	return traffic.ClientOf(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}))
-}
-
-// seeded returns a Traffic whose every counter differs, so a value landing
-// in the wrong column shows.
-func seeded(seed uint64) traffic.Traffic {
-	var t traffic.Traffic
-	for c := range t {
-		for d := range t[c] {
-			cell := uint64(c*len(t[c]) + d + 1)
-			t[c][d] = traffic.Tally{Bytes: seed*1000 + cell*7, Packets: seed*10 + cell}
-		}
-	}
-	return t
-}
-
-// sum adds up seeded(seed) for every seed.
-func sum(seeds ...uint64) traffic.Traffic {
-	var t traffic.Traffic
-	for _, s := range seeds {
-		x := seeded(s)
-		t.Add(&x)
-	}
-	return t
 }
 
 // rowKey identifies a stored row: the start of its minute, hour or day in
@@ -141,44 +118,7 @@ func checkRows(t testing.TB, st *Store, want map[rowKey]traffic.Traffic) {
 // checkTable fails unless table holds exactly want.
 func checkTable(t testing.TB, st *Store, table Table, want map[rowKey]traffic.Traffic) {
 	t.Helper()
-	checkSame(t, table.String(), readRows(t, st, table), want)
-}
-
-// checkSame fails unless got holds exactly the rows of want.
-func checkSame(t testing.TB, what string, got, want map[rowKey]traffic.Traffic) {
-	t.Helper()
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			t.Errorf("%s: row %s at %d missing", what, k.client, k.start)
-		} else if g != w {
-			t.Errorf("%s: row %s at %d = %+v, want %+v", what, k.client, k.start, g, w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: unexpected row %s at %d", what, k.client, k.start)
-		}
-	}
-}
-
-// lockStore takes the write lock of st's file from a second connection, as
-// the sqlite3 shell or a backup would, until the returned func is called.
-func lockStore(t testing.TB, st *Store) (unlock func()) {
-	t.Helper()
-	db, err := sql.Open("sqlite", dsn(st.path, lockWait))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tx, err := db.Begin() // BEGIN IMMEDIATE through the DSN: the write lock
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dbtest.CheckSame(t, table.String(), readRows(t, st, table), want)
 }
 
 // discard is a logger for tests that do not look at the logs.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -127,7 +128,7 @@ func TestQueryClients(t *testing.T) {
 		}
 	}
 	got := readQuery(t, st, Minutes, Query{Since: time.Unix(from, 0), Until: time.Unix(to, 0), Clients: clients})
-	checkSame(t, "rows of "+fmt.Sprint(clients), got, want)
+	dbtest.CheckSame(t, "rows of "+fmt.Sprint(clients), got, want)
 }
 
 func checkTotals(t *testing.T, st *Store, q Query, want map[traffic.Client]traffic.Traffic) {
@@ -151,7 +152,7 @@ func checkTotals(t *testing.T, st *Store, q Query, want map[traffic.Client]traff
 
 func TestClientTotalsNames(t *testing.T) {
 	st := openStore(t)
-	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: seeded(1), {60, oldB}: seeded(2)})
+	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: dbtest.Seeded(1), {60, oldB}: dbtest.Seeded(2)})
 	if err := st.SaveNames(t.Context(), []traffic.Name{{Addr: oldA.Addr(), DNS: "a.example", Found: time.Unix(60, 0)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +173,8 @@ func TestClientTotalsNames(t *testing.T) {
 // WAL, and read transactions that take no write lock.
 func TestReadWhileLocked(t *testing.T) {
 	st := openStore(t)
-	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: seeded(1)})
-	unlock := lockStore(t, st)
+	write(t, st, map[rowKey]traffic.Traffic{{60, oldA}: dbtest.Seeded(1)})
+	unlock := dbtest.LockFile(t, st.path)
 	defer unlock()
 	ro, err := OpenReadOnly(st.path)
 	if err != nil {
@@ -186,8 +187,8 @@ func TestReadWhileLocked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(got) != 1 || got[0].Traffic != seeded(1) {
-			t.Errorf("%s: totals = %+v, want one client with seeded(1)", name, got)
+		if len(got) != 1 || got[0].Traffic != dbtest.Seeded(1) {
+			t.Errorf("%s: totals = %+v, want one client with dbtest.Seeded(1)", name, got)
 		}
 		if took := time.Since(start); took >= lockWait {
 			t.Errorf("%s: waited %v for the lock", name, took)
@@ -285,14 +286,14 @@ func TestTopClients(t *testing.T) {
 	var consensusOnly, quicOnly traffic.Traffic
 	consensusOnly[traffic.Consensus][traffic.Up] = traffic.Tally{Bytes: 30_000, Packets: 20}
 	quicOnly[traffic.QUIC][traffic.Down] = traffic.Tally{Bytes: 500, Packets: 1}
-	big, small := seeded(9), seeded(1)
+	big, small := dbtest.Seeded(9), dbtest.Seeded(1)
 	write(t, st, map[rowKey]traffic.Traffic{
 		{t0.Unix(), clientOf("192.0.2.1")}:      big,
 		{t0.Unix() + 60, clientOf("192.0.2.1")}: small,
 		{t0.Unix(), clientOf("192.0.2.2")}:      small,
 		{t0.Unix(), clientOf("2001:db8::3")}:    consensusOnly,
 		{t0.Unix(), clientOf("192.0.2.4")}:      quicOnly,
-		{t0.Unix(), traffic.Other}:              seeded(2),
+		{t0.Unix(), traffic.Other}:              dbtest.Seeded(2),
 	})
 	q := Query{Since: t0, Until: t0.Add(time.Hour)}
 
@@ -302,9 +303,9 @@ func TestTopClients(t *testing.T) {
 	}
 	// By all bytes: 192.0.2.1 60,294, 2001:db8::3 30,000, other 12,147,
 	// 192.0.2.2 6,147, 192.0.2.4 500.
-	rest := sum(2, 1)
+	rest := dbtest.Sum(2, 1)
 	rest.Add(&quicOnly)
-	if len(top.Clients) != 2 || top.Clients[0].Client != clientOf("192.0.2.1") || top.Clients[0].Traffic != sum(9, 1) ||
+	if len(top.Clients) != 2 || top.Clients[0].Client != clientOf("192.0.2.1") || top.Clients[0].Traffic != dbtest.Sum(9, 1) ||
 		top.Clients[1].Traffic != consensusOnly || top.RestClients != 3 || top.Rest != rest {
 		t.Errorf("top 2 = %+v", top)
 	}
@@ -326,7 +327,7 @@ func TestTopClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := sum(9, 1, 1, 2)
+	all := dbtest.Sum(9, 1, 1, 2)
 	all.Add(&consensusOnly)
 	all.Add(&quicOnly)
 	if len(top.Clients) != 0 || top.RestClients != 5 || top.Rest != all {

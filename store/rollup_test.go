@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -53,21 +54,21 @@ func buildHistory(t testing.TB, st *Store) map[rowKey]traffic.Traffic {
 				// Each client has its own rhythm, with gaps.
 				if (m/60)%int64(i+2) == 0 {
 					seed++
-					batch[rowKey{m, c}] = seeded(seed % 1000)
+					batch[rowKey{m, c}] = dbtest.Seeded(seed % 1000)
 				}
 			}
 		}
 		record(batch)
 		if start == at(1, 0, 0) {
 			// A drain that failed for a while: its rows come late.
-			record(map[rowKey]traffic.Traffic{{at(0, 5, 17), oldB}: seeded(7)})
+			record(map[rowKey]traffic.Traffic{{at(0, 5, 17), oldB}: dbtest.Seeded(7)})
 		}
 		end := min(start+block, historyEnd)
 		if err := st.maintain(t.Context(), time.Unix(min(end, historyClosed), 0), time.Unix(end, 0), historyKeep, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
-	record(map[rowKey]traffic.Traffic{{lateMinute, oldA}: seeded(9)})
+	record(map[rowKey]traffic.Traffic{{lateMinute, oldA}: dbtest.Seeded(9)})
 	return truth
 }
 
@@ -139,10 +140,10 @@ func TestRollupInChunks(t *testing.T) {
 	st := openStore(t)
 	batch := make(map[rowKey]traffic.Traffic)
 	for m := at(0, 0, 0); m < at(3, 0, 0); m += 600 {
-		batch[rowKey{m, oldA}] = seeded(uint64(m % 97))
+		batch[rowKey{m, oldA}] = dbtest.Seeded(uint64(m % 97))
 	}
 	// Far later, after a long gap.
-	batch[rowKey{at(200, 0, 0), oldA}] = seeded(1)
+	batch[rowKey{at(200, 0, 0), oldA}] = dbtest.Seeded(1)
 	write(t, st, batch)
 	closed, now := time.Unix(at(200, 1, 0), 0), time.Unix(at(200, 1, 0), 0)
 	keep := Retention{Minutes: 1000 * 24 * time.Hour, Hourly: 1000 * 24 * time.Hour}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/dbtest"
 	"github.com/back2basic/collector/internal/syncbuf"
 	"github.com/back2basic/collector/traffic"
 )
@@ -170,7 +171,7 @@ func TestWriteAdds(t *testing.T) {
 	// More rows than one INSERT statement carries, to cross a batch.
 	many := make(map[rowKey]traffic.Traffic)
 	for i := range batchRows + 3 {
-		many[rowKey{60, clientN(i)}] = seeded(uint64(i))
+		many[rowKey{60, clientN(i)}] = dbtest.Seeded(uint64(i))
 	}
 	tests := []struct {
 		name   string
@@ -180,30 +181,30 @@ func TestWriteAdds(t *testing.T) {
 		{
 			name: "same minute and client sum",
 			writes: [][]traffic.Row{
-				rows(map[rowKey]traffic.Traffic{{60, v4}: seeded(1)}),
-				rows(map[rowKey]traffic.Traffic{{60, v4}: seeded(2)}),
+				rows(map[rowKey]traffic.Traffic{{60, v4}: dbtest.Seeded(1)}),
+				rows(map[rowKey]traffic.Traffic{{60, v4}: dbtest.Seeded(2)}),
 			},
-			want: map[rowKey]traffic.Traffic{{60, v4}: sum(1, 2)},
+			want: map[rowKey]traffic.Traffic{{60, v4}: dbtest.Sum(1, 2)},
 		},
 		{
 			name: "same minute and client twice in one write sum",
 			writes: [][]traffic.Row{{
-				{Start: time.Unix(60, 0), Client: v4, Traffic: seeded(1)},
-				{Start: time.Unix(60, 0), Client: v4, Traffic: seeded(2)},
+				{Start: time.Unix(60, 0), Client: v4, Traffic: dbtest.Seeded(1)},
+				{Start: time.Unix(60, 0), Client: v4, Traffic: dbtest.Seeded(2)},
 			}},
-			want: map[rowKey]traffic.Traffic{{60, v4}: sum(1, 2)},
+			want: map[rowKey]traffic.Traffic{{60, v4}: dbtest.Sum(1, 2)},
 		},
 		{
 			name: "other minutes and clients stay apart",
 			writes: [][]traffic.Row{
-				rows(map[rowKey]traffic.Traffic{{60, v4}: seeded(1), {60, v6}: seeded(2)}),
-				rows(map[rowKey]traffic.Traffic{{120, v4}: seeded(3), {120, traffic.Other}: seeded(4)}),
+				rows(map[rowKey]traffic.Traffic{{60, v4}: dbtest.Seeded(1), {60, v6}: dbtest.Seeded(2)}),
+				rows(map[rowKey]traffic.Traffic{{120, v4}: dbtest.Seeded(3), {120, traffic.Other}: dbtest.Seeded(4)}),
 			},
 			want: map[rowKey]traffic.Traffic{
-				{60, v4}:             seeded(1),
-				{60, v6}:             seeded(2),
-				{120, v4}:            seeded(3),
-				{120, traffic.Other}: seeded(4),
+				{60, v4}:             dbtest.Seeded(1),
+				{60, v6}:             dbtest.Seeded(2),
+				{120, v4}:            dbtest.Seeded(3),
+				{120, traffic.Other}: dbtest.Seeded(4),
 			},
 		},
 		{name: "batches", writes: [][]traffic.Row{rows(many)}, want: many},
@@ -226,7 +227,7 @@ func TestWriteAdds(t *testing.T) {
 // for it and fail.
 func TestWriteNothing(t *testing.T) {
 	st := openStore(t)
-	defer lockStore(t, st)()
+	defer dbtest.LockFile(t, st.path)()
 	start := time.Now()
 	for name, write := range map[string]func() error{
 		"Write(nil)":       func() error { return st.Write(t.Context(), nil) },
@@ -253,8 +254,8 @@ func TestSaveNames(t *testing.T) {
 	name := func(c traffic.Client, dns string, found int64) traffic.Name {
 		return traffic.Name{Addr: c.Addr(), DNS: dns, Found: time.Unix(found, 0)}
 	}
-	write(t, st, map[rowKey]traffic.Traffic{{60, a}: seeded(1), {60, b}: seeded(2), {60, traffic.Other}: seeded(3)})
-	write(t, st, map[rowKey]traffic.Traffic{{120, a}: seeded(4)})
+	write(t, st, map[rowKey]traffic.Traffic{{60, a}: dbtest.Seeded(1), {60, b}: dbtest.Seeded(2), {60, traffic.Other}: dbtest.Seeded(3)})
+	write(t, st, map[rowKey]traffic.Traffic{{120, a}: dbtest.Seeded(4)})
 	for _, names := range [][]traffic.Name{
 		{name(a, "old.example", 100)},
 		{{Addr: netip.AddrFrom16(a.Addr().As16()), DNS: "a.example", Found: time.Unix(200, 0)}, name(b, "b.example", 200)},
@@ -290,9 +291,9 @@ func TestSaveNames(t *testing.T) {
 
 func TestWriteLockedFile(t *testing.T) {
 	st := openStore(t)
-	unlock := lockStore(t, st)
+	unlock := dbtest.LockFile(t, st.path)
 	defer unlock()
-	err := st.Write(t.Context(), rows(map[rowKey]traffic.Traffic{{60, clientOf("192.0.2.1")}: seeded(1)}))
+	err := st.Write(t.Context(), rows(map[rowKey]traffic.Traffic{{60, clientOf("192.0.2.1")}: dbtest.Seeded(1)}))
 	if err == nil {
 		t.Fatal("write to a locked file succeeded")
 	}
@@ -325,7 +326,7 @@ func TestConsume(t *testing.T) {
 		for m := from; m.Before(to); m = m.Add(10 * time.Minute) {
 			for _, c := range []traffic.Client{a, b, traffic.Other} {
 				seed++
-				p.Rows = append(p.Rows, traffic.Row{Start: m, Client: c, Traffic: seeded(seed)})
+				p.Rows = append(p.Rows, traffic.Row{Start: m, Client: c, Traffic: dbtest.Seeded(seed)})
 			}
 		}
 		return p
@@ -362,7 +363,7 @@ func TestConsume(t *testing.T) {
 	check(t0.Add(time.Hour))
 
 	p := period(t0.Add(90*time.Minute), t0.Add(2*time.Hour))
-	unlock := lockStore(t, st)
+	unlock := dbtest.LockFile(t, st.path)
 	err := consume(p)
 	unlock()
 	if want := fmt.Sprintf("flush %d rows to %s: database is locked", len(p.Rows), st.path); err == nil || !strings.HasPrefix(err.Error(), want) {
