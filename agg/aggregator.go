@@ -157,12 +157,9 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 
 // handAll hands p to every consumer. a.mu must be held.
 func (a *Aggregator) handAll(ctx context.Context, p period) error {
-	// One list of rows for every consumer that has nothing waiting: a
-	// flood's flush holds a hundred thousand of them.
-	rows := list(p.rows)
 	var errs []error
 	for _, q := range a.queues {
-		errs = append(errs, q.hand(ctx, p, rows, a.cfg))
+		errs = append(errs, q.hand(ctx, p, a.cfg))
 	}
 	return errors.Join(errs...)
 }
@@ -201,11 +198,12 @@ func (a *Aggregator) abandon(err error) error {
 	return fmt.Errorf("%w: %w", errors.Join(errs...), err)
 }
 
-// period is a closed period while it is handed over: its rows keyed by
-// minute and client.
+// period is a closed period while it is handed over. Its rows are one
+// list for every consumer that has nothing waiting: a flood's flush holds
+// a hundred thousand of them.
 type period struct {
 	start, end time.Time
-	rows       map[rowKey]*traffic.Traffic
+	rows       []traffic.Row
 }
 
 // rowKey identifies one row: a minute (unix seconds) and a client.
@@ -218,7 +216,7 @@ type rowKey struct {
 // period started in. a.mu must be held.
 func (a *Aggregator) collect() period {
 	drainedAt := a.cfg.Now()
-	p := period{start: a.periodStart, end: drainedAt, rows: make(map[rowKey]*traffic.Traffic)}
+	p := period{start: a.periodStart, end: drainedAt}
 	samples, err := a.drainer.Drain()
 	if err != nil {
 		// The kernel keeps counting: the next drain hands over this
@@ -227,7 +225,7 @@ func (a *Aggregator) collect() period {
 		p.end = p.start
 		return p
 	}
-	minute := a.periodStart.Truncate(time.Minute).Unix()
+	minute := a.periodStart.Truncate(time.Minute)
 	a.periodStart = drainedAt
 
 	// A client may come in several samples; the threshold is on its sum.
@@ -242,6 +240,7 @@ func (a *Aggregator) collect() period {
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
+	p.rows = make([]traffic.Row, 0, len(clients)+1)
 	other := overflow
 	var own []netip.Addr
 	for client, t := range clients {
@@ -253,10 +252,10 @@ func (a *Aggregator) collect() period {
 			continue
 		}
 		own = append(own, client.Addr())
-		add(p.rows, rowKey{minute: minute, client: client}, t)
+		p.rows = append(p.rows, traffic.Row{Start: minute, Client: client, Traffic: *t})
 	}
 	if !other.IsZero() {
-		add(p.rows, rowKey{minute: minute, client: traffic.Other}, &other)
+		p.rows = append(p.rows, traffic.Row{Start: minute, Client: traffic.Other, Traffic: other})
 	}
 	if a.cfg.Seeder != nil {
 		a.recent.note(drainedAt, own)

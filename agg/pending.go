@@ -43,14 +43,12 @@ func newQueue(c Consumer) *queue {
 	}
 }
 
-// hand gives the consumer p, whose rows are listed in rows, with the rows
-// it did not take before, and keeps them all, bounded, when it fails.
-func (q *queue) hand(ctx context.Context, p period, rows []traffic.Row, cfg Config) error {
-	since := p.start
+// hand gives the consumer p with the rows it did not take before, and
+// keeps them all, bounded, when it fails.
+func (q *queue) hand(ctx context.Context, p period, cfg Config) error {
+	rows, since := p.rows, p.start
 	if len(q.pending) > 0 {
-		for k, t := range p.rows {
-			add(q.pending, k, t)
-		}
+		q.keep(p.rows)
 		rows, since = list(q.pending), q.since
 	}
 	err := q.consumer.Consume(ctx, traffic.Period{Start: since, End: p.end, Rows: rows})
@@ -61,14 +59,19 @@ func (q *queue) hand(ctx context.Context, p period, rows []traffic.Row, cfg Conf
 		q.nearCap = false
 	case len(q.pending) == 0:
 		q.since = p.start
-		for k, t := range p.rows {
-			add(q.pending, k, t)
-		}
+		q.keep(p.rows)
 		q.bound(cfg)
 	default:
 		q.bound(cfg)
 	}
 	return err
+}
+
+// keep adds rows to those waiting.
+func (q *queue) keep(rows []traffic.Row) {
+	for i := range rows {
+		add(q.pending, rowKey{minute: rows[i].Start.Unix(), client: rows[i].Client}, &rows[i].Traffic)
+	}
 }
 
 // size returns the number of rows waiting and the bytes they count.
