@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,22 @@ type Config struct {
 	// MaxPendingRows bounds the rows held in memory while the database
 	// cannot be written.
 	MaxPendingRows int
+	// HTTPListen is the address of the HTTP server (metrics, API,
+	// dashboard); empty turns it off.
+	HTTPListen string
+	// WebConfigFile is the Prometheus web configuration file (TLS, basic
+	// auth) of the HTTP server; empty serves plain HTTP without auth.
+	WebConfigFile string
+	// MetricsTopClients is how many clients of the last period get series
+	// of their own in /metrics, beside 'other'; 0 gives none.
+	MetricsTopClients int
+	// BillingDay is the day of the month billing periods start on.
+	BillingDay int
 }
+
+// DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
+// renterd and walletd take 9980-9984).
+const DefaultHTTPListen = "127.0.0.1:9986"
 
 type setting struct {
 	env, def, help string
@@ -147,6 +163,36 @@ var settings = []setting{
 			return errors.New("not a count; accepted: 1000 to 100000000")
 		}
 		c.MaxPendingRows = n
+		return nil
+	}},
+	{"HTTP_LISTEN", DefaultHTTPListen, "address of the read-only HTTP server: /metrics, /api/v1/ and the dashboard; empty turns it off", func(c *Config, v string) error {
+		if v != "" {
+			host, port, err := net.SplitHostPort(v)
+			if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "/ ") {
+				return errors.New("not an address; accepted: host:port such as 127.0.0.1:9986 or [::1]:9986 or :9986, or empty for no HTTP server")
+			}
+		}
+		c.HTTPListen = v
+		return nil
+	}},
+	{"WEB_CONFIG_FILE", "", "Prometheus web configuration file (TLS, basic auth) for the HTTP server; empty: plain HTTP", func(c *Config, v string) error {
+		c.WebConfigFile = v
+		return nil
+	}},
+	{"METRICS_TOP_CLIENTS", "20", "clients of the last flush period with series of their own in /metrics, beside other; 0 gives none", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1000 {
+			return errors.New("not a count; accepted: 0 to 1000")
+		}
+		c.MetricsTopClients = n
+		return nil
+	}},
+	{"BILLING_DAY", "1", "day of the month billing periods start on, for the metrics, the API and the dashboard", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 31 {
+			return errors.New("not a day; accepted: 1 to 31 (a shorter month starts on its last day)")
+		}
+		c.BillingDay = n
 		return nil
 	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {

@@ -51,6 +51,10 @@ func TestDefaults(t *testing.T) {
 		MinuteRetention: 14 * 24 * time.Hour,
 		HourlyRetention: 400 * 24 * time.Hour,
 		MaxPendingRows:  200_000,
+		// Loopback, off the ports of hostd, renterd and walletd.
+		HTTPListen:        "127.0.0.1:9986",
+		MetricsTopClients: 20,
+		BillingDay:        1,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -99,6 +103,11 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"RETENTION_HOURLY_DAYS": "2w"}, "RETENTION_HOURLY_DAYS"},
 		{map[string]string{"RETENTION_HOURLY_DAYS": "7"}, "RETENTION_HOURLY_DAYS, RETENTION_MINUTES_DAYS: hourly rows kept 168h0m0s, minute rows 336h0m0s; accepted: hourly rows kept at least as long"},
 		{map[string]string{"PENDING_MAX_ROWS": "10"}, "PENDING_MAX_ROWS"},
+		{map[string]string{"HTTP_LISTEN": "9986"}, "HTTP_LISTEN"},
+		{map[string]string{"HTTP_LISTEN": "127.0.0.1:99999"}, "HTTP_LISTEN"},
+		{map[string]string{"METRICS_TOP_CLIENTS": "-1"}, "METRICS_TOP_CLIENTS"},
+		{map[string]string{"BILLING_DAY": "32"}, "BILLING_DAY"},
+		{map[string]string{"BILLING_DAY": "0"}, "BILLING_DAY"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			_, err := load(t, "\n", tc.env)
