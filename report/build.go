@@ -2,6 +2,8 @@ package report
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/back2basic/collector/store"
@@ -12,6 +14,14 @@ import (
 type Source interface {
 	TopClients(ctx context.Context, q store.Query, n int, classes []traffic.Class) (store.Top, error)
 	Series(ctx context.Context, q store.Query, p store.Period, loc *time.Location) ([]store.Bucket, error)
+}
+
+// PrefixSource is a Source that also sums traffic per network, which a
+// report by prefix needs; *store.Store is one. It stands apart so that a
+// Source for the other reports need not answer it.
+type PrefixSource interface {
+	Source
+	TopPrefixes(ctx context.Context, q store.Query, n int, classes []traffic.Class) (store.PrefixTop, error)
 }
 
 // Result is a report ready to be written in any format, or reshaped.
@@ -27,7 +37,8 @@ type Result struct {
 	Classes []traffic.Class
 	// Rows are the report's lines, keyed as By says.
 	Rows []Row
-	// Rest sums the clients Request.Top left out, RestClients of them.
+	// Rest sums the clients, or prefixes, Request.Top left out,
+	// RestClients of them.
 	Rest        Row
 	RestClients int
 	// Total sums Rows and Rest.
@@ -35,14 +46,26 @@ type Result struct {
 }
 
 // Row is one line of a report: its key, which By chooses among Client and
-// DNS, Class, or Start; the time its average rate is over; and the traffic
-// of the classes counted.
+// DNS, Prefix, Class, or Start; the time its average rate is over; and the
+// traffic of the classes counted.
 type Row struct {
-	Client     traffic.Client
-	DNS        string // "" when no name is known
+	Client traffic.Client
+	DNS    string // "" when no name is known
+	// Prefix is an IPv4 /24 or IPv6 /48; the zero Prefix stands for
+	// traffic.Other.
+	Prefix     netip.Prefix
 	Class      traffic.Class
 	Start, End time.Time
 	Traffic    traffic.Traffic
+}
+
+// prefixName writes r's Prefix as every format does: the network, or
+// "other" as for the client.
+func (r *Row) prefixName() string {
+	if !r.Prefix.IsValid() {
+		return traffic.Other.String()
+	}
+	return r.Prefix.String()
 }
 
 // seriesPeriods are the calendar units of the reports by period.
@@ -74,12 +97,26 @@ func Build(ctx context.Context, src Source, req Request) (*Result, error) {
 			return nil, err
 		}
 		for _, t := range top.Clients {
-			r := whole
-			r.Client, r.DNS, r.Traffic = t.Client, t.DNS, only(t.Traffic, req.Classes)
+			r := whole.with(t.Traffic, req.Classes)
+			r.Client, r.DNS = t.Client, t.DNS
 			res.Rows = append(res.Rows, r)
 		}
-		res.Rest, res.RestClients = whole, top.RestClients
-		res.Rest.Traffic = only(top.Rest, req.Classes)
+		res.Rest, res.RestClients = whole.with(top.Rest, req.Classes), top.RestClients
+	case ByPrefix:
+		ps, ok := src.(PrefixSource)
+		if !ok {
+			return nil, fmt.Errorf("a report by prefix needs a source summing per network; %T is not one", src)
+		}
+		top, err := ps.TopPrefixes(ctx, q, req.Top, req.Classes)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range top.Prefixes {
+			r := whole.with(t.Traffic, req.Classes)
+			r.Prefix = t.Prefix
+			res.Rows = append(res.Rows, r)
+		}
+		res.Rest, res.RestClients = whole.with(top.Rest, req.Classes), top.RestPrefixes
 	default:
 		buckets, err := src.Series(ctx, q, seriesPeriods[req.By], now.Location())
 		if err != nil {
@@ -97,8 +134,8 @@ func Build(ctx context.Context, src Source, req Request) (*Result, error) {
 	if req.By == ByClass {
 		res.Rows, res.Rest, res.RestClients = nil, Row{}, 0
 		for _, class := range req.Classes {
-			r := whole
-			r.Class, r.Traffic = class, only(res.Total.Traffic, []traffic.Class{class})
+			r := whole.with(res.Total.Traffic, []traffic.Class{class})
+			r.Class = class
 			res.Rows = append(res.Rows, r)
 		}
 	}
@@ -116,6 +153,12 @@ func queryEnd(until, now time.Time) time.Time {
 		return until
 	}
 	return now.Truncate(time.Minute).Add(time.Minute)
+}
+
+// with returns r with the traffic of t in classes.
+func (r Row) with(t traffic.Traffic, classes []traffic.Class) Row {
+	r.Traffic = only(t, classes)
+	return r
 }
 
 // only returns the traffic of t in classes.

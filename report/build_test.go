@@ -186,9 +186,9 @@ func TestBadRequest(t *testing.T) {
 		req  Request
 		want string
 	}{
-		{"by", Request{Span: today, By: "year"}, `by "year": accepted: client, class, hour, day, week, month`},
-		{"top by day", Request{Span: today, By: ByDay, Top: 3}, "top is a number of clients, for a report by client"},
-		{"negative top", Request{Span: today, By: ByClient, Top: -1}, "top is a number of clients, for a report by client"},
+		{"by", Request{Span: today, By: "year"}, `by "year": accepted: client, prefix, class, hour, day, week, month`},
+		{"top by day", Request{Span: today, By: ByDay, Top: 3}, "top is a number of rows, for a report by client or prefix"},
+		{"negative top", Request{Span: today, By: ByClient, Top: -1}, "top is a number of rows, for a report by client or prefix"},
 		{"empty span", Request{Span: RangeSpan(now, now, now), By: ByClient}, "span from 2026-03-04T10:30:00+01:00 to 2026-03-04T10:30:00+01:00 is empty"},
 		{"class", Request{Span: today, By: ByClient, Classes: []traffic.Class{traffic.NumClasses}}, "no class 3"},
 	}
@@ -208,5 +208,50 @@ func TestBadRequest(t *testing.T) {
 		if _, err := PeriodSpan(name, now, 0); err == nil || err.Error() != want {
 			t.Errorf("PeriodSpan(%q): error %v, want %q", name, err, want)
 		}
+	}
+}
+
+// By prefix, every client's traffic lands in one network's row, other in
+// its own, and the total is the total by client.
+func TestBuildByPrefix(t *testing.T) {
+	st, err := store.OpenReadOnly(fixtureOf(t, prefixEvents()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	since, err := ParseSince("30d", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Span: RangeSpan(since, time.Time{}, now), By: ByPrefix, Now: now}
+	res, err := Build(t.Context(), st, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, r := range res.Rows {
+		prefixes = append(prefixes, r.Prefix.String())
+	}
+	// The zero Prefix is other's.
+	if got, want := strings.Join(prefixes, " "), "198.51.100.0/24 203.0.113.0/24 2001:db8::/48 invalid Prefix"; got != want {
+		t.Errorf("prefixes %s, want %s", got, want)
+	}
+	req.By = ByClient
+	byClient, err := Build(t.Context(), st, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byClient.Rows) != 6 || res.Total.Traffic != byClient.Total.Traffic {
+		t.Errorf("%d clients with %v in all, by prefix %v", len(byClient.Rows), byClient.Total.Traffic, res.Total.Traffic)
+	}
+
+	// A Source without TopPrefixes serves the other reports.
+	if _, err = Build(t.Context(), struct{ Source }{st}, req); err != nil {
+		t.Fatal(err)
+	}
+	req.By = ByPrefix
+	_, err = Build(t.Context(), struct{ Source }{st}, req)
+	if want := "a report by prefix needs a source summing per network; struct { report.Source } is not one"; err == nil || err.Error() != want {
+		t.Errorf("by prefix from a plain Source: error %v, want %q", err, want)
 	}
 }

@@ -22,11 +22,13 @@ type env struct {
 }
 
 // command holds what report and export share: the flags that find the
-// database and choose the span and the client.
+// database and choose the span and the client. The same flags are the
+// parameters of ParseQuery, whose errors name them without the dash.
 type command struct {
 	fs           *flag.FlagSet
 	help         func() // writes -h's help
 	env          env
+	dash         string // written before a setting's name in errors: "-", or "" for query parameters
 	config       string
 	sqlitePath   string
 	since, until time.Time        // zero when not given
@@ -34,7 +36,7 @@ type command struct {
 }
 
 func newCommand(name, about string, stdout io.Writer, e env) *command {
-	c := &command{fs: flag.NewFlagSet("collector "+name, flag.ContinueOnError), env: e}
+	c := &command{fs: flag.NewFlagSet("collector "+name, flag.ContinueOnError), env: e, dash: "-"}
 	// Errors are returned as one line; only -h prints the flags.
 	c.fs.SetOutput(io.Discard)
 	c.fs.Usage = func() {}
@@ -101,13 +103,26 @@ func (c *command) parse(args []string) (bool, error) {
 		return false, err
 	case c.fs.NArg() > 0:
 		return false, fmt.Errorf("unexpected argument %q; everything is a flag, such as -since 7d (-h lists them)", c.fs.Arg(0))
-	case !c.until.IsZero() && c.since.IsZero():
-		return false, errors.New("-until needs -since")
-	case !c.until.IsZero() && !c.since.Before(c.until):
-		return false, fmt.Errorf("-since %s is not before -until %s", c.since.Format(time.RFC3339), c.until.Format(time.RFC3339))
+	}
+	if err := c.check(); err != nil {
+		return false, err
 	}
 	return true, nil
 }
+
+// check checks the settings against each other once all are set.
+func (c *command) check() error {
+	switch {
+	case !c.until.IsZero() && c.since.IsZero():
+		return fmt.Errorf("%s needs %s", c.name("until"), c.name("since"))
+	case !c.until.IsZero() && !c.since.Before(c.until):
+		return fmt.Errorf("%s %s is not before %s %s", c.name("since"), c.since.Format(time.RFC3339), c.name("until"), c.until.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// name returns how errors write the setting called n.
+func (c *command) name(n string) string { return c.dash + n }
 
 // set reports whether the flag name was given.
 func (c *command) set(name string) bool {

@@ -22,6 +22,8 @@ func (res *Result) machineKeys() []string {
 	switch res.By {
 	case ByClient:
 		return []string{"ip", "dns"}
+	case ByPrefix:
+		return []string{"prefix"}
 	case ByClass:
 		return []string{"class"}
 	}
@@ -34,6 +36,8 @@ func (res *Result) machineRow(r *Row) []any {
 	switch res.By {
 	case ByClient:
 		key = []any{r.Client.String(), r.DNS}
+	case ByPrefix:
+		key = []any{r.prefixName()}
 	case ByClass:
 		key = []any{r.Class.String()}
 	default:
@@ -126,7 +130,10 @@ func (o object) MarshalJSON() ([]byte, error) {
 }
 
 // WriteJSON writes the report as one JSON document: the span, the rows as
-// WriteCSV's columns, and the total.
+// WriteCSV's columns, the rest when Request.Top left rows out, and the
+// total. The rest has the total's keys, then "clients" (by client) or
+// "prefixes" (by prefix): how many rows it sums. It is left out when no
+// row was, so that a reader can tell the rows are all there is.
 func (res *Result) WriteJSON(w io.Writer) error {
 	doc := struct {
 		Period  string   `json:"period,omitempty"`
@@ -136,6 +143,7 @@ func (res *Result) WriteJSON(w io.Writer) error {
 		By      By       `json:"by"`
 		Classes []string `json:"classes"`
 		Rows    []object `json:"rows"`
+		Rest    *object  `json:"rest,omitempty"`
 		Total   object   `json:"total"`
 	}{
 		Period:  res.Period,
@@ -149,6 +157,12 @@ func (res *Result) WriteJSON(w io.Writer) error {
 	}
 	for i := range res.Rows {
 		doc.Rows = append(doc.Rows, object{keys: res.columns(), values: res.machineRow(&res.Rows[i])})
+	}
+	if res.RestClients > 0 {
+		doc.Rest = &object{
+			keys:   append(append(store.CounterNames(), sumColumns...), rankedNouns[res.By]),
+			values: append(values(&res.Rest), res.RestClients),
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -36,16 +36,21 @@ func (res *Result) WriteTable(w io.Writer) error {
 	for i := range res.Rows {
 		line(&res.Rows[i], res.humanKey(&res.Rows[i])...)
 	}
-	if res.RestClients > 0 {
-		line(&res.Rest, fmt.Sprintf("(%d more)", res.RestClients), "")
-	}
-	total := []string{"total"}
+	rest, total := []string{fmt.Sprintf("(%d more)", res.RestClients)}, []string{"total"}
+	count := fmt.Sprintf("%d %s", len(res.Rows)+res.RestClients, rankedNouns[res.By])
 	switch res.By {
 	case ByClient:
-		total = append(total, fmt.Sprintf("%d clients", len(res.Rows)+res.RestClients))
+		rest = append(rest, "")
+		total = append(total, count)
+	case ByPrefix:
+		// One key column: the count goes beside the word.
+		total[0] += ", " + count
 	case ByClass:
 		// The total of the classes is the total.
 		total[0] = "all"
+	}
+	if res.RestClients > 0 {
+		line(&res.Rest, rest...)
 	}
 	line(&res.Total, total...)
 	writeAligned(bw, lines, len(keys))
@@ -57,6 +62,8 @@ func (res *Result) humanKeys() []string {
 	switch res.By {
 	case ByClient:
 		return []string{"CLIENT", "NAME"}
+	case ByPrefix:
+		return []string{"PREFIX"}
 	case ByClass:
 		return []string{"CLASS"}
 	}
@@ -68,6 +75,8 @@ func (res *Result) humanKey(r *Row) []string {
 	switch res.By {
 	case ByClient:
 		return []string{r.Client.String(), r.DNS}
+	case ByPrefix:
+		return []string{r.prefixName()}
 	case ByClass:
 		return []string{r.Class.String()}
 	case ByHour:

@@ -1,10 +1,11 @@
 // Package report answers operators' questions from the stored traffic: it
-// sums it per client, class or calendar period over a span (today, this
-// month, a billing period, any range) and writes the answer as a table for
-// people or as CSV or JSON.
+// sums it per client, network, class or calendar period over a span
+// (today, this month, a billing period, any range) and writes the answer as
+// a table for people or as CSV or JSON.
 //
 // A Request gives a Result (Build), whoever asks: collector report, whose
-// flags build the Request, or code such as the live table or an API.
+// flags build the Request, the JSON API, whose query ParseQuery reads the
+// same way, or code such as the live table.
 // collector export streams the raw rows of a table. Both commands open the
 // database read-only and read through the store's queries, which take no
 // lock, so they run beside the daemon without holding it up.
@@ -12,7 +13,6 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,9 +22,10 @@ import (
 )
 
 const reportAbout = `Sums the stored traffic over a span of time (today unless told otherwise)
-per client, class or calendar period. Times are local; rates are averages
-over the time each row covers. Where retention has kept only hourly or daily
-rows, a span's ends are resolved to whole hours or days.`
+per client, network (IPv4 /24, IPv6 /48), class or calendar period. Times
+are local; rates are averages over the time each row covers. Where
+retention has kept only hourly or daily rows, a span's ends are resolved to
+whole hours or days.`
 
 // Report runs collector report with args (after the subcommand), writing to
 // stdout.
@@ -42,22 +43,30 @@ type reportFlags struct {
 	top, billingDay    int
 }
 
-func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
+// newReportCommand defines report's settings: collector report's flags,
+// and ParseQuery's parameters. billingDay is the day billing periods start
+// on unless -billing-day says otherwise, 0 for none.
+func newReportCommand(stdout io.Writer, e env, billingDay int) (*command, *reportFlags) {
 	c := newCommand("report", reportAbout, stdout, e)
-	var f reportFlags
+	f := &reportFlags{billingDay: billingDay}
 	c.choice(&f.by, "by", string(ByClient), "one row per", byNames...)
 	c.choice(&f.format, "format", "table", "output", "table", "csv", "json")
 	c.choice(&f.period, "period", "today", "the span, unless -since is given", periodNames...)
-	c.number(&f.top, "top", "only the N busiest clients (default all)", "a number of clients, 0 for all", 0, 1<<30)
+	c.number(&f.top, "top", "only the N busiest clients or prefixes (default all)", "a number of rows, 0 for all", 0, 1<<30)
 	c.number(&f.billingDay, "billing-day", "day of the month billing periods start on; alone it means -period billing", "a day of the month, 1 to 31", 1, 31)
 	c.fs.Func("class", "only these classes, comma-separated: consensus, siamux, quic (default all)", func(v string) (err error) {
 		f.classes, err = ParseClasses(v)
 		return err
 	})
+	return c, f
+}
+
+func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
+	c, f := newReportCommand(stdout, e, 0)
 	if ok, err := c.parse(args); !ok {
 		return err
 	}
-	req, err := reportRequest(c, &f)
+	req, err := reportRequest(c, f)
 	if err != nil {
 		return err
 	}
@@ -86,8 +95,8 @@ func reportRequest(c *command, f *reportFlags) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
-	if f.top > 0 && f.by != string(ByClient) {
-		return Request{}, errors.New("-top applies to -by client")
+	if f.top > 0 && !By(f.by).ranked() {
+		return Request{}, fmt.Errorf("%s applies to %s client and prefix", c.name("top"), c.name("by"))
 	}
 	return Request{Span: sp, By: By(f.by), Classes: f.classes, Top: f.top, Clients: c.clients, Now: c.env.now}, nil
 }
@@ -98,17 +107,17 @@ func reportSpan(c *command, f *reportFlags) (Span, error) {
 	byRange := c.set("since") || c.set("until")
 	switch {
 	case byRange && (c.set("period") || c.set("billing-day")):
-		return Span{}, errors.New("-since/-until exclude -period and -billing-day")
+		return Span{}, fmt.Errorf("%s/%s exclude %s and %s", c.name("since"), c.name("until"), c.name("period"), c.name("billing-day"))
 	case byRange && !c.since.Before(c.env.now):
-		return Span{}, fmt.Errorf("-since %s is not in the past", c.since.Format(time.RFC3339))
+		return Span{}, fmt.Errorf("%s %s is not in the past", c.name("since"), c.since.Format(time.RFC3339))
 	case byRange:
 		return RangeSpan(c.since, c.until, c.env.now), nil
 	case c.set("billing-day") && !c.set("period"):
 		f.period = "billing"
 	case c.set("billing-day") && !isBilling(f.period):
-		return Span{}, errors.New("-billing-day applies to -period billing and last-billing")
-	case isBilling(f.period) && !c.set("billing-day"):
-		return Span{}, fmt.Errorf("-period %s needs -billing-day", f.period)
+		return Span{}, fmt.Errorf("%s applies to %s billing and last-billing", c.name("billing-day"), c.name("period"))
+	case isBilling(f.period) && f.billingDay == 0:
+		return Span{}, fmt.Errorf("%s %s needs %s", c.name("period"), f.period, c.name("billing-day"))
 	}
 	return PeriodSpan(f.period, c.env.now, f.billingDay)
 }

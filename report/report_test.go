@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,11 +85,29 @@ var events = []event{
 	}},
 }
 
-// fixture stores events the way the daemon does, a closed period per
+// neighbours share renter's IPv4 /24 and peer's IPv6 /48, for reports by
+// prefix.
+var neighbours = event{at(3, 4, 10, 0), []traffic.Sample{
+	{Client: traffic.ClientOf(netip.MustParseAddr("198.51.100.200")), Traffic: classTraffic(traffic.QUIC, 2<<20, 30<<20)},
+	{Client: traffic.ClientOf(netip.MustParseAddr("2001:db8:0:ffff::9")), Traffic: classTraffic(traffic.Siamux, 7<<20, 1<<20)},
+}}
+
+// prefixEvents are events with the neighbours, in time order.
+func prefixEvents() []event {
+	return slices.Insert(slices.Clone(events), len(events)-1, neighbours)
+}
+
+// fixture stores events the way the daemon does, as fixtureOf does.
+func fixture(t *testing.T) string {
+	t.Helper()
+	return fixtureOf(t, events)
+}
+
+// fixtureOf stores events the way the daemon does, a closed period per
 // event and one ending at now, with the store's clock at each period's
 // end, and returns the file's path. Minute rows are kept a week, so the
 // oldest event is read from hourly rows.
-func fixture(t *testing.T) string {
+func fixtureOf(t *testing.T, events []event) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "collector.db")
 	var clock time.Time
@@ -135,29 +154,16 @@ func testEnv(path string) env {
 	}}
 }
 
-func TestGolden(t *testing.T) {
-	path := fixture(t)
-	tests := []struct {
-		cmd, name, args string
-	}{
-		{"report", "today", ""},
-		{"report", "yesterday", "-period yesterday"},
-		{"report", "week by day", "-period week -by day"},
-		{"report", "month by class", "-period month -by class"},
-		{"report", "last month csv", "-period last-month -format csv"},
-		{"report", "billing json", "-billing-day 25 -format json"},
-		{"report", "one day by hour siamux", "-since 2026-03-03 -until 2026-03-03 -by hour -class siamux"},
-		{"report", "top", "--since 30d --top 1"},
-		{"report", "one client by week", "-since 2026-02-01 -client 2001:db8::42 -by week"},
-		{"report", "other csv", "-client other -format csv"},
-		{"report", "consensus and quic json by month", "-since 2026-02-01T00:00:00+01:00 -class quic,consensus -by month -format json"},
-		{"report", "nothing stored", "-since 2025-01-01 -until 2025-01-31"},
-		{"export", "minutes today", "-since 2026-03-04"},
-		{"export", "hours of a day jsonl", "-table hour -since 2026-03-03 -until 2026-03-03 -format jsonl"},
-		{"export", "days", "-table day"},
-		{"export", "one client", "-table hour -client 198.51.100.7 -since 2026-02-20 -until 2026-02-21"},
-	}
-	for _, tt := range tests {
+// goldenRun is a command whose output a golden file holds.
+type goldenRun struct {
+	cmd, name, args string
+}
+
+// checkGolden runs each command on the database at path and compares its
+// output with its golden file.
+func checkGolden(t *testing.T, path string, runs []goldenRun) {
+	t.Helper()
+	for _, tt := range runs {
 		t.Run(tt.cmd+" "+tt.name, func(t *testing.T) {
 			run := report
 			if tt.cmd == "export" {
@@ -172,13 +178,47 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+func TestGolden(t *testing.T) {
+	checkGolden(t, fixture(t), []goldenRun{
+		{"report", "today", ""},
+		{"report", "yesterday", "-period yesterday"},
+		{"report", "week by day", "-period week -by day"},
+		{"report", "month by class", "-period month -by class"},
+		{"report", "last month csv", "-period last-month -format csv"},
+		{"report", "billing json", "-billing-day 25 -format json"},
+		{"report", "one day by hour siamux", "-since 2026-03-03 -until 2026-03-03 -by hour -class siamux"},
+		{"report", "top", "--since 30d --top 1"},
+		{"report", "top json", "-since 30d -top 1 -format json"},
+		{"report", "one client by week", "-since 2026-02-01 -client 2001:db8::42 -by week"},
+		{"report", "other csv", "-client other -format csv"},
+		{"report", "consensus and quic json by month", "-since 2026-02-01T00:00:00+01:00 -class quic,consensus -by month -format json"},
+		{"report", "nothing stored", "-since 2025-01-01 -until 2025-01-31"},
+		{"export", "minutes today", "-since 2026-03-04"},
+		{"export", "hours of a day jsonl", "-table hour -since 2026-03-03 -until 2026-03-03 -format jsonl"},
+		{"export", "days", "-table day"},
+		{"export", "one client", "-table hour -client 198.51.100.7 -since 2026-02-20 -until 2026-02-21"},
+	})
+}
+
+// By prefix, clients are summed per IPv4 /24 or IPv6 /48, other apart,
+// and cut as by client, the rest counting prefixes.
+func TestGoldenByPrefix(t *testing.T) {
+	checkGolden(t, fixtureOf(t, prefixEvents()), []goldenRun{
+		{"report", "by prefix", "-by prefix -since 30d"},
+		{"report", "by prefix top", "-by prefix -top 2"},
+		{"report", "by prefix top json", "-by prefix -top 2 -format json"},
+		{"report", "by prefix csv quic", "-by prefix -period month -class quic -format csv"},
+		{"report", "by prefix one client", "-by prefix -client 2001:db8:0:ffff::9"},
+	})
+}
+
 func TestBadInput(t *testing.T) {
 	path := fixture(t)
 	tests := []struct {
 		args string
 		want string
 	}{
-		{"-by year", `invalid value "year" for flag -by: accepted: client, class, hour, day, week, month`},
+		{"-by year", `invalid value "year" for flag -by: accepted: client, prefix, class, hour, day, week, month`},
 		{"-format xml", `invalid value "xml" for flag -format: accepted: table, csv, json`},
 		{"-since soon", `invalid value "soon" for flag -since: accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)`},
 		{"-since 2026-03-01 -until -3h", `invalid value "-3h" for flag -until: accepted: a date`},
@@ -190,8 +230,8 @@ func TestBadInput(t *testing.T) {
 		{"-period billing", "-period billing needs -billing-day"},
 		{"-billing-day 32", `invalid value "32" for flag -billing-day: accepted: a day of the month, 1 to 31`},
 		{"-billing-day 3 -period week", "-billing-day applies to -period billing and last-billing"},
-		{"-top 3 -by day", "-top applies to -by client"},
-		{"-top lots", `invalid value "lots" for flag -top: accepted: a number of clients, 0 for all`},
+		{"-top 3 -by day", "-top applies to -by client and prefix"},
+		{"-top lots", `invalid value "lots" for flag -top: accepted: a number of rows, 0 for all`},
 		{"-class udp", `invalid value "udp" for flag -class: accepted: consensus, siamux, quic, comma-separated`},
 		{"-client 300.1.2.3", `invalid value "300.1.2.3" for flag -client: accepted: an IP address, or other`},
 		{"-nosuch", "flag provided but not defined: -nosuch"},

@@ -14,11 +14,14 @@ import (
 type By string
 
 // The keys of a report's rows. By client, the busiest come first, and
-// those past Request.Top are summed in Result.Rest; by class, the classes
-// asked for come in order; by hour, day, week (ISO, from Monday) or month,
-// the calendar is Request.Now's location and empty periods have rows too.
+// those past Request.Top are summed in Result.Rest; by prefix, the same
+// for networks, each client counted in its IPv4 /24 or IPv6 /48 and
+// traffic.Other in a row of its own; by class, the classes asked for come
+// in order; by hour, day, week (ISO, from Monday) or month, the calendar
+// is Request.Now's location and empty periods have rows too.
 const (
 	ByClient By = "client"
+	ByPrefix By = "prefix"
 	ByClass  By = "class"
 	ByHour   By = "hour"
 	ByDay    By = "day"
@@ -27,7 +30,14 @@ const (
 )
 
 // byNames are the values of By, in the order help and errors list them.
-var byNames = []string{string(ByClient), string(ByClass), string(ByHour), string(ByDay), string(ByWeek), string(ByMonth)}
+var byNames = []string{string(ByClient), string(ByPrefix), string(ByClass), string(ByHour), string(ByDay), string(ByWeek), string(ByMonth)}
+
+// rankedNouns name, in the plural, the rows of the reports whose rows are
+// ranked, busiest first, and cut by Request.Top.
+var rankedNouns = map[By]string{ByClient: "clients", ByPrefix: "prefixes"}
+
+// ranked reports whether the rows of b are ranked and cut by Request.Top.
+func (b By) ranked() bool { return rankedNouns[b] != "" }
 
 // Request is what a report is asked: collector report builds it from its
 // flags, other callers in code.
@@ -38,8 +48,8 @@ type Request struct {
 	// Classes are the classes counted, in any order; none means every
 	// class.
 	Classes []traffic.Class
-	// Top keeps only the Top busiest clients of a report by client, the
-	// others summed in one row; 0 keeps every client.
+	// Top keeps only the Top busiest rows of a report by client or
+	// prefix, the others summed in one; 0 keeps every row.
 	Top int
 	// Clients limits the report to these clients; none means every client.
 	Clients []traffic.Client
@@ -57,8 +67,8 @@ func (r Request) normal() (Request, error) {
 	if !slices.Contains(byNames, string(r.By)) {
 		return r, fmt.Errorf("by %q: accepted: %s", r.By, strings.Join(byNames, ", "))
 	}
-	if r.Top < 0 || r.Top > 0 && r.By != ByClient {
-		return r, errors.New("top is a number of clients, for a report by client")
+	if r.Top < 0 || r.Top > 0 && !r.By.ranked() {
+		return r, errors.New("top is a number of rows, for a report by client or prefix")
 	}
 	if !r.Span.Since.Before(r.Span.Until) {
 		return r, fmt.Errorf("span from %s to %s is empty", r.Span.Since.Format(time.RFC3339), r.Span.Until.Format(time.RFC3339))

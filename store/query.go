@@ -66,50 +66,26 @@ type Top struct {
 }
 
 // TopClients sums each client's traffic over the query's span and returns
-// the n busiest (all when n is 0, none when n is negative) by the bytes of
-// classes (all classes when empty), and the rest summed; clients with no bytes in those classes
-// are left out. The sums, the ranking and the cut are done by SQLite, so
-// memory is bounded by n however many clients the span holds: under a
-// flood of forged addresses a day may hold millions. It reads the coarsest
-// tables that answer exactly, in one snapshot: it neither waits for a
-// flush in progress nor holds one up. Where retention has kept only hourly
-// or daily rows, the span's ends are resolved to whole hours or days: a
-// row counts when its middle is in the span.
+// the n busiest (all when n is 0, none when negative) by the bytes of
+// classes (all classes when empty), and the rest summed; clients with no
+// bytes in those classes are left out. The sums, the ranking and the cut
+// are done by SQLite, so memory is bounded by n however many clients the
+// span holds: under a flood of forged addresses a day may hold millions.
+// It reads the coarsest tables that answer exactly, in one snapshot: it
+// neither waits for a flush in progress nor holds one up. Where retention
+// has kept only hourly or daily rows, the span's ends are resolved to
+// whole hours or days: a row counts when its middle is in the span.
 func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []traffic.Class) (Top, error) {
 	var top Top
-	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
-		from, to := q.span()
-		sums, args := clientSums(plan(from, to, h), q, classes)
-		limit := max(n, 0)
-		if n == 0 {
-			limit = -1 // SQLite's "no limit"
-		}
-		var ip, dns string
-		query := fmt.Sprintf(`%s
-SELECT s.ip, coalesce(n.dns, ''), %s
-FROM sums AS s LEFT JOIN names AS n ON n.ip = s.ip
-ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
-		var listed traffic.Traffic
-		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&ip, &dns}, func(t *traffic.Traffic) error {
-			c := ClientTotal{DNS: dns, Traffic: *t}
-			var err error
-			if c.Client, err = traffic.ParseClient(ip); err != nil {
-				return err
-			}
-			top.Clients = append(top.Clients, c)
-			listed.Add(t)
-			return nil
-		})
-		if err != nil || n == 0 || n > 0 && len(top.Clients) < n {
+	var err error
+	top.Rest, top.RestClients, err = s.rank(ctx, q, n, classes, byClient, func(ip, dns string, t *traffic.Traffic) error {
+		c := ClientTotal{DNS: dns, Traffic: *t}
+		var err error
+		if c.Client, err = traffic.ParseClient(ip); err != nil {
 			return err
 		}
-		var clients int
-		query = fmt.Sprintf("%s\nSELECT count(*), %s FROM sums", sums, columnList("coalesce(SUM(%s), 0)", ", "))
-		return scanTraffic(ctx, tx, query, args, []any{&clients}, func(total *traffic.Traffic) error {
-			top.RestClients = clients - len(top.Clients)
-			top.Rest = total.Sub(&listed)
-			return nil
-		})
+		top.Clients = append(top.Clients, c)
+		return nil
 	})
 	if err != nil {
 		return Top{}, fmt.Errorf("read totals per client from %s: %w", s.path, err)
@@ -117,10 +93,57 @@ ORDER BY s.rank DESC, s.ip LIMIT ?`, sums, columnList("s.%s", ", "))
 	return top, nil
 }
 
-// clientSums returns a WITH clause defining sums: a row per client with
-// its counters summed over the pieces and a rank, the bytes of classes,
-// and only clients whose rank is above zero; and its arguments.
-func clientSums(pieces []piece, q Query, classes []traffic.Class) (string, []any) {
+// grouping is what rank sums per: the SQL of a sum's key, over the column
+// ip of the traffic tables, and of its name, over the sums s and what from
+// joins them with.
+type grouping struct {
+	key, dns, from string
+}
+
+// byClient ranks clients, named by the names table.
+var byClient = grouping{key: "ip", dns: "coalesce(n.dns, '')", from: "sums AS s LEFT JOIN names AS n ON n.ip = s.key"}
+
+// rank sums the traffic over the query's span per key of g and calls fn
+// with the n busiest keys, busiest first, as TopClients describes; it
+// returns the sum of the keys left out and how many they are.
+func (s *Store) rank(ctx context.Context, q Query, n int, classes []traffic.Class, g grouping, fn func(key, dns string, t *traffic.Traffic) error) (rest traffic.Traffic, restKeys int, err error) {
+	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
+		from, to := q.span()
+		sums, args := keySums(plan(from, to, h), q, classes, g.key)
+		limit := max(n, 0)
+		if n == 0 {
+			limit = -1 // SQLite's "no limit"
+		}
+		var key, dns string
+		query := fmt.Sprintf(`%s
+SELECT s.key, %s, %s
+FROM %s
+ORDER BY s.rank DESC, s.key LIMIT ?`, sums, g.dns, columnList("s.%s", ", "), g.from)
+		var listed traffic.Traffic
+		keys := 0
+		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&key, &dns}, func(t *traffic.Traffic) error {
+			keys++
+			listed.Add(t)
+			return fn(key, dns, t)
+		})
+		if err != nil || n == 0 || n > 0 && keys < n {
+			return err
+		}
+		var all int
+		query = fmt.Sprintf("%s\nSELECT count(*), %s FROM sums", sums, columnList("coalesce(SUM(%s), 0)", ", "))
+		return scanTraffic(ctx, tx, query, args, []any{&all}, func(total *traffic.Traffic) error {
+			rest, restKeys = total.Sub(&listed), all-keys
+			return nil
+		})
+	})
+	return rest, restKeys, err
+}
+
+// keySums returns a WITH clause defining sums: a row per value of the SQL
+// expression key, with the counters summed over the pieces and a rank, the
+// bytes of classes, and only keys whose rank is above zero; and its
+// arguments.
+func keySums(pieces []piece, q Query, classes []traffic.Class, key string) (string, []any) {
 	if len(classes) == 0 {
 		classes = traffic.Classes()
 	}
@@ -143,9 +166,9 @@ func clientSums(pieces []piece, q Query, classes []traffic.Class) (string, []any
 		selects = append(selects, fmt.Sprintf("SELECT ip, %s FROM %s WHERE 0", columnList("%s", ", "), Minutes))
 	}
 	return fmt.Sprintf(`WITH sums AS (
-SELECT ip, %s, %s AS rank
+SELECT %s AS key, %s, %s AS rank
 FROM (%s)
-GROUP BY ip HAVING rank > 0)`, columnList("SUM(%s) AS %s", ", "), "SUM("+strings.Join(rank, " + ")+")",
+GROUP BY key HAVING rank > 0)`, key, columnList("SUM(%s) AS %s", ", "), "SUM("+strings.Join(rank, " + ")+")",
 		strings.Join(selects, "\nUNION ALL\n")), args
 }
 
