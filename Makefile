@@ -12,8 +12,10 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make deb` leaves the package.
 DIST ?= dist
 # Debian package of each tool the build, the tests or the demo run.
-APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git
+APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git chromium:chromium
 APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev
+# Debian's promtool, unpacked (see the promtool target).
+PROMTOOL := build/tools/usr/bin/promtool
 
 .PHONY: all build generate test test-here demo bench deps vet clean deb install uninstall test-kernels vm-clean
 
@@ -51,16 +53,16 @@ test: test-here test-kernels test-service-guest
 
 ## test-here: the tests on this machine's kernel only; kernel tests need
 ## root
-test-here: deps
+test-here: deps $(PROMTOOL)
 	$(GO) vet ./...
-	@$(GO) test -count=1 -v ./... 2>&1 | tee test.log; \
+	@PATH="$(abspath $(dir $(PROMTOOL))):$$PATH" $(GO) test -count=1 -v ./... 2>&1 | tee test.log; \
 	status=$${PIPESTATUS[0]}; \
 	echo "$$(grep -c -- '--- PASS' test.log) passed, $$(grep -c -- '--- FAIL' test.log) failed, $$(grep -c -- '--- SKIP' test.log) skipped"; \
 	exit $$status
 
 ## demo: run the real daemon in a throwaway network lab (sudo make demo)
 demo: deps build
-	./$(BINARY) demo
+	./$(BINARY) demo $(ARGS)
 
 ## bench: packet cost against an empty XDP program, flush cost, the readers
 ## and the daemon's memory against a flood's database
@@ -70,6 +72,15 @@ bench: deps
 	$(GO) test -run '^$$' -bench . ./store
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
 	$(GO) test -run '^$$' -bench . -benchtime 1x .
+
+## promtool: Debian's promtool, which checks the metrics and the alerting
+## rules, unpacked into build/tools: installing the prometheus package would
+## also start a Prometheus server on this machine
+$(PROMTOOL):
+	@mkdir -p build/tools/deb
+	cd build/tools/deb && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x build/tools/deb/prometheus_*.deb build/tools
+	@touch $@
 
 ## deps: install the Debian packages this project needs, if missing
 deps:
