@@ -125,11 +125,7 @@ func serveFromLab(l *lab.Lab, listen string, target netip.AddrPort) (*labProxy, 
 		return nil, fmt.Errorf("serve the dashboard (-listen): %w", err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target.String()})
-	proxy.Transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return l.DialTCP(ctx, l.HostNS, netip.AddrPort{}, target)
-		},
-	}
+	proxy.Transport = l.HTTPTransport(l.HostNS)
 	p := &labProxy{srv: &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return daemon.Collect(ctx, cfg, newLogger(cfg.LogLevel))
+		return daemon.Collect(ctx, cfg, daemon.Build{Version: version, Commit: commit}, newLogger(cfg.LogLevel))
 	case "check":
 		cfg, err := loadConfig("collector check", args)
 		if err != nil {

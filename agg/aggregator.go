@@ -73,6 +73,8 @@ type Aggregator struct {
 	periodStart time.Time
 	recent      recentClients
 	full        mapFull
+
+	stats stats
 }
 
 // NewAggregator returns an Aggregator that flushes d into consumers. The
@@ -100,6 +102,7 @@ func NewAggregator(d Drainer, cfg Config, consumers ...Consumer) *Aggregator {
 	for _, c := range consumers {
 		a.queues = append(a.queues, newQueue(c))
 	}
+	a.stats.start(a.periodStart, a.queues)
 	return a
 }
 
@@ -116,6 +119,7 @@ func nextFlush(now time.Time, interval time.Duration) time.Time {
 func (a *Aggregator) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.periodStart = a.cfg.Now()
+	a.stats.opened(a.periodStart)
 	a.mu.Unlock()
 	for a.waitUntil(ctx, nextFlush(a.cfg.Now(), a.cfg.Interval)) {
 		// A failure is logged by Flush and retried next round.
@@ -152,14 +156,22 @@ func (a *Aggregator) waitUntil(ctx context.Context, t time.Time) bool {
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.handAll(ctx, a.collect())
+	// The duration is read off the monotonic clock: cfg.Now may be a
+	// test's, or a wall clock being stepped.
+	began := time.Now()
+	p, drained := a.collect()
+	err := a.handAll(ctx, p)
+	a.stats.flushed(a.cfg.Now(), time.Since(began), drained, err == nil)
+	return err
 }
 
 // handAll hands p to every consumer. a.mu must be held.
 func (a *Aggregator) handAll(ctx context.Context, p period) error {
 	var errs []error
-	for _, q := range a.queues {
-		errs = append(errs, q.hand(ctx, p, a.cfg))
+	for i, q := range a.queues {
+		err := q.hand(ctx, p, a.cfg)
+		a.stats.handed(i, len(q.pending), err)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -171,7 +183,7 @@ func (a *Aggregator) finish(ctx context.Context) error {
 	defer cancel()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	last := a.collect()
+	last, _ := a.collect()
 	err := a.handAll(ctx, last)
 	for err != nil {
 		select {
@@ -213,20 +225,22 @@ type rowKey struct {
 }
 
 // collect drains the counters into a period under the minute the drained
-// period started in. a.mu must be held.
-func (a *Aggregator) collect() period {
+// period started in, and reports whether the drain worked. a.mu must be
+// held.
+func (a *Aggregator) collect() (p period, drained bool) {
 	drainedAt := a.cfg.Now()
-	p := period{start: a.periodStart, end: drainedAt}
+	p = period{start: a.periodStart, end: drainedAt}
 	samples, err := a.drainer.Drain()
 	if err != nil {
 		// The kernel keeps counting: the next drain hands over this
 		// period's packets too, under this period's start.
 		a.cfg.Log.Warn("drain counters", "err", err)
 		p.end = p.start
-		return p
+		return p, false
 	}
 	minute := a.periodStart.Truncate(time.Minute)
 	a.periodStart = drainedAt
+	a.stats.opened(drainedAt)
 
 	// A client may come in several samples; the threshold is on its sum.
 	var overflow traffic.Traffic
@@ -240,6 +254,7 @@ func (a *Aggregator) collect() period {
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
+	a.stats.overflowed(&overflow)
 	p.rows = make([]traffic.Row, 0, len(clients)+1)
 	other := overflow
 	var own []netip.Addr
@@ -261,7 +276,7 @@ func (a *Aggregator) collect() period {
 		a.recent.note(drainedAt, own)
 		a.cfg.Seeder.Seed(a.recent.list())
 	}
-	return p
+	return p, true
 }
 
 // add adds t to the entry k of rows.

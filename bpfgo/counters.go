@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -73,6 +74,8 @@ type Counters struct {
 	// the slot, at most maxSeed (half the map).
 	seed    []bpf.CollectorClientKey
 	maxSeed int
+
+	stats counterStats
 }
 
 // spareState tracks the map out of the slot. Only an empty map may go in.
@@ -127,6 +130,7 @@ func Load(cfg Config) (*Counters, error) {
 	}
 
 	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2)}
+	c.stats.s.MapCapacity = int(cfg.MaxClients)
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
 		if err := ensurePinDir(cfg.PinPath); err != nil {
@@ -307,6 +311,7 @@ func (c *Counters) replaceIncompatible(name string, load func() error) error {
 func (c *Counters) Drain() ([]traffic.Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.stats.drained(time.Now())
 
 	if err := c.settleSpare(); err != nil {
 		return nil, err
@@ -365,6 +370,7 @@ func (c *Counters) settleSpare() error {
 		if err != nil {
 			return fmt.Errorf("read counter map: %w", err)
 		}
+		c.stats.read(keys)
 		c.held = appendSamples(c.held, keys, values)
 		c.staleKeys, c.spare = keys, spareStale
 	}

@@ -25,6 +25,8 @@ type Interfaces struct {
 	attached map[string]*Attachment
 	failing  map[string]string // interface -> the last error logged
 	closed   bool
+	// attachErrors counts the failed attempts to attach again.
+	attachErrors uint64
 }
 
 // AttachAll attaches to every interface in names; all of them must exist
@@ -103,6 +105,7 @@ func (s *Interfaces) check(name string) {
 	}
 	a, err = s.c.Attach(name, s.xdpMode, s.tcMode)
 	if err != nil {
+		s.attachErrors++
 		if s.failing[name] != err.Error() {
 			s.log.Error("attach again", "interface", name, "err", err)
 			s.failing[name] = err.Error()

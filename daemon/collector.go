@@ -8,11 +8,17 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/dns"
 	"github.com/back2basic/collector/live"
+	"github.com/back2basic/collector/metrics"
+	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
+	"github.com/back2basic/collector/web"
+	"github.com/back2basic/collector/web/dashboard"
 )
 
 // interfaceCheckInterval is how often interfaces that went away are looked
@@ -41,10 +47,16 @@ func datapathError(err error) error {
 	return err
 }
 
+// Build names the binary running, for the metrics.
+type Build struct {
+	Version, Commit string
+}
+
 // Collect runs the collector as cfg says until ctx is done: it counts on
-// cfg.Interfaces, stores every flush, prints the live table, and on the
-// way out detaches (unless pinned), drains one last time and stores that.
-func Collect(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// cfg.Interfaces, stores every flush, prints the live table, serves the
+// metrics, the API and the dashboard, and on the way out detaches (unless
+// pinned), drains one last time and stores that.
+func Collect(ctx context.Context, cfg *config.Config, build Build, log *slog.Logger) error {
 	if len(cfg.Interfaces) == 0 {
 		iface, err := config.DefaultRouteInterface("/proc/net")
 		if err != nil {
@@ -53,7 +65,7 @@ func Collect(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("INTERFACE is unset; using the interface of the default route", "interface", iface)
 		cfg.Interfaces = []string{iface}
 	}
-	c := &collector{cfg: cfg, log: log}
+	c := &collector{cfg: cfg, build: build, log: log}
 	if err := Run(ctx, log, c.services()...); err != nil {
 		return err
 	}
@@ -64,8 +76,9 @@ func Collect(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // collector holds the parts of a running collector as its services
 // create them.
 type collector struct {
-	cfg *config.Config
-	log *slog.Logger
+	cfg   *config.Config
+	build Build
+	log   *slog.Logger
 
 	store      *store.Store
 	counters   *bpfgo.Counters
@@ -73,13 +86,16 @@ type collector struct {
 	consumers  []agg.Consumer
 	today      *live.Today
 	resolver   *dns.Resolver
+	metrics    *metrics.Metrics
+	http       *web.Server
 	ifaces     *bpfgo.Interfaces
 }
 
 // services lists the collector's services in the order they start; they
 // stop in the reverse order. The interfaces are attached after the
 // aggregator runs, so on the way out they are detached before its last
-// drain, which then holds every packet counted.
+// drain, which then holds every packet counted. The HTTP server starts
+// once everything it reads exists, and stops first.
 func (c *collector) services() []Service {
 	services := []Service{
 		// The database first: a path that cannot be written should
@@ -93,10 +109,16 @@ func (c *collector) services() []Service {
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
 	}
+	if c.cfg.HTTPListen != "" {
+		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
+	}
 	services = append(services,
 		Service{Name: "aggregator", Start: c.newAggregator, Run: func(ctx context.Context) error { return c.aggregator.Run(ctx) }},
 		Service{Name: "interfaces", Start: c.attach, Run: c.watch, Stop: func() error { return c.ifaces.Close() }},
 	)
+	if c.cfg.HTTPListen != "" {
+		services = append(services, Service{Name: "http server", Start: c.startHTTP, Run: func(ctx context.Context) error { return c.http.Run(ctx) }})
+	}
 	if c.cfg.LiveInterval > 0 {
 		services = append(services, Service{Name: "live table", Run: c.printLive})
 	}
@@ -142,6 +164,70 @@ func (c *collector) newResolver(context.Context) error {
 	c.resolver = dns.New(dns.Config{Save: c.store, Log: c.log.With("component", "dns")})
 	c.consumers = append(c.consumers, c.resolver)
 	return nil
+}
+
+// newMetrics makes the metrics, which add up every period as a consumer
+// and read the rest of the daemon's state at scrape time.
+func (c *collector) newMetrics(context.Context) error {
+	c.metrics = metrics.New(metrics.Config{
+		TopClients: c.cfg.MetricsTopClients,
+		Flushes:    func() agg.Stats { return c.aggregator.Stats() },
+		Datapath:   c.counters.Stats,
+		Interfaces: func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
+		Billing:    c.billing,
+		Version:    c.build.Version,
+		Commit:     c.build.Commit,
+		BPFObject:  bpf.ObjectSHA256(),
+		Log:        c.log.With("component", "metrics"),
+	})
+	c.consumers = append(c.consumers, c.metrics)
+	return nil
+}
+
+// billing reads what the billing period so far holds, per direction,
+// through the same report code as collector report -period billing.
+func (c *collector) billing(ctx context.Context) (down, up uint64, err error) {
+	now := time.Now()
+	span, err := report.PeriodSpan("billing", now, c.cfg.BillingDay)
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := report.Build(ctx, c.store, report.Request{Span: span, By: report.ByClass, Now: now})
+	if err != nil {
+		return 0, 0, err
+	}
+	for class := range res.Total.Traffic {
+		down += res.Total.Traffic[class][traffic.Down].Bytes
+		up += res.Total.Traffic[class][traffic.Up].Bytes
+	}
+	return down, up, nil
+}
+
+// startHTTP listens on HTTP_LISTEN: a busy port fails the start here.
+func (c *collector) startHTTP(ctx context.Context) error {
+	var err error
+	c.http, err = web.New(web.Config{
+		Listen:        c.cfg.HTTPListen,
+		WebConfigFile: c.cfg.WebConfigFile,
+		Log:           c.log.With("component", "http"),
+		Metrics:       metrics.NewRegistry(c.metrics),
+		Reports:       c.store,
+		Live:          c.liveCounters,
+		BillingDay:    c.cfg.BillingDay,
+		Dashboard:     dashboard.Handler(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.http.Start(ctx)
+}
+
+// liveCounters is what the kernel counted since the period being counted
+// began, read without draining.
+func (c *collector) liveCounters(context.Context) (time.Time, []traffic.Sample, error) {
+	since := c.aggregator.Stats().OpenSince
+	samples, err := c.counters.Peek()
+	return since, samples, err
 }
 
 func (c *collector) newAggregator(context.Context) error {

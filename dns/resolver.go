@@ -182,6 +182,9 @@ func (r *Resolver) Request(addr netip.Addr) {
 	}
 }
 
+// String names the resolver in the journal and the metrics.
+func (r *Resolver) String() string { return "reverse DNS" }
+
 // Consume requests the names of the clients of a closed period and saves
 // the names found since the last call. Only clients with rows of their
 // own are looked up, never those summed into Other: a forged address must

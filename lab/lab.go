@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -316,4 +317,19 @@ func openIn[T any](l *Lab, ns string, open func() (T, error)) (T, error) {
 		return nil
 	})
 	return sock, err
+}
+
+// HTTPTransport makes HTTP requests from namespace ns, to servers reached
+// only from there, such as the daemon's on the host namespace's loopback.
+// URLs must name an IP address, not a host name.
+func (l *Lab) HTTPTransport(ns string) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			to, err := netip.ParseAddrPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("dial in %s: %w", ns, err)
+			}
+			return l.DialTCP(ctx, ns, netip.AddrPort{}, to)
+		},
+	}
 }

@@ -87,6 +87,9 @@ func (d *Today) Load(ctx context.Context, src report.Source) error {
 	return nil
 }
 
+// String names Today in the journal and the metrics.
+func (d *Today) String() string { return "the live table" }
+
 // Consume adds the rows of a closed period; rows of another day than
 // today are left out. Other is kept however many clients there are.
 func (d *Today) Consume(_ context.Context, p traffic.Period) error {

@@ -1,0 +1,444 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/report"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
+)
+
+// berlin is where the tests' operator lives: a zone with summer time, an
+// hour off UTC.
+var berlin = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+// now is a Wednesday morning.
+var now = time.Date(2026, 3, 4, 10, 30, 0, 0, berlin)
+
+// billingDay starts the billing period holding now on February 15.
+const billingDay = 15
+
+var (
+	renter  = traffic.ClientOf(netip.MustParseAddr("198.51.100.7"))
+	peer    = traffic.ClientOf(netip.MustParseAddr("2001:db8::42"))
+	unnamed = traffic.ClientOf(netip.MustParseAddr("203.0.113.9"))
+)
+
+// classTraffic returns Traffic with bytes of one class, and a packet per
+// KiB.
+func classTraffic(c traffic.Class, down, up uint64) traffic.Traffic {
+	var t traffic.Traffic
+	t[c][traffic.Down] = traffic.Tally{Bytes: down, Packets: down/1024 + 1}
+	t[c][traffic.Up] = traffic.Tally{Bytes: up, Packets: up/1024 + 1}
+	return t
+}
+
+// event is traffic counted in the minute at.
+type event struct {
+	at      time.Time
+	samples []traffic.Sample
+}
+
+// events reach back four months, so that each series span reads a
+// different mix of minute, hourly and daily rows.
+var events = []event{
+	{time.Date(2025, 11, 10, 12, 0, 0, 0, berlin), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 2<<30, 8<<30)},
+	}},
+	{time.Date(2026, 2, 20, 12, 0, 0, 0, berlin), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 5<<30, 40<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 3<<20, 2<<20)},
+	}},
+	{time.Date(2026, 3, 3, 14, 0, 0, 0, berlin), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 300<<20, 2<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 12<<20, 9<<20)},
+	}},
+	{time.Date(2026, 3, 4, 8, 15, 0, 0, berlin), []traffic.Sample{
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 100<<20, 1<<30)},
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 1<<20, 1<<20)},
+		{Client: traffic.Other, Traffic: classTraffic(traffic.QUIC, 10<<10, 20<<10)},
+	}},
+	{time.Date(2026, 3, 4, 10, 29, 0, 0, berlin), []traffic.Sample{
+		{Client: unnamed, Traffic: classTraffic(traffic.QUIC, 5<<20, 50<<20)},
+	}},
+}
+
+// fixture stores events the way the daemon does, a closed period per
+// event and one ending at now, with the store's clock at each period's
+// end, and returns the file opened read-only, as reports read it.
+func fixture(t *testing.T) *store.Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collector.db")
+	var clock time.Time
+	st, err := store.Open(path, store.Options{
+		Log:       slog.New(slog.DiscardHandler),
+		Retention: store.Retention{Minutes: 7 * 24 * time.Hour},
+		Now:       func() time.Time { return clock },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	consume := func(p traffic.Period) {
+		t.Helper()
+		clock = p.End
+		if err := st.Consume(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range events {
+		p := traffic.Period{Start: e.at, End: e.at.Add(time.Minute)}
+		for _, s := range e.samples {
+			p.Rows = append(p.Rows, traffic.Row{Start: e.at, Client: s.Client, Traffic: s.Traffic})
+		}
+		consume(p)
+	}
+	consume(traffic.Period{Start: events[len(events)-1].at.Add(time.Minute), End: now})
+	err = st.SaveNames(t.Context(), []traffic.Name{{Addr: renter.Addr(), DNS: "renter-a.example", Found: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	return ro
+}
+
+// flushedAt is when the live samples' period started.
+var flushedAt = now.Add(-20 * time.Second)
+
+// liveSamples are what the kernel counted since flushedAt: more clients
+// than the tests' top, and one that moved nothing.
+func liveSamples(context.Context) (time.Time, []traffic.Sample, error) {
+	return flushedAt, []traffic.Sample{
+		{Client: peer, Traffic: classTraffic(traffic.Consensus, 4<<10, 2<<10)},
+		{Client: renter, Traffic: classTraffic(traffic.Siamux, 3<<20, 30<<20)},
+		{Client: unnamed},
+		{Client: traffic.Other, Traffic: classTraffic(traffic.QUIC, 1<<10, 1<<10)},
+		{Client: unnamed, Traffic: classTraffic(traffic.QUIC, 1<<20, 2<<20)},
+	}, nil
+}
+
+// testConfig is a server on the fixture, with every part served.
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "collector_test_up", Help: "A test series."}, func() float64 { return 1 }))
+	return Config{
+		Listen:     "127.0.0.1:0",
+		Log:        slog.New(slog.DiscardHandler),
+		Metrics:    reg,
+		Reports:    fixture(t),
+		Live:       liveSamples,
+		BillingDay: billingDay,
+		Now:        func() time.Time { return now },
+		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "dashboard at "+r.URL.Path)
+		}),
+	}
+}
+
+func newServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// get sends h a request with method for target.
+func get(h http.Handler, method, target string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(method, target, nil))
+	return w
+}
+
+// Each endpoint's answer, errors included, as the status and the body.
+func TestGolden(t *testing.T) {
+	h := newServer(t, testConfig(t)).Handler()
+	tests := []struct {
+		name, target string
+		status       int
+	}{
+		{"index", "/api/v1/", http.StatusOK},
+		{"report today", "/api/v1/report", http.StatusOK},
+		{"report month by day siamux", "/api/v1/report?period=month&by=day&class=siamux", http.StatusOK},
+		{"report billing by class", "/api/v1/report?period=billing&by=class", http.StatusOK},
+		{"top", "/api/v1/top?since=30d", http.StatusOK},
+		{"top 1", "/api/v1/top?since=30d&top=1", http.StatusOK},
+		{"series all", "/api/v1/series?span=all", http.StatusOK},
+		{"series 1d one client quic", "/api/v1/series?client=203.0.113.9&class=quic", http.StatusOK},
+		{"billing", "/api/v1/billing", http.StatusOK},
+		{"live top 2", "/api/v1/live?top=2", http.StatusOK},
+
+		{"report bad by", "/api/v1/report?by=year", http.StatusBadRequest},
+		{"report format", "/api/v1/report?format=csv", http.StatusBadRequest},
+		{"top by day", "/api/v1/top?by=day", http.StatusBadRequest},
+		{"series bad span", "/api/v1/series?span=2d", http.StatusBadRequest},
+		{"series two spans", "/api/v1/series?span=1d&span=7d", http.StatusBadRequest},
+		{"series since", "/api/v1/series?span=7d&since=2026-03-01", http.StatusBadRequest},
+		{"series bad client", "/api/v1/series?client=nobody", http.StatusBadRequest},
+		{"billing period", "/api/v1/billing?period=last-billing", http.StatusBadRequest},
+		{"live bad top", "/api/v1/live?top=-1", http.StatusBadRequest},
+		{"live two tops", "/api/v1/live?top=1&top=2", http.StatusBadRequest},
+		{"index parameter", "/api/v1/?v=2", http.StatusBadRequest},
+		{"no endpoint", "/api/v1/clients", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := get(h, http.MethodGet, tt.target)
+			if w.Code != tt.status {
+				t.Errorf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			if got := w.Header().Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", got)
+			}
+			if !json.Valid(w.Body.Bytes()) {
+				t.Errorf("not JSON: %s", w.Body)
+			}
+			golden.Check(t, "api "+tt.name, w.Body.String())
+		})
+	}
+}
+
+// The report endpoint answers what collector report -format json writes
+// for the same flags: the same Request, the same writer.
+func TestReportIsCollectorReport(t *testing.T) {
+	cfg := testConfig(t)
+	h := newServer(t, cfg).Handler()
+	got := get(h, http.MethodGet, "/api/v1/report?since=2026-02-01&by=week&client=198.51.100.7").Body.String()
+	req := report.Request{
+		Span: report.RangeSpan(time.Date(2026, 2, 1, 0, 0, 0, 0, berlin), time.Time{}, now),
+		By:   report.ByWeek, Clients: []traffic.Client{renter}, Now: now,
+	}
+	res, err := report.Build(t.Context(), cfg.Reports, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := res.WriteJSON(&want); err != nil {
+		t.Fatal(err)
+	}
+	if got != want.String() {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want.String())
+	}
+}
+
+// seriesDoc is what the series tests read of an answer.
+type seriesDoc struct {
+	Span  string `json:"span"`
+	Since string `json:"since"`
+	By    string `json:"by"`
+	Rows  []struct {
+		Start string `json:"start"`
+		Bytes uint64 `json:"bytes"`
+	} `json:"rows"`
+	Total struct {
+		Bytes uint64 `json:"bytes"`
+	} `json:"total"`
+}
+
+// Each span has its rows, the last holding now, and the traffic of the
+// events in it.
+func TestSeriesSpans(t *testing.T) {
+	h := newServer(t, testConfig(t)).Handler()
+	tests := []struct {
+		span   string
+		by     string
+		rows   int
+		since  time.Time
+		events []int // indexes into events
+	}{
+		{"1d", "hour", 24, time.Date(2026, 3, 3, 11, 0, 0, 0, berlin), []int{2, 3, 4}},
+		{"7d", "hour", 168, time.Date(2026, 2, 25, 11, 0, 0, 0, berlin), []int{2, 3, 4}},
+		{"1m", "day", 30, time.Date(2026, 2, 3, 0, 0, 0, 0, berlin), []int{1, 2, 3, 4}},
+		{"3m", "day", 90, time.Date(2025, 12, 5, 0, 0, 0, 0, berlin), []int{1, 2, 3, 4}},
+		{"1y", "week", 53, time.Date(2025, 3, 3, 0, 0, 0, 0, berlin), []int{0, 1, 2, 3, 4}},
+		{"all", "month", 5, time.Date(2025, 11, 1, 0, 0, 0, 0, berlin), []int{0, 1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.span, func(t *testing.T) {
+			w := get(h, http.MethodGet, "/api/v1/series?span="+tt.span)
+			var doc seriesDoc
+			if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+				t.Fatalf("%v: %s", err, w.Body)
+			}
+			var want uint64
+			for _, i := range tt.events {
+				for _, s := range events[i].samples {
+					want += s.Traffic.Bytes()
+				}
+			}
+			if doc.Span != tt.span || doc.By != tt.by || len(doc.Rows) != tt.rows || doc.Since != tt.since.Format(time.RFC3339) {
+				t.Errorf("span %q by %q, %d rows since %s; want %q by %q, %d rows since %s",
+					doc.Span, doc.By, len(doc.Rows), doc.Since, tt.span, tt.by, tt.rows, tt.since.Format(time.RFC3339))
+			}
+			if doc.Total.Bytes != want {
+				t.Errorf("total %d bytes, want %d", doc.Total.Bytes, want)
+			}
+			if last := doc.Rows[len(doc.Rows)-1].Start; last > now.Format(time.RFC3339) {
+				t.Errorf("last row starts at %s, after now", last)
+			}
+		})
+	}
+}
+
+// failingSource fails every read, as a database gone missing would.
+type failingSource struct{}
+
+var errRead = errors.New("read /var/lib/collector/collector.db: disk I/O error")
+
+func (failingSource) TopClients(context.Context, store.Query, int, []traffic.Class) (store.Top, error) {
+	return store.Top{}, errRead
+}
+
+func (failingSource) Series(context.Context, store.Query, store.Period, *time.Location) ([]store.Bucket, error) {
+	return nil, errRead
+}
+
+// A failure to read is a 500 whose cause, naming files, goes to the
+// journal and not to the client.
+func TestReadFailure(t *testing.T) {
+	var journal bytes.Buffer
+	cfg := testConfig(t)
+	cfg.Log = slog.New(slog.NewTextHandler(&journal, nil))
+	cfg.Reports = failingSource{}
+	cfg.Live = func(context.Context) (time.Time, []traffic.Sample, error) { return time.Time{}, nil, errRead }
+	h := newServer(t, cfg).Handler()
+	for _, target := range []string{"/api/v1/report", "/api/v1/top", "/api/v1/series?span=7d", "/api/v1/billing", "/api/v1/live"} {
+		t.Run(target, func(t *testing.T) {
+			journal.Reset()
+			w := get(h, http.MethodGet, target)
+			if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "collector.db") {
+				t.Errorf("status %d, body %s; want 500 without the cause", w.Code, w.Body)
+			}
+			if !strings.Contains(journal.String(), errRead.Error()) {
+				t.Errorf("journal %q lacks the cause", journal.String())
+			}
+		})
+	}
+}
+
+// Every response carries the security headers; API answers are never
+// cached; only GET and HEAD are served.
+func TestHeadersAndMethods(t *testing.T) {
+	h := newServer(t, testConfig(t)).Handler()
+	tests := []struct {
+		method, target string
+		status         int
+		api            bool
+	}{
+		{http.MethodGet, "/api/v1/billing", http.StatusOK, true},
+		{http.MethodGet, "/api/v1/report?by=year", http.StatusBadRequest, true},
+		{http.MethodGet, "/api/v2/", http.StatusNotFound, true},
+		{http.MethodGet, "/", http.StatusOK, false},
+		{http.MethodGet, "/metrics", http.StatusOK, false},
+		{http.MethodPost, "/api/v1/report", http.StatusMethodNotAllowed, false},
+		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed, false},
+		{http.MethodDelete, "/", http.StatusMethodNotAllowed, false},
+		{http.MethodOptions, "/api/v1/", http.StatusMethodNotAllowed, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			w := get(h, tt.method, tt.target)
+			if w.Code != tt.status {
+				t.Errorf("status %d, want %d", w.Code, tt.status)
+			}
+			for k, v := range securityHeaders {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			if got, want := w.Header().Get("Cache-Control") == "no-store", tt.api; got != want {
+				t.Errorf("Cache-Control %q", w.Header().Get("Cache-Control"))
+			}
+			if tt.status == http.StatusMethodNotAllowed {
+				if got := w.Header().Get("Allow"); got != "GET, HEAD" {
+					t.Errorf("Allow %q, want GET, HEAD", got)
+				}
+				if want := "{\n  \"error\": \"method " + tt.method + ": accepted: GET, HEAD; the server is read-only\"\n}\n"; w.Body.String() != want {
+					t.Errorf("body %s, want %s", w.Body, want)
+				}
+			}
+		})
+	}
+}
+
+// HEAD answers GET's headers without the body.
+func TestHead(t *testing.T) {
+	srv := httptest.NewServer(newServer(t, testConfig(t)).Handler())
+	defer srv.Close()
+	do := func(method string) (*http.Response, []byte) {
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+"/api/v1/billing", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	getResp, getBody := do(http.MethodGet)
+	headResp, headBody := do(http.MethodHead)
+	if headResp.StatusCode != http.StatusOK || len(headBody) != 0 {
+		t.Errorf("HEAD: status %d, %d bytes of body; want 200 and none", headResp.StatusCode, len(headBody))
+	}
+	if headResp.ContentLength != int64(len(getBody)) || getResp.ContentLength != int64(len(getBody)) {
+		t.Errorf("Content-Length: HEAD %d, GET %d; the body is %d bytes", headResp.ContentLength, getResp.ContentLength, len(getBody))
+	}
+}
+
+// /metrics is the gatherer's, the dashboard is served at / and below,
+// and either is left out when not given.
+func TestMetricsAndDashboard(t *testing.T) {
+	cfg := testConfig(t)
+	h := newServer(t, cfg).Handler()
+	if w := get(h, http.MethodGet, "/metrics"); !strings.Contains(w.Body.String(), "collector_test_up 1") {
+		t.Errorf("/metrics: %d %s", w.Code, w.Body)
+	}
+	for _, path := range []string{"/", "/assets/app.js"} {
+		if w := get(h, http.MethodGet, path); w.Body.String() != "dashboard at "+path {
+			t.Errorf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	cfg.Metrics, cfg.Dashboard, cfg.Live = nil, nil, nil
+	h = newServer(t, cfg).Handler()
+	for _, path := range []string{"/metrics", "/", "/api/v1/live"} {
+		if w := get(h, http.MethodGet, path); w.Code != http.StatusNotFound {
+			t.Errorf("%s without it: status %d, want 404", path, w.Code)
+		}
+	}
+	if w := get(h, http.MethodGet, "/api/v1/"); strings.Contains(w.Body.String(), "/live") {
+		t.Errorf("the index lists /api/v1/live, which is not served:\n%s", w.Body)
+	}
+}

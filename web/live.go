@@ -1,0 +1,63 @@
+package web
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/back2basic/collector/report"
+	"github.com/back2basic/collector/traffic"
+)
+
+// defaultLiveTop is how many clients /api/v1/live lists unless told.
+const defaultLiveTop = 50
+
+func (s *Server) serveLive(w io.Writer, r *http.Request) error {
+	q := r.URL.Query()
+	if err := acceptOnly(q, "top"); err != nil {
+		return err
+	}
+	v, err := value(q, "top", strconv.Itoa(defaultLiveTop))
+	if err != nil {
+		return err
+	}
+	top, err := strconv.Atoi(v)
+	if err != nil || top < 0 {
+		return badRequest{fmt.Errorf("invalid value %q for parameter top: accepted: a number of clients, 0 for all", v)}
+	}
+	since, samples, err := s.cfg.Live(r.Context())
+	if err != nil {
+		return fmt.Errorf("read the live counters: %w", err)
+	}
+	now := s.cfg.Now()
+	return writeReport(w, liveReport(since, now, samples, top), member{"at", now.Format(time.RFC3339)})
+}
+
+// liveReport is the report by client of samples, counted from since to
+// now, as a stored span's would be: clients without bytes left out, the
+// busiest first, those past the top (all when top is 0) summed as the
+// rest.
+func liveReport(since, now time.Time, samples []traffic.Sample, top int) *report.Result {
+	active := slices.DeleteFunc(slices.Clone(samples), func(s traffic.Sample) bool { return s.Traffic.Bytes() == 0 })
+	slices.SortFunc(active, func(a, b traffic.Sample) int {
+		return cmp.Or(cmp.Compare(b.Traffic.Bytes(), a.Traffic.Bytes()), a.Client.Compare(b.Client))
+	})
+	whole := report.Row{Start: since, End: now}
+	res := &report.Result{Since: since, Until: now, By: report.ByClient, Classes: traffic.Classes(), Rest: whole, Total: whole}
+	for i, s := range active {
+		res.Total.Traffic.Add(&s.Traffic)
+		if top > 0 && i >= top {
+			res.Rest.Traffic.Add(&s.Traffic)
+			res.RestClients++
+			continue
+		}
+		row := whole
+		row.Client, row.Traffic = s.Client, s.Traffic
+		res.Rows = append(res.Rows, row)
+	}
+	return res
+}
