@@ -94,7 +94,7 @@ func (res *Result) humanKey(r *Row) []string {
 func amounts(r *Row) []string {
 	down, up := directions(&r.Traffic)
 	return []string{
-		formatBytes(float64(down)), formatBytes(float64(up)), formatBytes(float64(down + up)),
+		FormatBytes(float64(down)), FormatBytes(float64(up)), FormatBytes(float64(down + up)),
 		formatRate(down+up, r.End.Sub(r.Start).Seconds()),
 	}
 }

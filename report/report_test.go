@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/back2basic/collector/internal/golden"
-	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/internal/storetest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -103,46 +101,17 @@ func fixture(t *testing.T) string {
 	return fixtureOf(t, events)
 }
 
-// fixtureOf stores events the way the daemon does, a closed period per
-// event and one ending at now, with the store's clock at each period's
-// end, and returns the file's path. Minute rows are kept a week, so the
-// oldest event is read from hourly rows.
+// fixtureOf stores events the way the daemon does and returns the file's
+// path (storetest.Fill): the oldest event is read from hourly rows.
 func fixtureOf(t *testing.T, events []event) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "collector.db")
-	var clock time.Time
-	st, err := store.Open(path, store.Options{
-		Log:       slog.New(slog.DiscardHandler),
-		Retention: store.Retention{Minutes: 7 * 24 * time.Hour},
-		Now:       func() time.Time { return clock },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	consume := func(p traffic.Period) {
-		t.Helper()
-		clock = p.End
-		if err := st.Consume(t.Context(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var periods []traffic.Period
 	for _, e := range events {
-		p := traffic.Period{Start: e.at, End: e.at.Add(time.Minute)}
-		for _, s := range e.samples {
-			p.Rows = append(p.Rows, traffic.Row{Start: e.at, Client: s.Client, Traffic: s.Traffic})
-		}
-		consume(p)
+		periods = append(periods, storetest.Minute(e.at, e.samples...))
 	}
-	consume(traffic.Period{Start: events[len(events)-1].at.Add(time.Minute), End: now})
-	err = st.SaveNames(t.Context(), []traffic.Name{
-		{Addr: renter.Addr(), DNS: "renter-a.example", Found: now},
-		{Addr: peer.Addr(), DNS: "peer.example", Found: now},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return storetest.Fill(t, periods, now,
+		traffic.Name{Addr: renter.Addr(), DNS: "renter-a.example", Found: now},
+		traffic.Name{Addr: peer.Addr(), DNS: "peer.example", Found: now})
 }
 
 func testEnv(path string) env {

@@ -9,9 +9,9 @@ import (
 
 var binaryUnits = [...]string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 
-// formatBytes writes an amount of bytes, or bytes a second, in binary
+// FormatBytes writes an amount of bytes, or bytes a second, in binary
 // units with two decimals: "748 B", "1.46 KiB", "3.00 GiB".
-func formatBytes(v float64) string {
+func FormatBytes(v float64) string {
 	if v < 1023.995 {
 		return strconv.FormatFloat(v, 'f', 0, 64) + " B"
 	}
@@ -30,7 +30,7 @@ func formatRate(bytes uint64, seconds float64) string {
 	if seconds <= 0 {
 		return "-"
 	}
-	return formatBytes(float64(bytes)/seconds) + "/s"
+	return FormatBytes(float64(bytes)/seconds) + "/s"
 }
 
 // formatSpan writes a length of time in days, hours and minutes:

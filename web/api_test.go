@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/storetest"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -84,41 +84,15 @@ var events = []event{
 	}},
 }
 
-// fixture stores events the way the daemon does, a closed period per
-// event and one ending at now, with the store's clock at each period's
-// end, and returns the file opened read-only, as reports read it.
+// fixture stores events the way the daemon does (storetest.Fill) and
+// returns the file opened read-only, as reports read it.
 func fixture(t *testing.T) *store.Store {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "collector.db")
-	var clock time.Time
-	st, err := store.Open(path, store.Options{
-		Log:       slog.New(slog.DiscardHandler),
-		Retention: store.Retention{Minutes: 7 * 24 * time.Hour},
-		Now:       func() time.Time { return clock },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	consume := func(p traffic.Period) {
-		t.Helper()
-		clock = p.End
-		if err := st.Consume(t.Context(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var periods []traffic.Period
 	for _, e := range events {
-		p := traffic.Period{Start: e.at, End: e.at.Add(time.Minute)}
-		for _, s := range e.samples {
-			p.Rows = append(p.Rows, traffic.Row{Start: e.at, Client: s.Client, Traffic: s.Traffic})
-		}
-		consume(p)
+		periods = append(periods, storetest.Minute(e.at, e.samples...))
 	}
-	consume(traffic.Period{Start: events[len(events)-1].at.Add(time.Minute), End: now})
-	err = st.SaveNames(t.Context(), []traffic.Name{{Addr: renter.Addr(), DNS: "renter-a.example", Found: now}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := storetest.Fill(t, periods, now, traffic.Name{Addr: renter.Addr(), DNS: "renter-a.example", Found: now})
 	ro, err := store.OpenReadOnly(path)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -64,8 +65,8 @@ func keyed(rows []row) map[string]row {
 // them.
 func checkBytes(t *testing.T, where string, f figure, want uint64) {
 	t.Helper()
-	if f.Value != strconv.FormatUint(want, 10) || f.Text != binary(float64(want)) {
-		t.Errorf("%s: shows %q (value %s), want %q (%d)", where, f.Text, f.Value, binary(float64(want)), want)
+	if f.Value != strconv.FormatUint(want, 10) || f.Text != report.FormatBytes(float64(want)) {
+		t.Errorf("%s: shows %q (value %s), want %q (%d)", where, f.Text, f.Value, report.FormatBytes(float64(want)), want)
 	}
 }
 
@@ -74,8 +75,8 @@ func checkRate(t *testing.T, where string, f figure, bytes uint64, seconds float
 	t.Helper()
 	want := float64(bytes) / seconds
 	got, err := strconv.ParseFloat(f.Value, 64)
-	if err != nil || math.Abs(got-want) > 1e-9*want || f.Text != binary(want)+"/s" {
-		t.Errorf("%s: shows %q (value %s), want %q (%g)", where, f.Text, f.Value, binary(want)+"/s", want)
+	if err != nil || math.Abs(got-want) > 1e-9*want || f.Text != report.FormatBytes(want)+"/s" {
+		t.Errorf("%s: shows %q (value %s), want %q (%g)", where, f.Text, f.Value, report.FormatBytes(want)+"/s", want)
 	}
 }
 
@@ -97,21 +98,4 @@ func direction(t traffic.Traffic, d traffic.Direction) uint64 {
 		n += t[c][d].Bytes
 	}
 	return n
-}
-
-var binaryUnits = []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-
-// binary writes bytes as the page must, and as collector report's tables
-// do: whole bytes below a KiB, else two decimals of the largest binary
-// unit that keeps the number under 1024 once rounded.
-func binary(v float64) string {
-	if v < 1023.995 {
-		return strconv.FormatFloat(v, 'f', 0, 64) + " B"
-	}
-	v, unit := v/1024, 0
-	for v >= 1023.995 && unit < len(binaryUnits)-1 {
-		v /= 1024
-		unit++
-	}
-	return strconv.FormatFloat(v, 'f', 2, 64) + " " + binaryUnits[unit]
 }
