@@ -23,18 +23,9 @@ import (
 	"github.com/back2basic/collector/traffic"
 )
 
-// berlin is where the tests' operator lives: a zone with summer time, an
-// hour off UTC.
-var berlin = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}()
-
-// now is a Wednesday morning.
-var now = time.Date(2026, 3, 4, 10, 30, 0, 0, berlin)
+// berlin is where the tests' operator lives, and now a Wednesday morning
+// there.
+var berlin, now = storetest.Berlin, storetest.Now
 
 // billingDay starts the billing period holding now on February 15.
 const billingDay = 15

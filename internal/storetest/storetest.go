@@ -53,3 +53,16 @@ func Minute(at time.Time, samples ...traffic.Sample) traffic.Period {
 	}
 	return p
 }
+
+// Berlin is where the tests' operator lives: a zone with summer time, an
+// hour off UTC.
+var Berlin = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+// Now is when the tests read: a Wednesday morning in Berlin.
+var Now = time.Date(2026, 3, 4, 10, 30, 0, 0, Berlin)
