@@ -15,7 +15,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export VM=${VM:-$(dirname "$here")/build/vm}
 # The time limit of one VM, boot to power off.
-TIMEOUT=${TIMEOUT:-420}
+TIMEOUT=${TIMEOUT:-900}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 
 if [ "$(id -u)" != 0 ]; then
