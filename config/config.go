@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -64,6 +67,19 @@ type Config struct {
 	MetricsTopClients int
 	// BillingDay is the day of the month billing periods start on.
 	BillingDay int
+	// SpikeAlerts turns the consensus spike alerts on; SpikeSensitivity,
+	// SpikeMinRate (bytes a second) and SpikeDays tune them.
+	SpikeAlerts      bool
+	SpikeSensitivity float64
+	SpikeMinRate     float64
+	SpikeDays        int
+	// QuotaUp, QuotaDown and QuotaTotal are bytes per billing period, 0
+	// for none; QuotaThresholds are the shares of them that alert.
+	QuotaUp, QuotaDown, QuotaTotal uint64
+	QuotaThresholds                []float64
+	// WebhookURL receives every alert as JSON when set, with WebhookToken
+	// as a bearer token; both are secrets, never logged.
+	WebhookURL, WebhookToken string
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -74,6 +90,10 @@ type setting struct {
 	env, def, help string
 	set            func(c *Config, v string) error
 }
+
+// secrets are the settings whose values may hold a token: errors name
+// them without their value.
+var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true}
 
 var settings = []setting{
 	{"INTERFACE", "", "network interfaces to watch, comma-separated; empty: the interface of the default route", func(c *Config, v string) error {
@@ -195,6 +215,62 @@ var settings = []setting{
 		c.BillingDay = n
 		return nil
 	}},
+	{"ALERT_SPIKES", "1", "1 alerts on consensus traffic far above its usual rate for the hour, for the host and per client", func(c *Config, v string) (err error) {
+		c.SpikeAlerts, err = parseBool(v)
+		return err
+	}},
+	{"ALERT_SPIKE_SENSITIVITY", strconv.Itoa(alert.DefaultSensitivity), "spreads (MADs) above the hour's usual rate consensus traffic must be to alert; lower alerts on smaller spikes", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 1 || f > 100 {
+			return errors.New("not a sensitivity; accepted: 1 to 100")
+		}
+		c.SpikeSensitivity = f
+		return nil
+	}},
+	{"ALERT_SPIKE_MIN_RATE", strconv.Itoa(alert.DefaultMinRate), "bytes a second consensus traffic must exceed to alert, whatever its usual rate", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("not a rate; accepted: bytes a second, 1 or more")
+		}
+		c.SpikeMinRate = float64(n)
+		return nil
+	}},
+	{"ALERT_SPIKE_DAYS", strconv.Itoa(alert.DefaultDays), "days of stored history the usual rates are learned from (at most RETENTION_MINUTES_DAYS)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 3 || n > 90 {
+			return errors.New("not a number of days; accepted: 3 to 90")
+		}
+		c.SpikeDays = n
+		return nil
+	}},
+	{"QUOTA_UP_BYTES", "0", "bytes the host may send per billing period, all classes; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaUp })},
+	{"QUOTA_DOWN_BYTES", "0", "bytes the host may receive per billing period; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaDown })},
+	{"QUOTA_TOTAL_BYTES", "0", "bytes sent and received per billing period; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaTotal })},
+	{"QUOTA_THRESHOLDS", "80,100", "percentages of a quota that alert, once each per billing period, comma-separated", func(c *Config, v string) error {
+		c.QuotaThresholds = nil
+		for _, f := range splitList(v) {
+			n, err := strconv.ParseFloat(f, 64)
+			if err != nil || n <= 0 || n > 1000 {
+				return errors.New("not a list of percentages; accepted: numbers above 0 up to 1000, comma-separated, such as 80,100")
+			}
+			c.QuotaThresholds = append(c.QuotaThresholds, n/100)
+		}
+		return nil
+	}},
+	{"ALERT_WEBHOOK_URL", "", "http(s) URL every alert is POSTed to as JSON, firing and resolved; empty: none", func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("not a URL; accepted: an http:// or https:// URL, or empty")
+			}
+		}
+		c.WebhookURL = v
+		return nil
+	}},
+	{"ALERT_WEBHOOK_TOKEN", "", "sent to ALERT_WEBHOOK_URL as Authorization: Bearer; empty: none", func(c *Config, v string) error {
+		c.WebhookToken = v
+		return nil
+	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("unknown level; accepted: debug, info, warn, error")
@@ -250,29 +326,34 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 	return c, nil
 }
 
-// SQLitePath returns the database the daemon writes, for commands that only
-// read it: SQLITE_PATH from getenv, else from the env file (file, or
-// DefaultFile when file is "", which may then be missing), else the
-// default. Such commands put their own -sqlite-path flag on top.
-func SQLitePath(file string, getenv func(string) (string, bool)) (string, error) {
+// readerSettings are the settings that commands reading the database
+// share with the daemon: where it is, and the quotas a billing report
+// shows.
+var readerSettings = []string{"SQLITE_PATH", "QUOTA_UP_BYTES", "QUOTA_DOWN_BYTES", "QUOTA_TOTAL_BYTES"}
+
+// ForReaders returns the readerSettings for commands that only read the
+// database: from getenv, else from the env file (file, or DefaultFile
+// when file is "", which may then be missing), else the defaults. Such
+// commands put their own flags on top.
+func ForReaders(file string, getenv func(string) (string, bool)) (*Config, error) {
 	explicit := file != ""
 	if !explicit {
 		file = DefaultFile
 	}
 	fromFile, err := readEnvFile(file, explicit)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	c := &Config{}
 	for _, s := range settings {
-		if s.env == "SQLITE_PATH" {
+		if slices.Contains(readerSettings, s.env) {
 			v, where := s.value(fromFile, file, getenv)
 			if err := s.apply(c, v, where); err != nil {
-				return "", err
+				return nil, err
 			}
 		}
 	}
-	return c.SQLitePath, nil
+	return c, nil
 }
 
 // value returns the setting's value and where it came from: the default,
@@ -288,10 +369,14 @@ func (s setting) value(fromFile map[string]string, file string, getenv func(stri
 	return v, where
 }
 
-// apply sets v in c, with an error naming the setting, the value and where
-// it came from.
+// apply sets v in c, with an error naming the setting, the value (unless
+// it is a secret) and where it came from.
 func (s setting) apply(c *Config, v, where string) error {
-	if err := s.set(c, strings.TrimSpace(v)); err != nil {
+	err := s.set(c, strings.TrimSpace(v))
+	switch {
+	case err != nil && secrets[s.env]:
+		return fmt.Errorf("%s (from %s): %w", s.env, where, err)
+	case err != nil:
 		return fmt.Errorf("%s=%q (from %s): %w", s.env, v, where, err)
 	}
 	return nil
@@ -350,6 +435,18 @@ func days(field func(*Config) *time.Duration) func(*Config, string) error {
 			return errors.New("not a number of days; accepted: 1 to 36500")
 		}
 		*field(c) = time.Duration(n) * day
+		return nil
+	}
+}
+
+// quotaBytes parses a quota in bytes, 0 for none.
+func quotaBytes(field func(*Config) *uint64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return errors.New("not a byte count; accepted: a whole number of bytes, 0 for no quota")
+		}
+		*field(c) = n
 		return nil
 	}
 }

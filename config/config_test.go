@@ -55,6 +55,11 @@ func TestDefaults(t *testing.T) {
 		HTTPListen:        "127.0.0.1:9986",
 		MetricsTopClients: 20,
 		BillingDay:        1,
+		SpikeAlerts:       true,
+		SpikeSensitivity:  6,
+		SpikeMinRate:      128 << 10,
+		SpikeDays:         7,
+		QuotaThresholds:   []float64{0.8, 1},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -108,6 +113,10 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"METRICS_TOP_CLIENTS": "-1"}, "METRICS_TOP_CLIENTS"},
 		{map[string]string{"BILLING_DAY": "32"}, "BILLING_DAY"},
 		{map[string]string{"BILLING_DAY": "0"}, "BILLING_DAY"},
+		{map[string]string{"QUOTA_THRESHOLDS": "80,abc"}, "QUOTA_THRESHOLDS"},
+		{map[string]string{"QUOTA_UP_BYTES": "-1"}, "QUOTA_UP_BYTES"},
+		{map[string]string{"ALERT_SPIKE_DAYS": "1"}, "ALERT_SPIKE_DAYS"},
+		{map[string]string{"ALERT_WEBHOOK_URL": "ftp://hooks.example/s3cr3t"}, "ALERT_WEBHOOK_URL"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			_, err := load(t, "\n", tc.env)
@@ -117,14 +126,17 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error spans lines: %q", err)
 			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Fatalf("error shows the secret: %q", err)
+			}
 		})
 	}
 }
 
-func TestSQLitePath(t *testing.T) {
+func TestForReaders(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "collector.env")
-	if err := os.WriteFile(file, []byte("SQLITE_PATH=/srv/from-file.db\nINTERFACE=eth0\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("SQLITE_PATH=/srv/from-file.db\nINTERFACE=eth0\nQUOTA_UP_BYTES=1000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := func(m map[string]string) func(string) (string, bool) {
@@ -146,15 +158,21 @@ func TestSQLitePath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SQLitePath(tt.file, env(tt.env))
+			c, err := ForReaders(tt.file, env(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("error %v, want it to contain %q", err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			if err != nil || c.SQLitePath != tt.want {
+				t.Fatalf("got %+v, %v; want SQLITE_PATH %q", c, err, tt.want)
+			}
+			if c.Interfaces != nil {
+				t.Errorf("INTERFACE read too: %v", c.Interfaces)
+			}
+			if tt.file == file && c.QuotaUp != 1000 {
+				t.Errorf("QUOTA_UP_BYTES %d, want the file's 1000", c.QuotaUp)
 			}
 		})
 	}

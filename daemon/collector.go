@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
@@ -86,6 +88,8 @@ type collector struct {
 	consumers  []agg.Consumer
 	today      *live.Today
 	resolver   *dns.Resolver
+	alerts     *alert.Detector
+	webhook    *alert.Webhook
 	metrics    *metrics.Metrics
 	http       *web.Server
 	ifaces     *bpfgo.Interfaces
@@ -109,6 +113,9 @@ func (c *collector) services() []Service {
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
 	}
+	// The alerts stop after the aggregator, so the webhook gets the last
+	// flush's alerts too.
+	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.sendAlerts})
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
 	}
@@ -166,6 +173,66 @@ func (c *collector) newResolver(context.Context) error {
 	return nil
 }
 
+// newAlerts makes the alerts, which judge every period, and reads back
+// what they learned and fired before, so that a restart neither forgets
+// nor repeats them.
+func (c *collector) newAlerts(ctx context.Context) error {
+	var notify alert.Notifier
+	if c.cfg.WebhookURL != "" {
+		var err error
+		c.webhook, err = alert.NewWebhook(c.cfg.WebhookURL, alert.WebhookOptions{Token: c.cfg.WebhookToken, Log: c.log.With("component", "webhook")})
+		if err != nil {
+			return fmt.Errorf("ALERT_WEBHOOK_URL: %w", err)
+		}
+		notify = c.webhook
+	}
+	var err error
+	c.alerts, err = alert.New(alert.Config{
+		Store: c.store,
+		Log:   c.log.With("component", "alerts"),
+		Spike: alert.Spike{
+			Off:         !c.cfg.SpikeAlerts,
+			Sensitivity: c.cfg.SpikeSensitivity,
+			MinRate:     c.cfg.SpikeMinRate,
+			Days:        c.cfg.SpikeDays,
+			Step:        c.cfg.FlushInterval,
+		},
+		Quota: alert.Quota{
+			Up: c.cfg.QuotaUp, Down: c.cfg.QuotaDown, Total: c.cfg.QuotaTotal,
+			Thresholds: c.cfg.QuotaThresholds,
+			Period:     c.billingPeriod,
+		},
+		Notify: notify,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.alerts.Load(ctx); err != nil {
+		c.log.Warn("the alerts start without what the database holds of their history", "err", err)
+	}
+	c.consumers = append(c.consumers, c.alerts)
+	return nil
+}
+
+// sendAlerts delivers the alerts to the webhook, if there is one.
+func (c *collector) sendAlerts(ctx context.Context) error {
+	if c.webhook == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return c.webhook.Run(ctx)
+}
+
+// billingPeriod is the billing period holding t, as the reports count it.
+func (c *collector) billingPeriod(t time.Time) (start, end time.Time) {
+	span, err := report.PeriodSpan("billing", t, c.cfg.BillingDay)
+	if err != nil {
+		// BILLING_DAY is checked to be 1-31 when it is read.
+		panic(err)
+	}
+	return span.Since, span.Until
+}
+
 // newMetrics makes the metrics, which add up every period as a consumer
 // and read the rest of the daemon's state at scrape time.
 func (c *collector) newMetrics(context.Context) error {
@@ -175,6 +242,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Datapath:   c.counters.Stats,
 		Interfaces: func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
 		Billing:    c.billing,
+		Alerts:     c.alertMetrics(),
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
 		BPFObject:  bpf.ObjectSHA256(),
@@ -184,14 +252,21 @@ func (c *collector) newMetrics(context.Context) error {
 	return nil
 }
 
+// alertMetrics is where the metrics read the alerts.
+func (c *collector) alertMetrics() metrics.Alerts {
+	a := metrics.Alerts{Active: c.alerts.Active, Quotas: c.alerts.QuotaUse}
+	if c.webhook != nil {
+		a.Webhook = c.webhook.Stats
+	}
+	return a
+}
+
 // billing reads what the billing period so far holds, per direction,
 // through the same report code as collector report -period billing.
 func (c *collector) billing(ctx context.Context) (down, up uint64, err error) {
 	now := time.Now()
-	span, err := report.PeriodSpan("billing", now, c.cfg.BillingDay)
-	if err != nil {
-		return 0, 0, err
-	}
+	since, until := c.billingPeriod(now)
+	span := report.Span{Since: since, Until: until, Period: "billing"}
 	res, err := report.Build(ctx, c.store, report.Request{Span: span, By: report.ByClass, Now: now})
 	if err != nil {
 		return 0, 0, err

@@ -43,6 +43,8 @@ type Config struct {
 	// period so far, within billingTimeout. Only a flush changes the
 	// answer, so it is asked again only after one, or after it failed.
 	Billing func(ctx context.Context) (down, up uint64, err error)
+	// Alerts reads the alerts and quotas.
+	Alerts Alerts
 	// Version, Commit and BPFObject name the build: its version, its
 	// commit and the SHA-256 of its BPF object.
 	Version, Commit, BPFObject string
@@ -122,7 +124,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range descs {
+	for _, d := range append(descs, alertDescs...) {
 		ch <- d
 	}
 }
@@ -141,6 +143,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.cfg.Interfaces != nil {
 		collectInterfaces(ch, m.cfg.Interfaces())
 	}
+	collectAlerts(ch, m.cfg.Alerts)
 }
 
 // counter returns a counter of value v.

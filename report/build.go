@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -43,6 +45,17 @@ type Result struct {
 	RestClients int
 	// Total sums Rows and Rest.
 	Total Row
+	// Quotas are the shares of the billing period's quotas Total uses, in
+	// a report of a billing period when quotas are set (WithQuotas).
+	Quotas []alert.QuotaUse
+}
+
+// WithQuotas sets the shares of q that a report of a billing period uses;
+// any other report has none.
+func (res *Result) WithQuotas(q alert.Quota) {
+	if strings.HasSuffix(res.Period, "billing") {
+		res.Quotas = q.Uses(&res.Total.Traffic)
+	}
 }
 
 // Row is one line of a report: its key, which By chooses among Client and

@@ -35,7 +35,7 @@ func export(ctx context.Context, args []string, stdout io.Writer, e env) error {
 	if ok, err := c.parse(args); !ok {
 		return err
 	}
-	st, err := c.open()
+	st, _, err := c.open()
 	if err != nil {
 		return err
 	}

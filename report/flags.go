@@ -131,14 +131,16 @@ func (c *command) set(name string) bool {
 	return found
 }
 
-// open opens the daemon's database read-only.
-func (c *command) open() (*store.Store, error) {
-	path := c.sqlitePath
-	if path == "" {
-		var err error
-		if path, err = config.SQLitePath(c.config, c.env.getenv); err != nil {
-			return nil, err
-		}
+// open opens the daemon's database read-only, with the settings that
+// readers of it share (config.ForReaders).
+func (c *command) open() (*store.Store, *config.Config, error) {
+	settings, err := config.ForReaders(c.config, c.env.getenv)
+	if err != nil {
+		return nil, nil, err
 	}
-	return store.OpenReadOnly(path)
+	if c.sqlitePath != "" {
+		settings.SQLitePath = c.sqlitePath
+	}
+	st, err := store.OpenReadOnly(settings.SQLitePath)
+	return st, settings, err
 }

@@ -12,6 +12,14 @@ import (
 	"github.com/back2basic/collector/store"
 )
 
+// quota is how the JSON form writes the share of a quota used.
+type quota struct {
+	Direction string  `json:"direction"`
+	Used      uint64  `json:"used_bytes"`
+	Limit     uint64  `json:"quota_bytes"`
+	Share     float64 `json:"share"`
+}
+
 // The CSV and JSON forms carry raw numbers under names that do not change
 // between releases: the key columns of By, then the counters named as in
 // the tables, then these sums and the average rate.
@@ -145,6 +153,7 @@ func (res *Result) WriteJSON(w io.Writer) error {
 		Rows    []object `json:"rows"`
 		Rest    *object  `json:"rest,omitempty"`
 		Total   object   `json:"total"`
+		Quotas  []quota  `json:"quotas,omitempty"`
 	}{
 		Period:  res.Period,
 		Since:   res.Since.Format(time.RFC3339),
@@ -157,6 +166,9 @@ func (res *Result) WriteJSON(w io.Writer) error {
 	}
 	for i := range res.Rows {
 		doc.Rows = append(doc.Rows, object{keys: res.columns(), values: res.machineRow(&res.Rows[i])})
+	}
+	for _, q := range res.Quotas {
+		doc.Quotas = append(doc.Quotas, quota{q.Direction, q.Used, q.Limit, math.Round(q.Share()*1e4) / 1e4})
 	}
 	if res.RestClients > 0 {
 		doc.Rest = &object{

@@ -54,6 +54,10 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	line(&res.Total, total...)
 	writeAligned(bw, lines, len(keys))
+	for _, q := range res.Quotas {
+		fmt.Fprintf(bw, "quota %s: %s of %s (%.0f%%)\n", q.Direction,
+			FormatBytes(float64(q.Used)), FormatBytes(float64(q.Limit)), 100*q.Share())
+	}
 	return bw.Flush()
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -70,7 +71,7 @@ func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.open()
+	st, settings, err := c.open()
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,7 @@ func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
 	if err != nil {
 		return err
 	}
+	res.WithQuotas(alert.Quota{Up: settings.QuotaUp, Down: settings.QuotaDown, Total: settings.QuotaTotal})
 	switch f.format {
 	case "csv":
 		return res.WriteCSV(stdout)

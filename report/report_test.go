@@ -266,3 +266,28 @@ func TestReportBesideWriter(t *testing.T) {
 	}
 	golden.Check(t, "report today", out.String())
 }
+
+// A report of a billing period shows the share of each quota set, in the
+// table and in JSON; other periods show none.
+func TestQuotaShares(t *testing.T) {
+	path := fixture(t)
+	e := testEnv(path)
+	e.getenv = func(k string) (string, bool) {
+		switch k {
+		case "SQLITE_PATH":
+			return path, true
+		case "QUOTA_UP_BYTES":
+			return "2147483648", true // 2 GiB
+		case "QUOTA_TOTAL_BYTES":
+			return "10737418240", true // 10 GiB
+		}
+		return "", false
+	}
+	for _, args := range []string{"-billing-day 25", "-billing-day 25 -format json", "-period today"} {
+		var out bytes.Buffer
+		if err := report(t.Context(), strings.Fields(args), &out, e); err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, "report quota "+args, out.String())
+	}
+}

@@ -17,6 +17,8 @@ import (
 var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	0: importEarlierTool,
 	1: splitNamesAndAddRollups,
+	2: addAlerts,
+	3: addWriteSeq,
 }
 
 // migrate creates the schema in a new file or upgrades an existing one to
@@ -43,7 +45,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	start := time.Now()
 	if fresh {
-		if err := execAll(ctx, tx, schemaSQL()...); err != nil {
+		if err := execAll(ctx, tx, append(append(schemaSQL(), createAlertsSQL), writeSeqSQL...)...); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	} else {

@@ -128,12 +128,16 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 		return err
 	}
 	defer tx.Rollback() // a no-op once committed
-	cur := s.state
-	next := cur
-	if next.hourlyUntil, err = rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk); err != nil {
+	seq, err := nextSeq(ctx, tx)
+	if err != nil {
 		return err
 	}
-	if next.dailyUntil, err = rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk); err != nil {
+	cur := s.state
+	next := cur
+	if next.hourlyUntil, err = rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk, seq); err != nil {
+		return err
+	}
+	if next.dailyUntil, err = rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
 		return err
 	}
 	if next.minuteSince, err = prune(ctx, tx, Minutes, cur.minuteSince, min(g.minuteCut, next.hourlyUntil)); err != nil {
@@ -158,8 +162,8 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 // rollup sums the rows of t's finer table from until on into t, at most
 // chunk seconds of them and not past end, and returns the new until. A gap
 // with no rows is passed over in one step, so a file idle for months costs
-// no more than one that was not.
-func rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk int64) (int64, error) {
+// no more than one that was not. The rows it writes get seq.
+func rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk, seq int64) (int64, error) {
 	if until >= end {
 		return until, nil
 	}
@@ -175,7 +179,7 @@ func rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk int64) (
 		return end, nil
 	}
 	stop := min(start+chunk, end)
-	if _, err := tx.ExecContext(ctx, rollupSQL(t), start, stop); err != nil {
+	if _, err := tx.ExecContext(ctx, rollupSQL(t), start, stop, seq); err != nil {
 		return until, fmt.Errorf("roll up %s from %d to %d: %w", t, start, stop, err)
 	}
 	return stop, nil

@@ -218,14 +218,18 @@ func (s *Store) writeTx(ctx context.Context, rows []traffic.Row) error {
 		return err
 	}
 	defer tx.Rollback() // a no-op once committed
+	seq, err := nextSeq(ctx, tx)
+	if err != nil {
+		return err
+	}
 	keyed := keyOrder(rows)
-	if err := upsert(ctx, tx, Minutes, keyed); err != nil {
+	if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
 		return err
 	}
-	if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil)); err != nil {
+	if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
 		return err
 	}
-	if err := upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil)); err != nil {
+	if err := upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil), seq); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -311,14 +315,14 @@ func lateRows(rows []keyedRow, t Table, until int64) []keyedRow {
 }
 
 // batchRows is how many rows one INSERT statement carries: a statement per
-// row spends most of a flush crossing into SQLite. 256 rows of 14 values
+// row spends most of a flush crossing into SQLite. 256 rows of 15 values
 // stay well below SQLite's limit of 32,766 bound values.
 const batchRows = 256
 
-// upsert adds rows to table t, batchRows at a time.
-func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow) error {
+// upsert adds rows to table t, batchRows at a time, as write seq.
+func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow, seq int64) error {
 	var full *sql.Stmt
-	args := make([]any, 0, min(len(rows), batchRows)*(2+len(columns)))
+	args := make([]any, 0, min(len(rows), batchRows)*(3+len(columns)))
 	for len(rows) > 0 {
 		n := min(len(rows), batchRows)
 		args = args[:0]
@@ -329,6 +333,7 @@ func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow) error {
 				// set; no counter comes near it.
 				args = append(args, int64(*c.tally(r.traffic)))
 			}
+			args = append(args, seq)
 		}
 		stmt := full
 		if n < batchRows || full == nil {

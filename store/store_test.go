@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		tables = append(tables, name+" INTEGER notnull=1 default=0 pk=0")
 		view = append(view, name+" INTEGER notnull=0 default= pk=0")
 	}
+	tables = append(tables, "seq INTEGER notnull=1 default=1 pk=0")
 	for table, want := range map[string][]string{
 		"traffic_minute": tables,
 		"traffic_hourly": tables,
@@ -87,7 +89,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		}
 	}
 
-	for pragma, want := range map[string]string{"user_version": "2", "journal_mode": "wal"} {
+	for pragma, want := range map[string]string{"user_version": strconv.Itoa(schemaVersion), "journal_mode": "wal"} {
 		var got string
 		if err := st.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
 			t.Fatal(err)
@@ -115,18 +117,19 @@ func TestOpenOddPath(t *testing.T) {
 }
 
 func TestOpenRefuses(t *testing.T) {
+	newer := fmt.Sprintf("PRAGMA user_version = %d", schemaVersion+1)
 	tests := []struct {
 		name     string
 		prepare  string // run on the file before opening; "" for no file
 		readOnly bool
 		wantErr  string
 	}{
-		{name: "newer version", prepare: "PRAGMA user_version = 3", wantErr: "schema version 3 is newer than this collector's (2)"},
+		{name: "newer version", prepare: newer, wantErr: fmt.Sprintf("schema version %d is newer than this collector's (%d)", schemaVersion+1, schemaVersion)},
 		{name: "not ours", prepare: "CREATE TABLE traffic (when_ TEXT)", wantErr: "table traffic has no column timestamp"},
 		{name: "read-only, no file", readOnly: true, wantErr: "no such file"},
 		{name: "read-only, older version", prepare: "PRAGMA user_version = 1", readOnly: true,
-			wantErr: "schema version 1, this collector reads 2: start the daemon once to upgrade the file"},
-		{name: "read-only, newer version", prepare: "PRAGMA user_version = 3", readOnly: true, wantErr: "schema version 3, this collector reads 2"},
+			wantErr: fmt.Sprintf("schema version 1, this collector reads %d: start the daemon once to upgrade the file", schemaVersion)},
+		{name: "read-only, newer version", prepare: newer, readOnly: true, wantErr: fmt.Sprintf("schema version %d, this collector reads %d", schemaVersion+1, schemaVersion)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,309 @@
+package alert
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/back2basic/collector/internal/outage"
+	"github.com/back2basic/collector/store"
+	"github.com/back2basic/collector/traffic"
+)
+
+const (
+	// saveTimeout bounds saving alerts within a flush, which must stay
+	// quick; what is not saved is tried again with the next period.
+	saveTimeout = 2 * time.Second
+	// keepResolved is how long resolved alerts stay in the database.
+	keepResolved = 90 * 24 * time.Hour
+)
+
+// Store is where a Detector reads the traffic history from and keeps its
+// alerts: *store.Store.
+type Store interface {
+	ClassMinutes(ctx context.Context, class traffic.Class, since time.Time, fn func(store.ClassMinute) error) error
+	TopClients(ctx context.Context, q store.Query, n int, classes []traffic.Class) (store.Top, error)
+	SaveAlert(ctx context.Context, a store.SavedAlert) error
+	Alerts(ctx context.Context, resolvedSince time.Time) ([]store.SavedAlert, error)
+	ForgetAlerts(ctx context.Context, resolvedBefore time.Time) error
+}
+
+// Config sets up a Detector; the zero value of each field but Store gives
+// its default.
+type Config struct {
+	Store Store
+	// Log gets a warning for every alert firing and resolving, and hears
+	// about alerts that cannot be saved; default slog.Default().
+	Log *slog.Logger
+	// Now reads the clock at Load; default time.Now. Consume goes by the
+	// periods' times.
+	Now   func() time.Time
+	Spike Spike
+	Quota Quota
+	// Notify, when set, is told of every alert too: the webhook.
+	Notify Notifier
+}
+
+// Detector raises alerts on the closed periods it consumes: consensus
+// spikes of the host and of each client, and billing period quotas used
+// up. Every alert is a warning in the journal, is saved in the database,
+// and goes to Notify. Its methods are safe for concurrent use; Consume is
+// meant to be called one period at a time, as the aggregator does.
+type Detector struct {
+	cfg Config
+
+	mu     sync.Mutex // the state below against Active and QuotaUse
+	spikes *spikes    // nil when off
+	quotas *quotas    // nil without a quota
+
+	unsaved []Alert // alerts whose save failed, retried with the next period
+	saving  outage.Outage
+}
+
+// New returns a Detector as cfg says, with no history: call Load before
+// the first period.
+func New(cfg Config) (*Detector, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("alerts: no store")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var err error
+	if cfg.Quota, err = cfg.Quota.withDefaults(); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	d := &Detector{cfg: cfg, saving: outage.Outage{
+		Start: "cannot save alerts; a restart now could raise them again; retrying every flush",
+		End:   "saving alerts again",
+	}}
+	if !cfg.Spike.Off {
+		d.spikes = newSpikes(cfg.Spike)
+		d.spikes.judging = true
+	}
+	if cfg.Quota.Set() {
+		d.quotas = newQuotas(cfg.Quota)
+		d.quotas.begin(cfg.Now(), traffic.Traffic{})
+	}
+	return d, nil
+}
+
+// String names the detector in the journal.
+func (d *Detector) String() string { return "the alerts" }
+
+// Load reads what the detector learns from the database, before the
+// first period: the consensus traffic of the last Spike.Days days, for the
+// baselines; what the billing period used so far; the alerts still firing,
+// so that they are neither raised again nor forgotten; and the spikes
+// resolved within the cooldown. A threshold of a quota found crossed, or
+// an alert of a period over or of a setting turned off, is raised or
+// resolved now. On an error the detector goes on with what it could read.
+func (d *Detector) Load(ctx context.Context) error {
+	now := d.cfg.Now()
+	var errs []error
+	resolvedSince := now
+	if d.spikes != nil {
+		resolvedSince = now.Add(-d.spikes.cfg.Cooldown)
+	}
+	saved, err := d.cfg.Store.Alerts(ctx, resolvedSince)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	d.mu.Lock()
+	if d.spikes != nil {
+		errs = append(errs, d.learn(ctx, now))
+	}
+	if d.quotas != nil {
+		start, _ := d.quotas.cfg.Period(now)
+		top, err := d.cfg.Store.TopClients(ctx, store.Query{Since: start}, -1, nil)
+		errs = append(errs, err)
+		d.quotas.begin(now, top.Rest)
+	}
+	var out []Alert
+	for _, s := range saved {
+		var a Alert
+		if err := json.Unmarshal(s.Payload, &a); err != nil || a.ID != s.ID || (a.Spike == nil) == (a.Quota == nil) {
+			d.cfg.Log.Warn("skip an unreadable alert in the database", "alert", s.ID, "err", err)
+			continue
+		}
+		out = append(out, d.restore(a, now)...)
+	}
+	if d.quotas != nil {
+		d.quotas.check(now)
+	}
+	out = append(out, d.take()...)
+	d.mu.Unlock()
+
+	d.publish(ctx, now, out)
+	errs = append(errs, d.cfg.Store.ForgetAlerts(ctx, now.Add(-keepResolved)))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("load alert state: %w", err)
+	}
+	return nil
+}
+
+// learn replays the stored consensus traffic into the spike baselines.
+// d.mu must be held.
+func (d *Detector) learn(ctx context.Context, now time.Time) error {
+	s := d.spikes
+	since := time.Unix(hourOf(now)*3600, 0).AddDate(0, 0, -s.cfg.Days)
+	s.judging = false
+	defer func() { s.judging = true }()
+	err := d.cfg.Store.ClassMinutes(ctx, traffic.Consensus, since, func(m store.ClassMinute) error {
+		s.add(m.Minute, m.Client, m.Bytes)
+		return nil
+	})
+	s.closeBefore(now)
+	hours := 0
+	for _, h := range s.observed {
+		if h >= 0 {
+			hours++
+		}
+	}
+	d.cfg.Log.Info("consensus spike baselines read from the database", "hours", hours, "clients", len(s.clients),
+		"days_needed", min(minHistoryDays, s.cfg.Days))
+	return err
+}
+
+// restore takes up a saved alert, and returns what has to be resolved
+// now: an alert of a kind or quota no longer set. d.mu must be held.
+func (d *Detector) restore(a Alert, now time.Time) []Alert {
+	switch {
+	case a.Spike != nil && d.spikes != nil:
+		d.spikes.restore(a, now)
+	case a.Quota != nil && d.quotas != nil && d.quotaSet(a.Subject):
+		if a.Status == Firing {
+			d.quotas.restore(a)
+		}
+	case a.Status == Firing:
+		a.Status, a.ResolvedAt = Resolved, now
+		return []Alert{a}
+	}
+	return nil
+}
+
+// quotaSet reports whether the quota of direction is set.
+func (d *Detector) quotaSet(direction string) bool {
+	for _, u := range d.quotas.cfg.Uses(&traffic.Traffic{}) {
+		if u.Direction == direction {
+			return true
+		}
+	}
+	return false
+}
+
+// take returns the alerts raised since the last call. d.mu must be held.
+func (d *Detector) take() []Alert {
+	var out []Alert
+	if d.spikes != nil {
+		out = append(out, d.spikes.take()...)
+	}
+	if d.quotas != nil {
+		out = append(out, d.quotas.take()...)
+	}
+	return out
+}
+
+// Consume judges a closed period. It only reads p's rows, never fails,
+// and takes no longer than a save of the alerts raised, if any.
+func (d *Detector) Consume(ctx context.Context, p traffic.Period) error {
+	d.mu.Lock()
+	if d.spikes != nil {
+		d.spikes.consume(p)
+	}
+	if d.quotas != nil {
+		d.quotas.consume(p)
+	}
+	out := d.take()
+	d.mu.Unlock()
+	if len(out) > 0 || len(d.unsaved) > 0 {
+		d.publish(ctx, p.End, out)
+	}
+	return nil
+}
+
+// publish writes alerts to the journal, saves them, and notifies them.
+// Only the one goroutine that loads and consumes calls it.
+func (d *Detector) publish(ctx context.Context, now time.Time, alerts []Alert) {
+	for _, a := range alerts {
+		logAlert(d.cfg.Log, a)
+	}
+	d.save(ctx, now, alerts)
+	if d.cfg.Notify != nil {
+		for _, a := range alerts {
+			d.cfg.Notify.Notify(a)
+		}
+	}
+}
+
+// save saves alerts, after those whose save failed before, and keeps
+// what fails for the next try.
+func (d *Detector) save(ctx context.Context, now time.Time, alerts []Alert) {
+	for _, a := range alerts {
+		// A resolution replaces the firing of the same alert.
+		d.unsaved = slices.DeleteFunc(d.unsaved, func(u Alert) bool { return u.ID == a.ID })
+		d.unsaved = append(d.unsaved, a)
+	}
+	ctx, cancel := context.WithTimeout(ctx, saveTimeout)
+	defer cancel()
+	var err error
+	resolved := false
+	for len(d.unsaved) > 0 {
+		a := d.unsaved[0]
+		if err = d.cfg.Store.SaveAlert(ctx, saved(a)); err != nil {
+			break
+		}
+		resolved = resolved || a.Status == Resolved
+		d.unsaved = d.unsaved[1:]
+	}
+	if err == nil && resolved {
+		err = d.cfg.Store.ForgetAlerts(ctx, now.Add(-keepResolved))
+	}
+	d.saving.Update(ctx, d.cfg.Log, now, err, "unsaved", len(d.unsaved))
+}
+
+// saved returns a as the database keeps it.
+func saved(a Alert) store.SavedAlert {
+	payload, _ := json.Marshal(a) // no value of an Alert fails
+	return store.SavedAlert{ID: a.ID, Kind: string(a.Kind), Subject: a.Subject, Started: a.StartedAt,
+		Resolved: a.ResolvedAt, Payload: payload}
+}
+
+// Active returns the alerts firing, oldest first.
+func (d *Detector) Active() []Alert {
+	d.mu.Lock()
+	var out []Alert
+	if d.spikes != nil {
+		out = append(out, d.spikes.active()...)
+	}
+	if d.quotas != nil {
+		out = append(out, d.quotas.active()...)
+	}
+	d.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b Alert) int {
+		return cmp.Or(a.StartedAt.Compare(b.StartedAt), strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Subject, b.Subject))
+	})
+	return out
+}
+
+// QuotaUse returns how much of each quota set the billing period has used
+// so far; none without a quota.
+func (d *Detector) QuotaUse() []QuotaUse {
+	if d.quotas == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.quotas.cfg.Uses(&d.quotas.used)
+}

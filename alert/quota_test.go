@@ -1,0 +1,205 @@
+package alert
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/back2basic/collector/traffic"
+)
+
+// billing returns the billing periods that start on day (1 to 28) of each
+// month, in the location of the time asked about.
+func billing(day int) func(time.Time) (time.Time, time.Time) {
+	return func(t time.Time) (time.Time, time.Time) {
+		start := time.Date(t.Year(), t.Month(), day, 0, 0, 0, 0, t.Location())
+		if t.Before(start) {
+			start = start.AddDate(0, -1, 0)
+		}
+		return start, start.AddDate(0, 1, 0)
+	}
+}
+
+// uploading sends about 11 MB a minute up: 80% of a 1 GB quota in about
+// 73 minutes.
+var uploading = world{upload: 10_000_000}
+
+// quotaConfig sets a 1 GB quota up, and one down that is never reached,
+// billed from day 10: live is the last day of a period.
+var quotaConfig = Config{Spike: Spike{Off: true}, Quota: Quota{Up: 1e9, Down: 1e12, Period: billing(10)}}
+
+// used returns what w moves in [from, to).
+func used(w world, from, to time.Time) traffic.Traffic {
+	var sum traffic.Traffic
+	for m := from; m.Before(to); m = m.Add(time.Minute) {
+		for _, r := range w.rows(m) {
+			sum.Add(&r.Traffic)
+		}
+	}
+	return sum
+}
+
+// quotaEvent is a quota alert as the tests compare them.
+type quotaEvent struct {
+	status    Status
+	threshold float64
+	period    time.Time
+}
+
+func quotaEvents(alerts []Alert) []quotaEvent {
+	var out []quotaEvent
+	for _, a := range alerts {
+		out = append(out, quotaEvent{a.Status, a.Quota.Threshold, a.Quota.PeriodStart})
+	}
+	return out
+}
+
+// Each threshold fires once per period, resolves as the period ends, and
+// fires again in the next; a restart between changes nothing.
+func TestQuotaThresholds(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := "one run"
+		if restart {
+			name = "restart after 80%"
+		}
+		t.Run(name, func(t *testing.T) {
+			st := openStore(t)
+			rec := &recorder{}
+			cfg := quotaConfig
+			cfg.Notify = rec
+			from := live.Add(21 * time.Hour)
+			d := load(t, st, cfg, from)
+			boundary := live.AddDate(0, 0, 1)
+			end := boundary.Add(80 * time.Minute)
+			stop := end
+			if restart {
+				stop = from.Add(80 * time.Minute)
+			}
+			run(t, st, d, uploading, from, stop)
+			if restart {
+				if got := quotaEvents(d.Active()); len(got) != 1 || got[0].threshold != 0.8 {
+					t.Fatalf("active before the restart: %+v, want the 80%% alert", got)
+				}
+				d = load(t, st, cfg, stop)
+				if got := quotaEvents(d.Active()); len(got) != 1 || got[0].threshold != 0.8 {
+					t.Errorf("active after the restart: %+v, want the 80%% alert", got)
+				}
+				run(t, st, d, uploading, stop, end)
+			}
+
+			old, next := boundary.AddDate(0, -1, 0), boundary
+			want := []quotaEvent{
+				{Firing, 0.8, old}, {Firing, 1, old},
+				{Resolved, 0.8, old}, {Resolved, 1, old},
+				{Firing, 0.8, next},
+			}
+			alerts := rec.list()
+			if got := quotaEvents(alerts); !reflect.DeepEqual(got, want) {
+				t.Fatalf("quota alerts:\n%+v\nwant\n%+v", got, want)
+			}
+			for i, a := range alerts {
+				if a.Kind != QuotaThreshold || a.Subject != "up" || a.Quota.Quota != 1e9 || a.Quota.Share < a.Quota.Threshold {
+					t.Errorf("alert %d: %+v %+v", i, a, a.Quota)
+				}
+			}
+			if alerts[0].ID != alerts[2].ID || alerts[0].ID == alerts[4].ID || alerts[0].ID == alerts[1].ID {
+				t.Errorf("ids %s %s %s %s %s: want the firing and resolution of a threshold to share one, and no other", alerts[0].ID, alerts[1].ID, alerts[2].ID, alerts[3].ID, alerts[4].ID)
+			}
+			if r := alerts[2]; !r.ResolvedAt.Equal(boundary) || r.Quota.Used != sumUp(used(uploading, from, boundary)) {
+				t.Errorf("resolved %v, used %d; want at %v with the period's use", r.ResolvedAt, r.Quota.Used, boundary)
+			}
+
+			// What the metrics show.
+			u := used(uploading, boundary, end)
+			want2 := []QuotaUse{{"up", sumUp(u), 1e9}, {"down", sumDown(u), 1e12}}
+			if got := d.QuotaUse(); !reflect.DeepEqual(got, want2) {
+				t.Errorf("QuotaUse = %+v, want %+v", got, want2)
+			}
+		})
+	}
+}
+
+func sumUp(t traffic.Traffic) uint64 {
+	var n uint64
+	for c := range t {
+		n += t[c][traffic.Up].Bytes
+	}
+	return n
+}
+
+func sumDown(t traffic.Traffic) uint64 {
+	var n uint64
+	for c := range t {
+		n += t[c][traffic.Down].Bytes
+	}
+	return n
+}
+
+// A quota alert of a period that ended while the daemon was down resolves
+// at start, and a threshold crossed meanwhile fires.
+func TestQuotaAcrossDowntime(t *testing.T) {
+	st := openStore(t)
+	rec := &recorder{}
+	cfg := quotaConfig
+	cfg.Notify = rec
+	from := live.Add(21 * time.Hour)
+	run(t, st, load(t, st, cfg, from), uploading, from, from.Add(80*time.Minute))
+	// Down over the boundary; then traffic already past 80% of the next
+	// period is in the database when it starts again.
+	boundary := live.AddDate(0, 0, 1)
+	run(t, st, nil, uploading, boundary, boundary.Add(80*time.Minute))
+	d := load(t, st, cfg, boundary.Add(80*time.Minute))
+	want := []quotaEvent{{Firing, 0.8, boundary.AddDate(0, -1, 0)}, {Resolved, 0.8, boundary.AddDate(0, -1, 0)}, {Firing, 0.8, boundary}}
+	if got := quotaEvents(rec.list()); !reflect.DeepEqual(got, want) {
+		t.Errorf("quota alerts:\n%+v\nwant\n%+v", got, want)
+	}
+	if got := quotaEvents(d.Active()); len(got) != 1 || !got[0].period.Equal(boundary) {
+		t.Errorf("active %+v, want the new period's 80%%", got)
+	}
+}
+
+// Turning a quota off resolves its alert at the next start.
+func TestQuotaTurnedOff(t *testing.T) {
+	st := openStore(t)
+	rec := &recorder{}
+	cfg := quotaConfig
+	cfg.Notify = rec
+	from := live.Add(21 * time.Hour)
+	run(t, st, load(t, st, cfg, from), uploading, from, from.Add(80*time.Minute))
+	cfg.Quota = Quota{}
+	d := load(t, st, cfg, from.Add(80*time.Minute))
+	if got := events(rec.list()); len(got) != 2 || got[1].status != Resolved {
+		t.Errorf("alerts %+v, want the 80%% alert fired and resolved", got)
+	}
+	if len(d.Active()) != 0 || d.QuotaUse() != nil {
+		t.Errorf("without a quota: active %+v, use %+v", d.Active(), d.QuotaUse())
+	}
+}
+
+func TestQuotaSettings(t *testing.T) {
+	st := openStore(t)
+	tests := []struct {
+		quota Quota
+		err   string
+	}{
+		{Quota{Up: 1}, "no billing period"},
+		{Quota{Up: 1, Period: billing(1), Thresholds: []float64{0.5, 0}}, "quota threshold 0"},
+		{Quota{Total: 1, Period: billing(1), Thresholds: []float64{1, 0.5, 1}}, ""},
+		{Quota{}, ""},
+	}
+	for _, tt := range tests {
+		_, err := New(Config{Store: st, Quota: tt.quota})
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("New(%+v) = %v, want error containing %q", tt.quota, err, tt.err)
+		}
+	}
+	var tr traffic.Traffic
+	tr[traffic.QUIC][traffic.Up].Bytes = 300
+	tr[traffic.Consensus][traffic.Down].Bytes = 100
+	got := Quota{Down: 1000, Total: 200}.Uses(&tr)
+	want := []QuotaUse{{"down", 100, 1000}, {"total", 400, 200}}
+	if !reflect.DeepEqual(got, want) || got[1].Share() != 2 {
+		t.Errorf("Uses = %+v, want %+v", got, want)
+	}
+}

@@ -1,0 +1,76 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/back2basic/collector/alert"
+)
+
+// Alerts is what the alerts tell the metrics: those firing, how much of
+// each quota is used, and how the webhook delivers them.
+type Alerts struct {
+	// Active reads the alerts firing: the Detector's Active.
+	Active func() []alert.Alert
+	// Quotas reads the share of each quota used: the Detector's QuotaUse.
+	Quotas func() []alert.QuotaUse
+	// Webhook reads how the webhook is doing; nil without one.
+	Webhook func() alert.WebhookStats
+}
+
+var (
+	alertsActiveDesc = prometheus.NewDesc("collector_alerts_active",
+		"Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up).",
+		[]string{labelKind}, nil)
+	quotaBytesDesc = prometheus.NewDesc("collector_quota_bytes",
+		"The quota of the billing period, by direction (up, down, total), as set in QUOTA_*_BYTES.",
+		[]string{labelDirection}, nil)
+	quotaUsedBytesDesc = prometheus.NewDesc("collector_quota_used_bytes",
+		"Bytes of the quota used in the billing period so far, by direction.",
+		[]string{labelDirection}, nil)
+	quotaUsedRatioDesc = prometheus.NewDesc("collector_quota_used_ratio",
+		"Share of the quota used in the billing period so far, by direction (1 is all of it).",
+		[]string{labelDirection}, nil)
+	webhookQueuedDesc = prometheus.NewDesc("collector_alert_webhook_queued",
+		"Alerts waiting to be delivered to ALERT_WEBHOOK_URL.", nil, nil)
+	webhookSentDesc = prometheus.NewDesc("collector_alert_webhook_sent_total",
+		"Alerts delivered to ALERT_WEBHOOK_URL.", nil, nil)
+	webhookFailuresDesc = prometheus.NewDesc("collector_alert_webhook_failures_total",
+		"Failed attempts to deliver an alert to ALERT_WEBHOOK_URL; each is retried.", nil, nil)
+	webhookDroppedDesc = prometheus.NewDesc("collector_alert_webhook_dropped_total",
+		"Alerts given up: refused by the receiver, or pushed out of a full queue.", nil, nil)
+)
+
+// alertDescs describe the series collectAlerts may emit.
+var alertDescs = []*prometheus.Desc{
+	alertsActiveDesc, quotaBytesDesc, quotaUsedBytesDesc, quotaUsedRatioDesc,
+	webhookQueuedDesc, webhookSentDesc, webhookFailuresDesc, webhookDroppedDesc,
+}
+
+// collectAlerts sends the alerts firing by kind, every kind present even
+// at 0 so that a rule can tell none from no data, the quotas and the
+// webhook's counts.
+func collectAlerts(ch chan<- prometheus.Metric, a Alerts) {
+	if a.Active != nil {
+		firing := map[alert.Kind]int{alert.ConsensusSpike: 0, alert.QuotaThreshold: 0}
+		for _, al := range a.Active() {
+			firing[al.Kind]++
+		}
+		for kind, n := range firing {
+			ch <- gauge(alertsActiveDesc, float64(n), string(kind))
+		}
+	}
+	if a.Quotas != nil {
+		for _, q := range a.Quotas() {
+			ch <- gauge(quotaBytesDesc, float64(q.Limit), q.Direction)
+			ch <- gauge(quotaUsedBytesDesc, float64(q.Used), q.Direction)
+			ch <- gauge(quotaUsedRatioDesc, q.Share(), q.Direction)
+		}
+	}
+	if a.Webhook != nil {
+		s := a.Webhook()
+		ch <- gauge(webhookQueuedDesc, float64(s.Queued))
+		ch <- counter(webhookSentDesc, float64(s.Sent))
+		ch <- counter(webhookFailuresDesc, float64(s.Failures))
+		ch <- counter(webhookDroppedDesc, float64(s.Dropped))
+	}
+}

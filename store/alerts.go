@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/back2basic/collector/traffic"
+)
+
+// createAlertsSQL keeps the alerts the daemon raised, so that a restart
+// neither raises one again nor forgets one that has yet to resolve. The
+// columns are what the daemon looks alerts up by, and what a user of the
+// sqlite3 shell wants to see; payload holds the rest as JSON, written and
+// read by package alert alone. resolved is NULL while the alert fires.
+const createAlertsSQL = `CREATE TABLE alerts (
+	id TEXT PRIMARY KEY,
+	kind TEXT NOT NULL,
+	subject TEXT NOT NULL,
+	started INTEGER NOT NULL,
+	resolved INTEGER,
+	payload TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX alerts_resolved ON alerts (resolved)`
+
+// addAlerts adds the alerts table to a version 2 file.
+func addAlerts(ctx context.Context, tx *sql.Tx) error {
+	return execAll(ctx, tx, createAlertsSQL)
+}
+
+// SavedAlert is an alert as the alerts table keeps it.
+type SavedAlert struct {
+	// ID is the alert's stable id: its firing and its resolution share it.
+	ID      string
+	Kind    string
+	Subject string
+	// Started is when it began; Resolved when it ended, zero while it
+	// fires. Both are kept to the second.
+	Started, Resolved time.Time
+	// Payload is the whole alert, as JSON.
+	Payload []byte
+}
+
+// SaveAlert adds a, or replaces the alert of the same ID: an alert is
+// saved as it fires and again as it resolves.
+func (s *Store) SaveAlert(ctx context.Context, a SavedAlert) error {
+	var resolved sql.NullInt64
+	if !a.Resolved.IsZero() {
+		resolved = sql.NullInt64{Int64: a.Resolved.Unix(), Valid: true}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO alerts (id, kind, subject, started, resolved, payload) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, subject = excluded.subject, started = excluded.started,
+	resolved = excluded.resolved, payload = excluded.payload`,
+		a.ID, a.Kind, a.Subject, a.Started.Unix(), resolved, string(a.Payload))
+	if err != nil {
+		return fmt.Errorf("save alert %s in %s: %w", a.ID, s.path, err)
+	}
+	return nil
+}
+
+// Alerts returns the alerts still firing and those resolved at or after
+// resolvedSince, oldest first.
+func (s *Store) Alerts(ctx context.Context, resolvedSince time.Time) ([]SavedAlert, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, subject, started, resolved, payload FROM alerts
+WHERE resolved IS NULL OR resolved >= ? ORDER BY started, id`, resolvedSince.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []SavedAlert
+	for rows.Next() {
+		var (
+			a        SavedAlert
+			started  int64
+			resolved sql.NullInt64
+			payload  string
+		)
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Subject, &started, &resolved, &payload); err != nil {
+			return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+		}
+		a.Started, a.Payload = time.Unix(started, 0), []byte(payload)
+		if resolved.Valid {
+			a.Resolved = time.Unix(resolved.Int64, 0)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// ForgetAlerts deletes the alerts resolved before t, so that the table
+// stays small however long the daemon runs.
+func (s *Store) ForgetAlerts(ctx context.Context, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM alerts WHERE resolved < ?", t.Unix()); err != nil {
+		return fmt.Errorf("delete old alerts from %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// ClassMinute is what one client moved in one class, both directions
+// summed, in one stored minute.
+type ClassMinute struct {
+	Minute time.Time
+	Client traffic.Client
+	Bytes  uint64
+}
+
+// ClassMinutes calls fn for the minute rows from since on, in time order,
+// with the bytes of class: for every row that has some, and for the first
+// row of every minute even without, so that fn learns of each minute the
+// daemon counted. It stops at fn's first error and returns it. It reads
+// minute rows only: retention bounds how far back it reaches.
+func (s *Store) ClassMinutes(ctx context.Context, class traffic.Class, since time.Time, fn func(ClassMinute) error) error {
+	var sum []string
+	for _, c := range columns {
+		if c.class == class && !c.packets {
+			sum = append(sum, c.name)
+		}
+	}
+	query := fmt.Sprintf(`SELECT timestamp, ip, bytes FROM (
+	SELECT timestamp, ip, %s AS bytes, row_number() OVER (PARTITION BY timestamp) AS n
+	FROM %s WHERE timestamp >= ?)
+WHERE bytes > 0 OR n = 1 ORDER BY timestamp`, strings.Join(sum, " + "), Minutes)
+	var errFn error
+	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
+		rows, err := tx.QueryContext(ctx, query, since.Unix())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				at, bytes int64
+				ip        string
+				m         ClassMinute
+			)
+			if err := rows.Scan(&at, &ip, &bytes); err != nil {
+				return err
+			}
+			if m.Client, err = traffic.ParseClient(ip); err != nil {
+				return err
+			}
+			m.Minute, m.Bytes = time.Unix(at, 0), uint64(bytes)
+			if errFn = fn(m); errFn != nil {
+				return errFn
+			}
+		}
+		return rows.Err()
+	})
+	switch {
+	case errFn != nil:
+		return errFn
+	case err != nil:
+		return fmt.Errorf("read %s minutes from %s: %w", class, s.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/back2basic/collector/traffic"
+)
+
+// A row's seq is the number of the write that last changed it: every
+// transaction that inserts or updates traffic rows (a flush with its late
+// rows, a chunk of rollups) takes the next number of write_seq and sets it
+// on each row it touches. Rows change after they are first written (late
+// traffic added to a minute, rollups adding to an hour), so a copy of the
+// tables elsewhere learns what it lacks from the seqs, not from the times:
+// whatever was written after the last row it took, in the order of the
+// seq index, which holds the primary key after seq. sync_cursor keeps that
+// last row per copy and table. Deleting rows takes no number: a copy keeps
+// the history that retention drops.
+
+// writeSeqSQL adds the seq column, its index and the two tables. The rows
+// of an earlier file get seq 1, as if written by one first write, without
+// rewriting them: a copy gets each once. Numbering them one by one would
+// rewrite every row, a minute or more on a large file before the daemon
+// starts.
+var writeSeqSQL = func() []string {
+	stmts := []string{
+		`CREATE TABLE write_seq (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+)`,
+		"INSERT INTO write_seq VALUES (1, 1)",
+		`CREATE TABLE sync_cursor (
+	target TEXT NOT NULL,
+	tbl TEXT NOT NULL,
+	seq INTEGER NOT NULL,
+	timestamp INTEGER NOT NULL,
+	ip TEXT NOT NULL,
+	PRIMARY KEY (target, tbl)
+) WITHOUT ROWID`,
+	}
+	for _, t := range []Table{Minutes, Hours, Days} {
+		stmts = append(stmts,
+			fmt.Sprintf("ALTER TABLE %s ADD COLUMN seq INTEGER NOT NULL DEFAULT 1", t),
+			fmt.Sprintf("CREATE INDEX %[1]s_seq ON %[1]s (seq)", t))
+	}
+	return stmts
+}()
+
+// addWriteSeq gives a version 3 file the seqs.
+func addWriteSeq(ctx context.Context, tx *sql.Tx) error {
+	return execAll(ctx, tx, writeSeqSQL...)
+}
+
+// nextSeq takes the number of a new write.
+func nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, "UPDATE write_seq SET seq = seq + 1 RETURNING seq").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("number the write: %w", err)
+	}
+	return seq, nil
+}
+
+// Mark is a place in the order rows were written: by seq, then among the
+// rows of one write by time and address. The zero Mark is before every
+// row.
+type Mark struct {
+	seq, at int64
+	ip      string
+}
+
+// after is the SQL condition of the rows after m, and its arguments.
+func (m Mark) after() (string, []any) {
+	return "(seq, timestamp, ip) > (?, ?, ?)", []any{m.seq, m.at, m.ip}
+}
+
+// ChangeBatch is a part of the rows written after a Mark, as Changes reads
+// them.
+type ChangeBatch struct {
+	// Rows are in the order they were written.
+	Rows []traffic.Row
+	// Next is where to read on from: every row of the table's window
+	// written up to it is in Rows or was before.
+	Next Mark
+	// Since is where the table's window starts: retention has deleted the
+	// rows before it, and a row written there since holds only the traffic
+	// that came late, its whole counted in the coarser tables. The zero
+	// time for the daily table, whose rows are kept forever.
+	Since time.Time
+	// Done reports whether no row was written after Next.
+	Done bool
+}
+
+// windowStart returns where table t's window starts, in unix seconds: the
+// first time of the rows retention keeps whole.
+func (h horizons) windowStart(t Table) int64 {
+	switch t {
+	case Minutes:
+		return h.minuteSince
+	case Hours:
+		return h.hourlySince
+	}
+	return math.MinInt64
+}
+
+// Changes reads the rows of table t last written after from, in the order
+// written, at most limit of them, from one snapshot: rows written while it
+// reads come with a later call. Rows outside the table's window are left
+// out (see ChangeBatch.Since) but counted in Next.
+func (s *Store) Changes(ctx context.Context, t Table, from Mark, limit int) (ChangeBatch, error) {
+	b := ChangeBatch{Next: from}
+	scanned := 0
+	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
+		since := h.windowStart(t)
+		if t != Days {
+			b.Since = time.Unix(since, 0)
+		}
+		cond, args := from.after()
+		query := fmt.Sprintf("SELECT seq, timestamp, ip, %s FROM %s WHERE %s ORDER BY seq, timestamp, ip LIMIT ?", columnList("%s", ", "), t, cond)
+		var m Mark
+		return scanTraffic(ctx, tx, query, append(args, limit), []any{&m.seq, &m.at, &m.ip}, func(tr *traffic.Traffic) error {
+			scanned++
+			b.Next = m
+			if m.at < since {
+				return nil
+			}
+			client, err := traffic.ParseClient(m.ip)
+			if err != nil {
+				return err
+			}
+			b.Rows = append(b.Rows, traffic.Row{Start: time.Unix(m.at, 0), Client: client, Traffic: *tr})
+			return nil
+		})
+	})
+	if err != nil {
+		return ChangeBatch{}, fmt.Errorf("read rows of %s written after seq %d from %s: %w", t, from.seq, s.path, err)
+	}
+	b.Done = scanned < limit
+	return b, nil
+}
+
+// Pending counts the rows of table t's window last written after from:
+// what Changes has yet to return.
+func (s *Store) Pending(ctx context.Context, t Table, from Mark) (int, error) {
+	var n int
+	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
+		cond, args := from.after()
+		return tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND timestamp >= ?", t, cond), append(args, h.windowStart(t))...).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s written after seq %d in %s: %w", t, from.seq, s.path, err)
+	}
+	return n, nil
+}
+
+// SyncCursor returns how far the rows of table t have been copied to
+// target, a name the copier chooses: the copy holds every row as last
+// written up to that Mark. It is the zero Mark for a target never copied
+// to.
+func (s *Store) SyncCursor(ctx context.Context, target string, t Table) (Mark, error) {
+	var m Mark
+	err := s.db.QueryRowContext(ctx, "SELECT seq, timestamp, ip FROM sync_cursor WHERE target = ? AND tbl = ?", target, t.String()).Scan(&m.seq, &m.at, &m.ip)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Mark{}, nil
+	case err != nil:
+		return Mark{}, fmt.Errorf("read sync cursor of %s from %s: %w", t, s.path, err)
+	}
+	return m, nil
+}
+
+// SaveSyncCursor records that target holds the rows of table t up to m.
+// The cursor never moves back, so that a copier that read its rows before
+// another one cannot undo the other's progress.
+func (s *Store) SaveSyncCursor(ctx context.Context, target string, t Table, m Mark) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sync_cursor (target, tbl, seq, timestamp, ip) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (target, tbl) DO UPDATE SET seq = excluded.seq, timestamp = excluded.timestamp, ip = excluded.ip
+WHERE (excluded.seq, excluded.timestamp, excluded.ip) > (sync_cursor.seq, sync_cursor.timestamp, sync_cursor.ip)`,
+		target, t.String(), m.seq, m.at, m.ip)
+	if err != nil {
+		return fmt.Errorf("save sync cursor of %s in %s: %w", t, s.path, err)
+	}
+	return nil
+}
