@@ -80,27 +80,13 @@ type Spike struct {
 }
 
 func (s Spike) withDefaults() Spike {
-	if s.Sensitivity <= 0 {
-		s.Sensitivity = DefaultSensitivity
-	}
-	if s.MinRate <= 0 {
-		s.MinRate = DefaultMinRate
-	}
-	if s.Days <= 0 {
-		s.Days = DefaultDays
-	}
-	if s.Sustain <= 0 {
-		s.Sustain = DefaultSustain
-	}
-	if s.Resolve <= 0 {
-		s.Resolve = DefaultResolve
-	}
-	if s.Cooldown <= 0 {
-		s.Cooldown = DefaultCooldown
-	}
-	if s.MaxClients <= 0 {
-		s.MaxClients = DefaultMaxClients
-	}
+	s.Sensitivity = cmp.Or(s.Sensitivity, DefaultSensitivity)
+	s.MinRate = cmp.Or(s.MinRate, DefaultMinRate)
+	s.Days = cmp.Or(s.Days, DefaultDays)
+	s.Sustain = cmp.Or(s.Sustain, DefaultSustain)
+	s.Resolve = cmp.Or(s.Resolve, DefaultResolve)
+	s.Cooldown = cmp.Or(s.Cooldown, DefaultCooldown)
+	s.MaxClients = cmp.Or(s.MaxClients, DefaultMaxClients)
 	s.Step = min(max(s.Step, time.Minute), time.Hour)
 	s.Step = (s.Step + time.Minute - 1).Truncate(time.Minute)
 	return s

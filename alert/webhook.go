@@ -2,6 +2,7 @@ package alert
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,18 +128,10 @@ func NewWebhook(rawURL string, opts WebhookOptions) (*Webhook, error) {
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultWebhookTimeout
-	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = DefaultWebhookBackoff
-	}
-	if opts.MaxWait <= 0 {
-		opts.MaxWait = DefaultWebhookMaxWait
-	}
-	if opts.Queue <= 0 {
-		opts.Queue = DefaultWebhookQueue
-	}
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultWebhookTimeout)
+	opts.Backoff = cmp.Or(opts.Backoff, DefaultWebhookBackoff)
+	opts.MaxWait = cmp.Or(opts.MaxWait, DefaultWebhookMaxWait)
+	opts.Queue = cmp.Or(opts.Queue, DefaultWebhookQueue)
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
