@@ -13,7 +13,10 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DIST ?= dist
 # Debian package of each tool the build, the tests or the demo run.
 APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git chromium:chromium
-APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev
+APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev /usr/lib/postgresql:postgresql
+# The sync tests start PostgreSQL servers of their own: Debian's package
+# is told not to create and start a cluster of its own on this machine.
+NO_PG_CLUSTER := [ -e /etc/postgresql-common/createcluster.conf ] || { mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf; }
 # Debian's promtool, unpacked (see the promtool target).
 PROMTOOL := build/tools/usr/bin/promtool
 
@@ -90,7 +93,9 @@ deps:
 	[ -x "$(GO)" ] || missing="$$missing golang-go"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		case "$$missing" in *postgresql*) $(NO_PG_CLUSTER);; esac; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$missing; \
 	fi
 
 ## test-kernels: the kernel tests in a VM (qemu) on each of Debian's

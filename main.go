@@ -8,6 +8,7 @@
 //	collector demo            run it for real in a throwaway network lab
 //	collector report [flags]  totals per client, class or period: today, a month, a billing period...
 //	collector export [flags]  the stored rows of a span as CSV or JSON lines
+//	collector sync -once      send every row the central PostgreSQL lacks, and exit
 //	collector detach          remove pinned programs, maps and TC filters
 //	collector version         version, commit and the hash of the BPF object
 package main
@@ -20,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/back2basic/collector/check"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/daemon"
+	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/report"
 )
 
@@ -58,9 +61,8 @@ const (
 )
 
 func exitStatus(err error) int {
-	var bad settingsError
 	switch {
-	case errors.As(err, &bad):
+	case errors.As(err, new(config.Error)):
 		return exitSettings
 	case daemon.IsCannotRun(err):
 		return exitCannotRun
@@ -68,15 +70,10 @@ func exitStatus(err error) int {
 	return exitFailure
 }
 
-// settingsError is a refusal of the settings.
-type settingsError struct{ error }
-
-func (e settingsError) Unwrap() error { return e.error }
-
 func loadConfig(cmd string, args []string) (*config.Config, error) {
 	cfg, err := config.Load(cmd, args, os.LookupEnv, os.Stderr)
 	if err != nil {
-		return nil, settingsError{err}
+		return nil, config.Error{Err: err}
 	}
 	return cfg, nil
 }
@@ -105,6 +102,8 @@ func run(ctx context.Context, args []string) error {
 		return report.Report(ctx, args, os.Stdout)
 	case "export":
 		return report.Export(ctx, args, os.Stdout)
+	case "sync":
+		return syncOnce(ctx, args)
 	case "version":
 		return printVersion(os.Stdout, args)
 	case "detach":
@@ -114,7 +113,25 @@ func run(ctx context.Context, args []string) error {
 		}
 		return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 	}
-	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export, version", cmd)
+	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export, sync, version", cmd)
+}
+
+// syncOnce is collector sync -once: every row the central PostgreSQL
+// lacks is sent, then it exits; the daemon's own settings say where.
+func syncOnce(ctx context.Context, args []string) error {
+	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "-once" || a == "--once" })
+	if len(rest) == len(args) {
+		return config.Error{Err: errors.New("collector sync needs -once (it sends what is pending and exits; the daemon syncs on its own)")}
+	}
+	cfg, err := loadConfig("collector sync -once", rest)
+	if err != nil {
+		return err
+	}
+	if cfg.SyncURL == "" {
+		return config.Error{Err: errors.New("SYNC_POSTGRES_URL is empty; accepted: postgres://user:password@host:port/database in the env file, the environment or -sync-postgres-url")}
+	}
+	_, err = pgsync.Once(ctx, cfg.SQLitePath, daemon.SyncConfig(cfg, newLogger(cfg.LogLevel)))
+	return err
 }
 
 func newLogger(level slog.Level) *slog.Logger {

@@ -28,6 +28,14 @@ import (
 	"github.com/back2basic/collector/traffic"
 )
 
+// Error is a refusal of the settings: restarting with the same ones
+// changes nothing.
+type Error struct{ Err error }
+
+func (e Error) Error() string { return e.Err.Error() }
+
+func (e Error) Unwrap() error { return e.Err }
+
 // DefaultFile is the env file read unless -config names another.
 const DefaultFile = "/etc/collector.env"
 
@@ -80,6 +88,12 @@ type Config struct {
 	// WebhookURL receives every alert as JSON when set, with WebhookToken
 	// as a bearer token; both are secrets, never logged.
 	WebhookURL, WebhookToken string
+	// SyncURL is the central PostgreSQL every row is copied to, empty for
+	// none; a secret. HostID keeps this host's rows apart there (empty:
+	// the machine id), and SyncInterval spaces the syncs.
+	SyncURL      string
+	HostID       string
+	SyncInterval time.Duration
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -93,7 +107,7 @@ type setting struct {
 
 // secrets are the settings whose values may hold a token: errors name
 // them without their value.
-var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true}
+var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true, "SYNC_POSTGRES_URL": true}
 
 var settings = []setting{
 	{"INTERFACE", "", "network interfaces to watch, comma-separated; empty: the interface of the default route", func(c *Config, v string) error {
@@ -270,6 +284,21 @@ var settings = []setting{
 	{"ALERT_WEBHOOK_TOKEN", "", "sent to ALERT_WEBHOOK_URL as Authorization: Bearer; empty: none", func(c *Config, v string) error {
 		c.WebhookToken = v
 		return nil
+	}},
+	{"SYNC_POSTGRES_URL", "", "PostgreSQL URL every stored row is copied to, for one view of many hosts (postgres://user:password@host:5432/db); empty: no sync", func(c *Config, v string) error {
+		c.SyncURL = v
+		return nil
+	}},
+	{"HOST_ID", "", "this host's name in the central PostgreSQL; empty: /etc/machine-id, else the host name", func(c *Config, v string) error {
+		if len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r > '~' }) {
+			return errors.New("not a host id; accepted: up to 128 printable ASCII characters, or empty")
+		}
+		c.HostID = v
+		return nil
+	}},
+	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL besides the one after each flush", func(c *Config, v string) (err error) {
+		c.SyncInterval, err = parseDuration(v, time.Second)
+		return err
 	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -60,6 +60,7 @@ func TestDefaults(t *testing.T) {
 		SpikeMinRate:      128 << 10,
 		SpikeDays:         7,
 		QuotaThresholds:   []float64{0.8, 1},
+		SyncInterval:      time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)

@@ -16,6 +16,7 @@ import (
 	"github.com/back2basic/collector/dns"
 	"github.com/back2basic/collector/live"
 	"github.com/back2basic/collector/metrics"
+	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -88,6 +89,7 @@ type collector struct {
 	consumers  []agg.Consumer
 	today      *live.Today
 	resolver   *dns.Resolver
+	syncer     *pgsync.Syncer
 	alerts     *alert.Detector
 	webhook    *alert.Webhook
 	metrics    *metrics.Metrics
@@ -113,8 +115,12 @@ func (c *collector) services() []Service {
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
 	}
-	// The alerts stop after the aggregator, so the webhook gets the last
-	// flush's alerts too.
+	// The sync and the alerts stop after the aggregator, so the last
+	// flush's rows and alerts go out too.
+	if c.cfg.SyncURL != "" {
+		services = append(services, Service{Name: "PostgreSQL sync", Start: c.newSyncer,
+			Run: func(ctx context.Context) error { return c.syncer.Run(ctx) }, Stop: func() error { return c.syncer.Close() }})
+	}
 	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.sendAlerts})
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
@@ -171,6 +177,29 @@ func (c *collector) newResolver(context.Context) error {
 	c.resolver = dns.New(dns.Config{Save: c.store, Log: c.log.With("component", "dns")})
 	c.consumers = append(c.consumers, c.resolver)
 	return nil
+}
+
+// newSyncer makes the sync to the central PostgreSQL, which sends what
+// each flush stored, after the store took it.
+func (c *collector) newSyncer(context.Context) error {
+	var err error
+	c.syncer, err = pgsync.New(c.store, c.syncConfig())
+	if err != nil {
+		return config.Error{Err: err}
+	}
+	c.consumers = append(c.consumers, c.syncer)
+	return nil
+}
+
+// syncConfig is the sync's part of the settings.
+func (c *collector) syncConfig() pgsync.Config {
+	return SyncConfig(c.cfg, c.log.With("component", "sync"))
+}
+
+// SyncConfig is the sync's part of cfg: what the daemon and collector
+// sync -once use.
+func SyncConfig(cfg *config.Config, log *slog.Logger) pgsync.Config {
+	return pgsync.Config{URL: cfg.SyncURL, HostID: cfg.HostID, Interval: cfg.SyncInterval, Log: log}
 }
 
 // newAlerts makes the alerts, which judge every period, and reads back
@@ -243,6 +272,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Interfaces: func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
 		Billing:    c.billing,
 		Alerts:     c.alertMetrics(),
+		Sync:       c.syncStats(),
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
 		BPFObject:  bpf.ObjectSHA256(),
@@ -250,6 +280,14 @@ func (c *collector) newMetrics(context.Context) error {
 	})
 	c.consumers = append(c.consumers, c.metrics)
 	return nil
+}
+
+// syncStats is where the metrics read the sync; nil without one.
+func (c *collector) syncStats() func() pgsync.Stats {
+	if c.syncer == nil {
+		return nil
+	}
+	return c.syncer.Stats
 }
 
 // alertMetrics is where the metrics read the alerts.

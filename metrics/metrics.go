@@ -12,6 +12,7 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -45,6 +47,9 @@ type Config struct {
 	Billing func(ctx context.Context) (down, up uint64, err error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
+	// Sync reads how the copy to the central PostgreSQL is doing; nil
+	// without one.
+	Sync func() pgsync.Stats
 	// Version, Commit and BPFObject name the build: its version, its
 	// commit and the SHA-256 of its BPF object.
 	Version, Commit, BPFObject string
@@ -124,7 +129,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append(descs, alertDescs...) {
+	for _, d := range slices.Concat(descs, alertDescs, syncDescs) {
 		ch <- d
 	}
 }
@@ -144,6 +149,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		collectInterfaces(ch, m.cfg.Interfaces())
 	}
 	collectAlerts(ch, m.cfg.Alerts)
+	if m.cfg.Sync != nil {
+		collectSync(ch, m.cfg.Sync())
+	}
 }
 
 // counter returns a counter of value v.

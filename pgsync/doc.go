@@ -1,0 +1,40 @@
+// Package pgsync copies every host's traffic rows into one PostgreSQL
+// database, exactly, so that Grafana's PostgreSQL data source, psql and any
+// SQL tool see the whole fleet.
+//
+// Each host sends its local rows (package store) as they were last
+// written: minute rows of the local retention window, and the hourly and
+// daily rollups. The central tables have the local columns, with the
+// host's id in the key:
+//
+//	traffic_minute, traffic_hourly, traffic_daily (
+//	    host      text        -- HOST_ID: the machine id unless set
+//	    timestamp timestamptz -- start of the UTC minute, hour or day
+//	    ip        text        -- the client's address, or 'other'
+//	    consensus_up, consensus_down, siamux_up, siamux_down, quic_up,
+//	    quic_down bigint      -- bytes, L2 frames as counted
+//	    consensus_up_packets, ..., quic_down_packets bigint
+//	    PRIMARY KEY (host, timestamp, ip)
+//	)
+//	collector_hosts (host text PRIMARY KEY, hostname text, synced_at timestamptz)
+//	collector_schema (id int, version int)
+//
+// The collector creates and upgrades these itself (PostgreSQL 13 or
+// later) and refuses a schema newer than it knows. The central side keeps
+// the rows local retention deletes: old minute rows stay there until
+// someone deletes them.
+//
+// Exactness rests on two things. Every local write numbers the rows it
+// changes (store.Changes), and a cursor in the local database (store's
+// sync_cursor) says up to which write the central side has them, so rows
+// changed after they were first sent (late traffic, rollups) go again.
+// And a batch is copied into a staging table, then merged with an upsert
+// that sets the central values to the local ones, in one transaction: the
+// cursor moves only after it commits, and a batch sent twice, after a
+// crash between the two, lands once. Nothing is ever added centrally, so
+// no restart, outage or retry can count a byte twice.
+//
+// The sync runs beside the daemon's flushes and never holds them up: rows
+// wait in the local database while PostgreSQL is away, however long,
+// bounded by local retention, and go out when it is back.
+package pgsync
