@@ -194,6 +194,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			// The daemon's last flush came just before: its rows get a
+			// bounded chance to go out now rather than at the next start.
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), lastSyncTimeout)
+			defer cancel()
+			_ = s.attempt(last) // a failure is logged; the rows wait for the next start
 			return nil
 		case <-timer.C:
 		case <-poke:
@@ -201,6 +206,10 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// lastSyncTimeout bounds the sync at shutdown, within systemd's stop
+// timeout.
+const lastSyncTimeout = 5 * time.Second
 
 // backoff returns the wait after the nth failure in a row: doubling from
 // minBackoff up to most, each drawn from its upper half, so that hosts
