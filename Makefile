@@ -73,6 +73,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./bpfgo
 	$(GO) test -run '^$$' -bench . ./agg
 	$(GO) test -run '^$$' -bench . ./store
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./alert
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
 	$(GO) test -run '^$$' -bench . -benchtime 1x .
 
