@@ -69,7 +69,7 @@ func TestDebPackage(t *testing.T) {
 	}
 	assertFile(t, "/usr/bin/collector", 0o755, nil)
 	assertFile(t, "/lib/systemd/system/collector.service", 0o644, readFile(t, "collector.service"))
-	assertFile(t, "/etc/collector.env", 0o644, nil)
+	assertFile(t, "/etc/collector.env", 0o600, nil)
 	if env := string(readFile(t, "/etc/collector.env")); !strings.Contains(env, "\n#INTERFACE=\n") || !strings.Contains(env, "\nPINNED_MAPS=1\n") {
 		t.Errorf("the package's env file should leave INTERFACE to the default route and pin:\n%s", env)
 	}

@@ -66,7 +66,8 @@ if [ ! -e "$env_file" ]; then
 	tmp=$(mktemp "$env_file.XXXXXX")
 	trap 'rm -f "$tmp"' EXIT
 	env_file_new "$new" "$iface" >"$tmp"
-	chmod 0644 "$tmp"
+	# It may hold secrets: a webhook token, the PostgreSQL password.
+	chmod 0600 "$tmp"
 	mv "$tmp" "$env_file"
 	echo "wrote /etc/collector.env (INTERFACE=${iface:-unset, so the default route of each start})"
 	changed=1

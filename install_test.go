@@ -153,7 +153,7 @@ func TestInstallStaged(t *testing.T) {
 	assertFile(t, filepath.Join(root, "usr/local/bin/collector"), 0o755, readFile(t, collectorBin))
 	assertFile(t, filepath.Join(root, "etc/systemd/system/collector.service"), 0o644, readFile(t, "collector.service"))
 	env := filepath.Join(root, "etc/collector.env")
-	assertFile(t, env, 0o644, nil)
+	assertFile(t, env, 0o600, nil)
 
 	iface, err := config.DefaultRouteInterface("/proc/net")
 	wantLine := "INTERFACE=" + iface

@@ -34,6 +34,8 @@ install -D -m 0644 "$here/../collector.service" "$stage/lib/systemd/system/colle
 # interface at each start until INTERFACE is set.
 mkdir "$stage/etc"
 env_file_new "$binary" "" >"$stage/etc/collector.env"
+# It may hold secrets: a webhook token, the PostgreSQL password.
+chmod 0600 "$stage/etc/collector.env"
 
 mkdir -m 0755 "$stage/DEBIAN"
 echo /etc/collector.env >"$stage/DEBIAN/conffiles"
