@@ -123,36 +123,31 @@ func (s *Store) maintain(ctx context.Context, closed, now time.Time, keep Retent
 
 // maintainChunk does one transaction of maintain's work. s.mu must be held.
 func (s *Store) maintainChunk(ctx context.Context, g goal) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() // a no-op once committed
-	seq, err := nextSeq(ctx, tx)
-	if err != nil {
-		return err
-	}
 	cur := s.state
 	next := cur
-	if next.hourlyUntil, err = rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk, seq); err != nil {
-		return err
-	}
-	if next.dailyUntil, err = rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
-		return err
-	}
-	if next.minuteSince, err = prune(ctx, tx, Minutes, cur.minuteSince, min(g.minuteCut, next.hourlyUntil)); err != nil {
-		return err
-	}
-	hourlyCut := min(g.hourlyCut, next.dailyUntil, floorTo(next.minuteSince, Days.step()))
-	if next.hourlySince, err = prune(ctx, tx, Hours, cur.hourlySince, hourlyCut); err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, "UPDATE rollup_state SET hourly_until = ?, daily_until = ?, minute_since = ?, hourly_since = ?",
-		next.hourlyUntil, next.dailyUntil, next.minuteSince, next.hourlySince)
+	err := s.inWrite(ctx, func(tx *sql.Tx, seq int64) error {
+		var err error
+		if next.hourlyUntil, err = rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk, seq); err != nil {
+			return err
+		}
+		if next.dailyUntil, err = rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
+			return err
+		}
+		if next.minuteSince, err = prune(ctx, tx, Minutes, cur.minuteSince, min(g.minuteCut, next.hourlyUntil)); err != nil {
+			return err
+		}
+		hourlyCut := min(g.hourlyCut, next.dailyUntil, floorTo(next.minuteSince, Days.step()))
+		if next.hourlySince, err = prune(ctx, tx, Hours, cur.hourlySince, hourlyCut); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE rollup_state SET hourly_until = ?, daily_until = ?, minute_since = ?, hourly_since = ?",
+			next.hourlyUntil, next.dailyUntil, next.minuteSince, next.hourlySince)
+		if err != nil {
+			return fmt.Errorf("save rollup state: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("save rollup state: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return err
 	}
 	s.state = next

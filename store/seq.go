@@ -56,6 +56,24 @@ func addWriteSeq(ctx context.Context, tx *sql.Tx) error {
 	return execAll(ctx, tx, writeSeqSQL...)
 }
 
+// inWrite runs fn in a write transaction numbered seq (nextSeq) and
+// commits it when fn succeeds.
+func (s *Store) inWrite(ctx context.Context, fn func(tx *sql.Tx, seq int64) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op once committed
+	seq, err := nextSeq(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx, seq); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // nextSeq takes the number of a new write.
 func nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var seq int64

@@ -213,26 +213,16 @@ func (s *Store) Write(ctx context.Context, rows []traffic.Row) error {
 }
 
 func (s *Store) writeTx(ctx context.Context, rows []traffic.Row) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() // a no-op once committed
-	seq, err := nextSeq(ctx, tx)
-	if err != nil {
-		return err
-	}
-	keyed := keyOrder(rows)
-	if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
-		return err
-	}
-	if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
-		return err
-	}
-	if err := upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil), seq); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.inWrite(ctx, func(tx *sql.Tx, seq int64) error {
+		keyed := keyOrder(rows)
+		if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
+			return err
+		}
+		if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
+			return err
+		}
+		return upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil), seq)
+	})
 }
 
 // SaveNames stores the latest name of each address.
