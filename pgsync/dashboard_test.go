@@ -69,10 +69,7 @@ var (
 func TestDashboardQueries(t *testing.T) {
 	server := pgtest.New(t)
 	url := server.CreateDatabase("fleet")
-	h := newHistory(t)
-	for range 30 {
-		h.step(t)
-	}
+	h := steppedHistory(t, 30)
 	var log syncbuf.Buffer
 	if _, err := newSyncer(t, h.st, testConfig(url, "host-a", &log)).SyncOnce(t.Context()); err != nil {
 		t.Fatal(err)

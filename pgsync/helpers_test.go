@@ -69,6 +69,16 @@ func (h *history) open(tb testing.TB) {
 	h.st = st
 }
 
+// steppedHistory is a new history with its first hours written.
+func steppedHistory(tb testing.TB, hours int) *history {
+	tb.Helper()
+	h := newHistory(tb)
+	for range hours {
+		h.step(tb)
+	}
+	return h
+}
+
 // step writes the next hour.
 func (h *history) step(tb testing.TB) {
 	tb.Helper()

@@ -169,10 +169,7 @@ func TestTwoHostsApart(t *testing.T) {
 func TestOnceTwice(t *testing.T) {
 	server := pgtest.New(t)
 	url := server.CreateDatabase("fleet")
-	h := newHistory(t)
-	for range 30 {
-		h.step(t)
-	}
+	h := steppedHistory(t, 30)
 	var log syncbuf.Buffer
 	cfg := testConfig(url, "host-a", &log)
 	for i, wantSome := range []bool{true, false} {
@@ -203,10 +200,7 @@ func TestOnceTwice(t *testing.T) {
 // Pointing a host at another database sends that one everything.
 func TestNewDatabaseGetsEverything(t *testing.T) {
 	server := pgtest.New(t)
-	h := newHistory(t)
-	for range 30 {
-		h.step(t)
-	}
+	h := steppedHistory(t, 30)
 	var log syncbuf.Buffer
 	for _, db := range []string{"first", "second"} {
 		s := newSyncer(t, h.st, testConfig(server.CreateDatabase(db), "host-a", &log))
@@ -330,10 +324,7 @@ func TestSecretMasks(t *testing.T) {
 func TestVerifyFindsDifferences(t *testing.T) {
 	server := pgtest.New(t)
 	url := server.CreateDatabase("fleet")
-	h := newHistory(t)
-	for range 30 {
-		h.step(t)
-	}
+	h := steppedHistory(t, 30)
 	var log syncbuf.Buffer
 	s := newSyncer(t, h.st, testConfig(url, "host-a", &log))
 	if _, err := s.SyncOnce(t.Context()); err != nil {
