@@ -96,13 +96,14 @@ func hostInCurrentNS(t *testing.T) {
 		t.Error(err)
 		return
 	}
+	resent := retransmits(t, l)
 	sent, err := l.Traffic(context.Background(), lab.Spec{Rounds: 1})
 	got, cerr := c.Stop()
 	if err != nil || cerr != nil {
 		t.Errorf("traffic: %v; capture: %v", err, cerr)
 		return
 	}
-	checkCapture(t, sent, got, c.Ignored())
+	checkCapture(t, l, sent, got, c.Ignored(), retransmits(t, l)-resent)
 }
 
 func addrsString(addrs []net.Addr) string {
