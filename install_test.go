@@ -381,8 +381,9 @@ func TestScriptArguments(t *testing.T) {
 	}
 }
 
-// TestShellcheck checks the scripts as they ship, the maintainer scripts
-// taken from a package built the way `make deb` builds it.
+// TestShellcheck checks every script of the tree (CI's, the VM tests',
+// the dashboard's update) and the scripts as they ship, the maintainer
+// scripts taken from a package built the way `make deb` builds it.
 func TestShellcheck(t *testing.T) {
 	shellcheck, err := exec.LookPath("shellcheck")
 	if err != nil {
@@ -393,11 +394,17 @@ func TestShellcheck(t *testing.T) {
 	if out, err := exec.Command("dpkg-deb", "-e", deb, control).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
 	}
-	files := []string{"install.sh", "uninstall.sh", "packaging/build-deb.sh", "packaging/lib.sh"}
+	files := []string{"install.sh", "uninstall.sh", "packaging/build-deb.sh", "packaging/lib.sh",
+		".ci/run", "web/dashboard/update-uplot.sh"}
+	vmtest, err := filepath.Glob("vmtest/*.sh")
+	if err != nil || len(vmtest) == 0 {
+		t.Fatalf("no vmtest scripts: %v", err)
+	}
+	files = append(files, vmtest...)
 	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		files = append(files, filepath.Join("packaging/deb", s), filepath.Join(control, s))
 	}
-	// -x follows the scripts' `. packaging/lib.sh`.
+	// -x follows the scripts' `. packaging/lib.sh` and the like.
 	if out, err := exec.Command(shellcheck, append([]string{"-x"}, files...)...).CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
 	}

@@ -33,22 +33,9 @@ now() { date +%s; }
 
 "$here/vm-tools.sh" test-kernels || exit 1
 
-declare -A result
-t0=$(now)
-fetched=()
-for n in "${names[@]}"; do
-	if "$here/fetch-kernel.sh" "$n"; then
-		fetched+=("$n")
-	else
-		result[$n]="FAIL  $n  could not fetch the kernel package"
-	fi
-done
-t1=$(now)
-"$here/mkroot.sh" || exit 1
-t2=$(now)
-if [ ${#fetched[@]} -gt 0 ]; then
-	"$here/mkimage.sh" "${fetched[@]}" || exit 1
-fi
+# shellcheck source=vmtest/prepare-kernels.sh
+. "$here/prepare-kernels.sh"
+prepare_kernels "${names[@]}" || exit 1
 payload=$VM/payload
 if [ ! -x "$payload/run" ]; then
 	echo "test-kernels: no $payload/run: run vmtest/mkpayload.sh $payload first" >&2
@@ -57,8 +44,6 @@ fi
 rm -f "$VM/payload.img"
 mke2fs -q -F -t ext4 -L payload -d "$payload" "$VM/payload.img" \
 	"$(($(du -sm "$payload" | cut -f1) + 64))M" >/dev/null || exit 1
-t3=$(now)
-echo "test-kernels: kernels $((t1 - t0)) s, root tree $((t2 - t1)) s, images $((t3 - t2)) s"
 
 # One section of a console log: what package $2 printed.
 section() {

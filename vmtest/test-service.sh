@@ -30,21 +30,10 @@ mkdir -p "$VM/logs" "$out"
 
 "$here/vm-tools.sh" test-service || exit 1
 
-# Kernels, root tree and root.img as test-kernels.sh makes them; each
-# step is skipped when its result is cached.
-declare -A result
-fetched=()
-for n in "${names[@]}"; do
-	if "$here/fetch-kernel.sh" "$n"; then
-		fetched+=("$n")
-	else
-		result[$n]="FAIL  $n  could not fetch the kernel package"
-	fi
-done
-"$here/mkroot.sh" || exit 1
-if [ ${#fetched[@]} -gt 0 ]; then
-	"$here/mkimage.sh" "${fetched[@]}" || exit 1
-fi
+# Kernels, root tree and root.img as test-kernels.sh makes them.
+# shellcheck source=vmtest/prepare-kernels.sh
+. "$here/prepare-kernels.sh"
+prepare_kernels "${names[@]}" || exit 1
 
 # The payload disk, built afresh from this tree. make deb's binary is left
 # out: the package holds it. Static (no cgo), like the package's.
