@@ -3,10 +3,9 @@ package bpfgo
 import (
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/back2basic/collector/internal/kernel"
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
@@ -93,53 +92,23 @@ func haveBatchLookup() error {
 // unlike a trial attach it touches no interface. Without BTF it cannot
 // tell, and the attach itself will say.
 func haveXDPLink() error {
-	has, err := HasAttachType(VmlinuxBTF, "BPF_XDP")
+	has, err := kernel.HasAttachType(kernel.VmlinuxBTF, "BPF_XDP")
 	if err != nil || has {
 		return nil
 	}
 	return ebpf.ErrNotSupported
 }
 
-// VmlinuxBTF is where the kernel's own BTF is.
-const VmlinuxBTF = "/sys/kernel/btf/vmlinux"
-
-// HasAttachType reports whether the kernel whose BTF is at path names
-// attachType (such as BPF_TCX_EGRESS) in its enum bpf_attach_type.
-func HasAttachType(path, attachType string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	spec, err := btf.LoadSpecFromReader(f)
-	if err != nil {
-		return false, fmt.Errorf("read kernel btf: %w", err)
-	}
-	var types *btf.Enum
-	if err := spec.TypeByName("bpf_attach_type", &types); err != nil {
-		return false, fmt.Errorf("read kernel btf: %w", err)
-	}
-	for _, v := range types.Values {
-		if v.Name == attachType {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // chargesMemlock reports whether the kernel charges BPF maps to
 // RLIMIT_MEMLOCK, as kernels before 5.11 do. (rlimit.RemoveMemlock cannot
 // tell once it lacks the privileges to probe.)
 func chargesMemlock() bool {
-	var u unix.Utsname
-	var major, minor int
-	if unix.Uname(&u) != nil {
+	release, err := kernel.Release()
+	if err != nil {
 		return false
 	}
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
-		return false
-	}
-	return major < 5 || major == 5 && minor < 11
+	newer, err := kernel.AtLeast(release, 5, 11)
+	return err == nil && !newer
 }
 
 // Unrecoverable reports whether err, from Probe, Load or Attach, means

@@ -15,6 +15,7 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/internal/kernel"
 )
 
 // oldestTested is the oldest kernel `make test-kernels` boots and runs
@@ -44,7 +45,7 @@ func (c *Checker) kernel() result {
 		}
 		return r
 	}
-	tested, err := atLeast(release, oldestTested)
+	tested, err := kernel.AtLeast(release, oldestTested[0], oldestTested[1])
 	switch {
 	case err != nil:
 		r.status, r.detail, r.fix = warn, err.Error(), kernelFix
@@ -56,16 +57,6 @@ func (c *Checker) kernel() result {
 		r.detail = fmt.Sprintf("%s has every feature collector needs", release)
 	}
 	return r
-}
-
-// atLeast reports whether release (uname -r, such as "6.1.0-18-amd64") is
-// version or newer.
-func atLeast(release string, version [2]int) (bool, error) {
-	var major, minor int
-	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
-		return false, fmt.Errorf("kernel release %q is not major.minor: %w", release, err)
-	}
-	return major > version[0] || major == version[0] && minor >= version[1], nil
 }
 
 // vmlinuxBTF is the kernel's own BTF, relative to sysfs.
@@ -303,7 +294,7 @@ func (c *Checker) tcMode(mode bpfgo.TCMode) result {
 // enum bpf_attach_type then names BPF_TCX_EGRESS. Unlike a trial attach,
 // reading BTF touches no interface.
 func haveTCX(path string) (bool, error) {
-	return bpfgo.HasAttachType(path, "BPF_TCX_EGRESS")
+	return kernel.HasAttachType(path, "BPF_TCX_EGRESS")
 }
 
 const databaseFix = "set SQLITE_PATH to a file in a writable directory (default /var/lib/collector/collector.db)"

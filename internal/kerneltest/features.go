@@ -1,11 +1,9 @@
 package kerneltest
 
 import (
-	"fmt"
 	"testing"
 
-	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
+	"github.com/back2basic/collector/internal/kernel"
 )
 
 // The suite runs on every kernel `make test-kernels` boots, from 5.10 on.
@@ -15,20 +13,8 @@ import (
 
 // HaveTCX reports whether the kernel has TCX (6.6+), from its BTF.
 func HaveTCX() bool {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return false
-	}
-	var attachType *btf.Enum
-	if err := spec.TypeByName("bpf_attach_type", &attachType); err != nil {
-		return false
-	}
-	for _, v := range attachType.Values {
-		if v.Name == "BPF_TCX_EGRESS" {
-			return true
-		}
-	}
-	return false
+	has, err := kernel.HasAttachType(kernel.VmlinuxBTF, "BPF_TCX_EGRESS")
+	return err == nil && has
 }
 
 // RequireTCX skips tb on a kernel without TCX; the legacy TC tests cover
@@ -40,20 +26,19 @@ func RequireTCX(tb testing.TB) {
 	}
 }
 
-// AtLeast reports whether the running kernel is major.minor or newer.
+// AtLeast reports whether the running kernel is major.minor or newer;
+// when the release cannot be read it says yes, so the test runs and shows
+// what is wrong.
 func AtLeast(major, minor int) bool {
-	var ma, mi int
-	if _, err := fmt.Sscanf(Release(), "%d.%d", &ma, &mi); err != nil {
-		return true
-	}
-	return ma > major || ma == major && mi >= minor
+	newer, err := kernel.AtLeast(Release(), major, minor)
+	return newer || err != nil
 }
 
 // Release is the running kernel's release, as uname -r prints it.
 func Release() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
+	release, err := kernel.Release()
+	if err != nil {
 		return "unknown"
 	}
-	return unix.ByteSliceToString(u.Release[:])
+	return release
 }
