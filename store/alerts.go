@@ -121,10 +121,13 @@ func (s *Store) ClassMinutes(ctx context.Context, class traffic.Class, since tim
 			sum = append(sum, c.name)
 		}
 	}
-	query := fmt.Sprintf(`SELECT timestamp, ip, bytes FROM (
-	SELECT timestamp, ip, %s AS bytes, row_number() OVER (PARTITION BY timestamp) AS n
-	FROM %s WHERE timestamp >= ?)
-WHERE bytes > 0 OR n = 1 ORDER BY timestamp`, strings.Join(sum, " + "), Minutes)
+	// The primary key (timestamp, ip) gives the rows in time order, and
+	// a minute's first row is its least ip: no window and no sort, which
+	// took over half the time on a busy week.
+	bytes := strings.Join(sum, " + ")
+	query := fmt.Sprintf(`SELECT timestamp, ip, %[1]s FROM %[2]s AS t WHERE timestamp >= ?
+AND (%[1]s > 0 OR ip = (SELECT min(ip) FROM %[2]s WHERE timestamp = t.timestamp))
+ORDER BY timestamp, ip`, bytes, Minutes)
 	var errFn error
 	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
 		rows, err := tx.QueryContext(ctx, query, since.Unix())
