@@ -326,6 +326,7 @@ func (c *collector) startHTTP(ctx context.Context) error {
 		Metrics:       metrics.NewRegistry(c.metrics),
 		Reports:       c.store,
 		Live:          c.liveCounters,
+		Names:         c.store.Names,
 		BillingDay:    c.cfg.BillingDay,
 		Dashboard:     dashboard.Handler(),
 	})

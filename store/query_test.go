@@ -169,6 +169,30 @@ func TestClientTotalsNames(t *testing.T) {
 	}
 }
 
+func TestNames(t *testing.T) {
+	st := openStore(t)
+	v6 := clientOf("2001:db8::7")
+	found := time.Unix(60, 0)
+	err := st.SaveNames(t.Context(), []traffic.Name{
+		{Addr: oldA.Addr(), DNS: "a.example", Found: found},
+		{Addr: v6.Addr(), DNS: "six.example", Found: found},
+		{Addr: oldB.Addr(), DNS: "", Found: found}, // looked up, no name
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Names(t.Context(), []traffic.Client{oldA, oldB, v6, traffic.Other, clientOf("192.0.2.99")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[traffic.Client]string{oldA: "a.example", v6: "six.example"}; !maps.Equal(got, want) {
+		t.Errorf("names %v, want %v", got, want)
+	}
+	if got, err := st.Names(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("no clients: %v, %v", got, err)
+	}
+}
+
 // Readers get the committed rows at once while the writer holds the lock:
 // WAL, and read transactions that take no write lock.
 func TestReadWhileLocked(t *testing.T) {

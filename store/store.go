@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -249,6 +250,47 @@ func (s *Store) SaveNames(ctx context.Context, names []traffic.Name) error {
 		return fmt.Errorf("store names in %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// Names is the stored reverse DNS name of each of clients that has one.
+func (s *Store) Names(ctx context.Context, clients []traffic.Client) (map[traffic.Client]string, error) {
+	ips := make([]string, 0, len(clients))
+	for _, c := range clients {
+		if !c.IsOther() {
+			ips = append(ips, c.String())
+		}
+	}
+	names := make(map[traffic.Client]string)
+	if len(ips) == 0 {
+		return names, nil
+	}
+	list, err := json.Marshal(ips)
+	if err != nil {
+		return nil, err
+	}
+	err = s.read(ctx, func(tx *sql.Tx, _ horizons) error {
+		rows, err := tx.QueryContext(ctx, `SELECT ip, dns FROM names WHERE ip IN (SELECT value FROM json_each(?)) AND dns != ''`, string(list))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ip, dns string
+			if err := rows.Scan(&ip, &dns); err != nil {
+				return err
+			}
+			c, err := traffic.ParseClient(ip)
+			if err != nil {
+				return err
+			}
+			names[c] = dns
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read names from %s: %w", s.path, err)
+	}
+	return names, nil
 }
 
 // keyedRow is a row to add to a table, keyed as the table is.

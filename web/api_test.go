@@ -112,12 +112,14 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "collector_test_up", Help: "A test series."}, func() float64 { return 1 }))
+	reports := fixture(t)
 	return Config{
 		Listen:     "127.0.0.1:0",
 		Log:        slog.New(slog.DiscardHandler),
 		Metrics:    reg,
-		Reports:    fixture(t),
+		Reports:    reports,
 		Live:       liveSamples,
+		Names:      reports.Names,
 		BillingDay: billingDay,
 		Now:        func() time.Time { return now },
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -283,6 +285,22 @@ func (failingSource) TopClients(context.Context, store.Query, int, []traffic.Cla
 
 func (failingSource) Series(context.Context, store.Query, store.Period, *time.Location) ([]store.Bucket, error) {
 	return nil, errRead
+}
+
+// The names only adorn the live counters: when they cannot be read, the
+// counters are served without them and the journal says why.
+func TestLiveWithoutNames(t *testing.T) {
+	var journal bytes.Buffer
+	cfg := testConfig(t)
+	cfg.Log = slog.New(slog.NewTextHandler(&journal, nil))
+	cfg.Names = func(context.Context, []traffic.Client) (map[traffic.Client]string, error) { return nil, errRead }
+	w := get(newServer(t, cfg).Handler(), http.MethodGet, "/api/v1/live?top=2")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), renter.String()) || strings.Contains(w.Body.String(), "renter-a.example") {
+		t.Errorf("status %d, body %s; want the live clients without names", w.Code, w.Body)
+	}
+	if !strings.Contains(journal.String(), errRead.Error()) {
+		t.Errorf("journal %q lacks the cause", journal.String())
+	}
 }
 
 // A failure to read is a 500 whose cause, naming files, goes to the

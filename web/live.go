@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,7 +35,30 @@ func (s *Server) serveLive(w io.Writer, r *http.Request) error {
 		return fmt.Errorf("read the live counters: %w", err)
 	}
 	now := s.cfg.Now()
-	return writeReport(w, liveReport(since, now, samples, top), member{"at", now.Format(time.RFC3339)})
+	res := liveReport(since, now, samples, top)
+	s.name(r.Context(), res.Rows)
+	return writeReport(w, res, member{"at", now.Format(time.RFC3339)})
+}
+
+// name fills in the names known of rows' clients. The names only adorn
+// the live counters, so a failure to read them is logged, and the
+// counters are served without.
+func (s *Server) name(ctx context.Context, rows []report.Row) {
+	if s.cfg.Names == nil || len(rows) == 0 {
+		return
+	}
+	clients := make([]traffic.Client, len(rows))
+	for i, r := range rows {
+		clients[i] = r.Client
+	}
+	names, err := s.cfg.Names(ctx, clients)
+	if err != nil {
+		s.log.Warn("live clients shown without their names", "err", err)
+		return
+	}
+	for i := range rows {
+		rows[i].DNS = names[rows[i].Client]
+	}
 }
 
 // liveReport is the report by client of samples, counted from since to

@@ -41,6 +41,9 @@ type Config struct {
 	// Live returns what the kernel counted since the last flush, and when
 	// that flush was; nil serves no /api/v1/live.
 	Live func(ctx context.Context) (since time.Time, samples []traffic.Sample, err error)
+	// Names gives the reverse DNS names known of clients, shown beside
+	// the live ones; nil shows them without.
+	Names func(ctx context.Context, clients []traffic.Client) (map[traffic.Client]string, error)
 	// BillingDay is the day of the month billing periods start on
 	// (BILLING_DAY), 1 to 31.
 	BillingDay int
