@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,69 @@ func selfSigned(t *testing.T, dir string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// contrib/web-config.yml, with a test certificate and password in place
+// of its placeholders, serves HTTPS behind basic auth, and its headers
+// put the server's own security headers on the 401 too.
+func TestExampleWebConfig(t *testing.T) {
+	example, err := os.ReadFile("../contrib/web-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert := selfSigned(t, dir)
+	testHash, err := os.ReadFile(filepath.Join("testdata", "web-config-basic-auth.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := regexp.MustCompile(`(?m)^  alice: .*$`).Find(testHash)
+	config := bytes.ReplaceAll(example, []byte("/etc/collector/tls/"), []byte(dir+"/"))
+	config = regexp.MustCompile(`(?m)^  prometheus: .*$`).ReplaceAllLiteral(config, alice)
+	if bytes.Equal(config, example) || alice == nil {
+		t.Fatal("the example's placeholders are not where the test looks for them")
+	}
+	webConfig := filepath.Join(dir, "web-config.yml")
+	if err := os.WriteFile(webConfig, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.WebConfigFile = webConfig
+	base := serve(t, newServer(t, cfg), "https")
+
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer client.CloseIdleConnections()
+	for _, tt := range []struct {
+		user, password string
+		want           int
+	}{
+		{"", "", http.StatusUnauthorized},
+		{"alice", "correct horse", http.StatusOK},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/v1/billing", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.user != "" {
+			req.SetBasicAuth(tt.user, tt.password)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("as %q: %d, want %d", tt.user, resp.StatusCode, tt.want)
+		}
+		for name, want := range securityHeaders {
+			if name == "Referrer-Policy" && resp.StatusCode == http.StatusUnauthorized {
+				continue // not one exporter-toolkit can set
+			}
+			if got := resp.Header.Get(name); !strings.EqualFold(got, want) {
+				t.Errorf("%d answer: %s %q, want %q", resp.StatusCode, name, got, want)
+			}
+		}
+	}
 }
