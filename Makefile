@@ -20,7 +20,7 @@ NO_PG_CLUSTER := [ -e /etc/postgresql-common/createcluster.conf ] || { mkdir -p 
 # Debian's promtool, unpacked (see the promtool target).
 PROMTOOL := build/tools/usr/bin/promtool
 
-.PHONY: all build generate test test-here demo bench deps vet clean deb install uninstall test-kernels vm-clean
+.PHONY: all build generate test test-here demo bench deps vet clean deb install uninstall test-kernels vm-clean test-fresh
 
 all: build
 
@@ -51,7 +51,7 @@ generate: deps
 ## test: the whole suite (sudo make test): the tests on this machine's
 ## kernel, then the kernel tests on Debian's 5.10, 6.1, 6.12 and sid
 ## kernels and the Debian package under systemd on 6.1 and 5.10, each in
-## a VM (about 25 minutes from nothing, on two cores without KVM)
+## a VM (about 30 minutes from nothing, on two cores without KVM)
 test: test-here test-kernels test-service-guest
 
 ## test-here: the tests on this machine's kernel only; kernel tests need
@@ -88,10 +88,14 @@ $(PROMTOOL):
 
 ## deps: install the Debian packages this project needs, if missing
 deps:
+	@if [ ! -x "$(GO)" ]; then \
+		echo "make: no Go on PATH or in /usr/local/go; go.mod needs Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl/), which Debian 12's golang-go is not" >&2; \
+		exit 1; \
+	fi
 	@missing=""; \
-	for t in $(APT_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
-	for h in $(APT_HEADERS); do [ -e $${h%%:*} ] || missing="$$missing $${h##*:}"; done; \
-	[ -x "$(GO)" ] || missing="$$missing golang-go"; \
+	add() { case " $$missing " in *" $$1 "*) ;; *) missing="$$missing $$1";; esac; }; \
+	for t in $(APT_TOOLS); do command -v $${t%%:*} >/dev/null || add $${t##*:}; done; \
+	for h in $(APT_HEADERS); do [ -e $${h%%:*} ] || add $${h##*:}; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		case "$$missing" in *postgresql*) $(NO_PG_CLUSTER);; esac; \
@@ -126,6 +130,15 @@ SERVICE_KERNELS := $(if $(filter command line environment,$(origin KERNELS)),$(K
 test-service-guest:
 	@[ -x "$(GO)" ] || $(MAKE) --no-print-directory deps
 	$(if $(filter 0,$(shell id -u)),,sudo) env VM=$(CURDIR)/build/vm GO=$(GO) vmtest/test-service.sh $(SERVICE_KERNELS)
+
+## test-fresh: the README's `make demo` and `make test-here`, as root
+## without sudo, on a fresh Debian 12 (debootstrap minbase with make and
+## git, chroot) that has only /usr/local/go and a clean clone of HEAD:
+## `make deps` must install the rest. Not part of test. Logs in
+## build/fresh/logs (vmtest/test-fresh.sh). Needs root: sudo is used
+## when not root.
+test-fresh:
+	$(SUDO) vmtest/test-fresh.sh
 
 clean:
 	rm -rf $(BINARY) test.log $(DIST)
