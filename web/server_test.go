@@ -213,25 +213,32 @@ func TestBasicAuth(t *testing.T) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert := selfSigned(t, dir)
-	webConfig := filepath.Join(dir, "web-config.yml")
-	err := os.WriteFile(webConfig, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.WebConfigFile = webConfig
-	base := serve(t, newServer(t, cfg), "https")
-
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	defer client.CloseIdleConnections()
+	base, client := serveHTTPS(t, dir, cert, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"))
 	if got := status(t, client, base+"/api/v1/billing", "", ""); got != http.StatusOK {
 		t.Errorf("over HTTPS: %d, want 200", got)
 	}
 	if got := status(t, http.DefaultClient, strings.Replace(base, "https:", "http:", 1)+"/api/v1/billing", "", ""); got != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the HTTPS port: %d, want 400", got)
 	}
+}
+
+// serveHTTPS serves the test configuration with the web configuration
+// file config, written to dir beside cert's files, and returns its base
+// URL and a client that trusts cert.
+func serveHTTPS(t *testing.T, dir string, cert *x509.Certificate, config []byte) (string, *http.Client) {
+	t.Helper()
+	webConfig := filepath.Join(dir, "web-config.yml")
+	if err := os.WriteFile(webConfig, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.WebConfigFile = webConfig
+	base := serve(t, newServer(t, cfg), "https")
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	t.Cleanup(client.CloseIdleConnections)
+	return base, client
 }
 
 // selfSigned writes cert.pem and key.pem for 127.0.0.1 to dir, and returns
@@ -294,18 +301,7 @@ func TestExampleWebConfig(t *testing.T) {
 	if bytes.Equal(config, example) || alice == nil {
 		t.Fatal("the example's placeholders are not where the test looks for them")
 	}
-	webConfig := filepath.Join(dir, "web-config.yml")
-	if err := os.WriteFile(webConfig, config, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.WebConfigFile = webConfig
-	base := serve(t, newServer(t, cfg), "https")
-
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	defer client.CloseIdleConnections()
+	base, client := serveHTTPS(t, dir, cert, config)
 	for _, tt := range []struct {
 		user, password string
 		want           int
