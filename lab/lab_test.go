@@ -3,13 +3,10 @@ package lab_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/back2basic/collector/internal/labtest"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
+	"github.com/prometheus/procfs"
 )
 
 func output(t *testing.T, name string, args ...string) string {
@@ -264,46 +262,31 @@ func checkCapture(t *testing.T, l *lab.Lab, sent lab.Sent, got map[netip.Addr]tr
 }
 
 // retransmits is the number of TCP segments the lab's two namespaces have
-// sent again so far (RetransSegs in their /proc/net/snmp). It reports with
-// t.Error, as it may run off the test's goroutine.
+// sent again so far (RetransSegs in their /proc/net/snmp, read through the
+// thread that Do switched). It reports with t.Error, as it may run off the
+// test's goroutine.
 func retransmits(t *testing.T, l *lab.Lab) uint64 {
 	t.Helper()
 	var sum uint64
 	for _, ns := range []string{l.HostNS, l.ClientNS} {
 		err := l.Do(ns, func() error {
-			n, err := snmpCounter("/proc/thread-self/net/snmp", "Tcp:", "RetransSegs")
-			sum += n
-			return err
+			thread, err := procfs.NewProc(unix.Gettid())
+			if err != nil {
+				return err
+			}
+			snmp, err := thread.Snmp()
+			if err != nil {
+				return err
+			}
+			if snmp.RetransSegs == nil {
+				return errors.New("no Tcp RetransSegs in net/snmp")
+			}
+			sum += uint64(*snmp.RetransSegs)
+			return nil
 		})
 		if err != nil {
 			t.Errorf("%s: %v", ns, err)
 		}
 	}
 	return sum
-}
-
-// snmpCounter reads one counter from a /proc/net/snmp style file, where a
-// line of names is followed by a line of values with the same prefix.
-func snmpCounter(path, prefix, name string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	var names []string
-	for line := range strings.Lines(string(b)) {
-		fields := strings.Fields(line)
-		if len(fields) == 0 || fields[0] != prefix {
-			continue
-		}
-		if names == nil {
-			names = fields
-			continue
-		}
-		for i, n := range names {
-			if n == name && i < len(fields) {
-				return strconv.ParseUint(fields[i], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s %s", path, prefix, name)
 }
