@@ -82,7 +82,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 	t.Run("prefixes", func(t *testing.T) {
+		// One click at a time, each once its view is drawn: the grouping
+		// link points at the span shown when it was last drawn.
 		do(t, ctx, chromedp.Click(chromedp.CSS(`a[data-span="7d"]`)))
+		waitView(t, ctx, "span=7d&by=client")
 		do(t, ctx, chromedp.Click(chromedp.CSS(`a[data-by="prefix"]`)))
 		waitView(t, ctx, "span=7d&by=prefix")
 		checkBusiest(t, ctx, now.Add(-7*24*time.Hour), byPrefix)
