@@ -28,6 +28,7 @@ exec 9>"$VM/.lock"
 flock 9
 out=$VM/kernels/$name
 if [ -s "$out/release" ] && [ "$(cat "$out/spec" 2>/dev/null)" = "$spec" ]; then
+	echo "fetch-kernel: $name: $(paste -sd' ' "$out/packages") (cached; delete $out for the mirror's newest)"
 	exit 0
 fi
 

@@ -7,6 +7,10 @@
 # result is cached under $VM. The names whose package came are left in
 # the array fetched; for the others result[NAME] holds a FAIL line.
 # Returns non-zero when the root tree or an image cannot be made.
+#
+# Then it chooses the accelerator once for every boot of the run
+# (accel.sh, with the first fetched kernel as the probe guest) and
+# exports it as VM_ACCEL; it returns 2 when VM_ACCEL is not accepted.
 
 # result maps a kernel name to its line in the caller's summary; the
 # callers read it.
@@ -32,4 +36,16 @@ prepare_kernels() {
 		"$dir/mkimage.sh" "${fetched[@]}" || return 1
 	fi
 	echo "$(basename "$0" .sh): kernels $((t1 - t0)) s, root tree $((t2 - t1)) s, images $(($(date +%s) - t2)) s"
+	[ ${#fetched[@]} -gt 0 ] || return 0
+	VM_ACCEL=$("$dir/accel.sh" "$VM/kernels/${fetched[0]}") || return 2
+	export VM_ACCEL
+	echo "$(basename "$0" .sh): accelerator $VM_ACCEL"
+}
+
+# kernel_label NAME: the kernel's release and the version of the package
+# it came from, which the mirror decided when it was fetched.
+kernel_label() {
+	local version
+	version=$(sed -n '1s/.*=//p' "$VM/kernels/$1/packages" 2>/dev/null)
+	echo "$(cat "$VM/kernels/$1/release") (${version:-version unknown})"
 }

@@ -35,7 +35,7 @@ now() { date +%s; }
 
 # shellcheck source=vmtest/prepare-kernels.sh
 . "$here/prepare-kernels.sh"
-prepare_kernels "${names[@]}" || exit 1
+prepare_kernels "${names[@]}" || exit $?
 payload=$VM/payload
 if [ ! -x "$payload/run" ]; then
 	echo "test-kernels: no $payload/run: run vmtest/mkpayload.sh $payload first" >&2
@@ -57,7 +57,7 @@ section() {
 boot=''
 trap '[ -z "$boot" ] || kill -TERM "$boot" 2>/dev/null; wait; exit 130' INT TERM
 for n in "${fetched[@]}"; do
-	release=$(cat "$VM/kernels/$n/release")
+	release=$(kernel_label "$n")
 	log=$VM/logs/$n.log
 	echo "test-kernels: booting $release (console: $log)"
 	start=$(now)
@@ -86,8 +86,9 @@ for n in "${fetched[@]}"; do
 		clean=$(tr -d '\r' <"$log")
 		# A kernel that died or hung before reaching init (seen under
 		# emulation: 6.12.95 in the slab allocator) gets a second boot;
-		# one that ran tests does not.
-		if [ "$try" = 2 ] || grep -q VMTEST <<<"$clean"; then
+		# one that ran tests does not, nor one that printed nothing at
+		# all (boot.sh's 125): that is the accelerator, not the kernel.
+		if [ "$try" = 2 ] || [ "$rc" = 125 ] || grep -q VMTEST <<<"$clean"; then
 			break
 		fi
 		cp "$log" "$log.boot1"
@@ -123,6 +124,7 @@ for n in "${fetched[@]}"; do
 		why="did not boot (twice)$hung"
 		grep -q '^VMTEST-INIT' <<<"$clean" && why="booted, but ran no test"
 		[ "$rc" = 124 ] && why="$why within $TIMEOUT s"
+		[ "$rc" = 125 ] && why="no console output ($VM_ACCEL): accelerator? (VM_ACCEL=tcg forces emulation)"
 		result[$n]="FAIL  $release  $why  $secs s"
 		echo "---- $release: end of console log"
 		tail -n 30 "$log"

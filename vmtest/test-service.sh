@@ -33,7 +33,7 @@ mkdir -p "$VM/logs" "$out"
 # Kernels, root tree and root.img as test-kernels.sh makes them.
 # shellcheck source=vmtest/prepare-kernels.sh
 . "$here/prepare-kernels.sh"
-prepare_kernels "${names[@]}" || exit 1
+prepare_kernels "${names[@]}" || exit $?
 
 # The payload disk, built afresh from this tree. make deb's binary is left
 # out: the package holds it. Static (no cgo), like the package's.
@@ -67,7 +67,7 @@ cmdline+=' systemd.mask=serial-getty@ttyS0.service systemd.show_status=error'
 boot=''
 trap '[ -z "$boot" ] || kill -TERM "$boot" 2>/dev/null; wait; exit 130' INT TERM
 for n in "${fetched[@]}"; do
-	release=$(cat "$VM/kernels/$n/release")
+	release=$(kernel_label "$n")
 	log=$VM/logs/service-$n.log
 	echo "test-service: booting $release (console: $log)"
 	start=$(now)
@@ -84,6 +84,7 @@ for n in "${fetched[@]}"; do
 	if ! grep -q '^VMTEST-START service' <<<"$clean"; then
 		why="did not boot"
 		[ "$rc" = 124 ] && why="did not boot within $TIMEOUT s"
+		[ "$rc" = 125 ] && why="no console output ($VM_ACCEL): accelerator? (VM_ACCEL=tcg forces emulation)"
 		result[$n]="FAIL  $release  $why  $secs s"
 		echo "---- $release: end of console log"
 		tail -n 30 "$log"
