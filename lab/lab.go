@@ -45,6 +45,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/safchain/ethtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -182,13 +183,42 @@ func (l *Lab) configure(ns, dev string, nets []netip.Prefix) error {
 	if err := run(b.String(), "ip", "-n", ns, "-batch", "-"); err != nil {
 		return err
 	}
-	// With segmentation offloads a TCP skb can stand for many wire frames,
-	// and GRO would merge arriving frames; AF_PACKET would then see
-	// super-packets, not what a NIC puts on the wire. tx off makes the
-	// sender fill in checksums as a NIC would (and keeps TSO, which
-	// depends on it, off); rx off makes the receiver check them.
-	return run("", "ip", "netns", "exec", ns, "ethtool", "-K", dev,
-		"tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+	return doIn(ns, func() error { return wireFrames(dev) })
+}
+
+// wireFrames turns off on dev, in the calling thread's namespace, the
+// offloads of ethtool -K's tso, gso, gro, tx and rx, through the ethtool
+// ioctl, so the lab (and with it the demo) needs no ethtool program. With
+// segmentation offloads a TCP skb can stand for many wire frames, and GRO
+// would merge arriving frames; AF_PACKET would then see super-packets,
+// not what a NIC puts on the wire. Checksums off makes the sender fill
+// them in as a NIC would (and keeps TSO, which depends on them, off) and
+// the receiver check them. Kernels add TCP segmentation features (6.18:
+// tx-tcp-accecn-segmentation), so those are taken by name from the
+// kernel's own list.
+func wireFrames(dev string) error {
+	e, err := ethtool.NewEthtool()
+	if err != nil {
+		return fmt.Errorf("ethtool socket: %w", err)
+	}
+	defer e.Close()
+	names, err := e.FeatureNames(dev)
+	if err != nil {
+		return fmt.Errorf("offload names of %s: %w", dev, err)
+	}
+	off := map[string]bool{}
+	for name := range names {
+		tso := strings.HasPrefix(name, "tx-tcp") && strings.HasSuffix(name, "-segmentation")
+		tx := strings.HasPrefix(name, "tx-checksum-")
+		other := name == "tx-generic-segmentation" || name == "rx-gro" || name == "rx-checksum"
+		if tso || tx || other {
+			off[name] = false
+		}
+	}
+	if err := e.Change(dev, off); err != nil {
+		return fmt.Errorf("turn offloads off on %s: %w", dev, err)
+	}
+	return nil
 }
 
 // Close deletes both namespaces, which removes the veth pair (with

@@ -46,7 +46,8 @@ func TestUpAndDown(t *testing.T) {
 		t.Errorf("host side: %s", out)
 	}
 	if out := output(t, "ip", "netns", "exec", l.ClientNS, "ethtool", "-k", l.ClientIf); !strings.Contains(out, "tcp-segmentation-offload: off") ||
-		!strings.Contains(out, "generic-segmentation-offload: off") || !strings.Contains(out, "generic-receive-offload: off") {
+		!strings.Contains(out, "generic-segmentation-offload: off") || !strings.Contains(out, "generic-receive-offload: off") ||
+		!strings.Contains(out, "tx-checksumming: off") || !strings.Contains(out, "rx-checksumming: off") {
 		t.Errorf("client side offloads still on:\n%s", out)
 	}
 
