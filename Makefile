@@ -11,16 +11,52 @@ COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make deb` leaves the package.
 DIST ?= dist
-# Debian package of each tool the build, the tests or the demo run.
-APT_TOOLS := clang:clang llvm-strip:llvm ip:iproute2 tc:iproute2 ethtool:ethtool sqlite3:sqlite3 shellcheck:shellcheck systemd-analyze:systemd dpkg-deb:dpkg git:git chromium:chromium
-APT_HEADERS := /usr/include/bpf/bpf_helpers.h:libbpf-dev /usr/lib/postgresql:postgresql
+# What each command needs from Debian's packages, as NEED:PACKAGE: NEED
+# is a command on PATH, or a file when it starts with /. The demo runs
+# the committed BPF objects in a lab of network namespaces: ip and
+# sqlite3 (which shows the stored rows) are all it needs.
+DEMO_DEPS := ip:iproute2 sqlite3:sqlite3
+# The tests add the BPF compiler and headers (make generate), tc and
+# ethtool for the lab tests, shellcheck, systemd-analyze, dpkg-deb (make
+# deb), git, chromium for the dashboard's browser test and PostgreSQL for
+# the sync tests.
+TEST_DEPS := $(DEMO_DEPS) clang:clang llvm-strip:llvm tc:iproute2 ethtool:ethtool shellcheck:shellcheck \
+	systemd-analyze:systemd dpkg-deb:dpkg git:git chromium:chromium \
+	/usr/include/bpf/bpf_helpers.h:libbpf-dev /usr/lib/postgresql:postgresql
 # The sync tests start PostgreSQL servers of their own: Debian's package
 # is told not to create and start a cluster of its own on this machine.
 NO_PG_CLUSTER := [ -e /etc/postgresql-common/createcluster.conf ] || { mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf; }
+# install_missing NEED:PACKAGE...: apt-get install what is missing, each
+# package once, without recommends (chromium's would bring avahi-daemon),
+# and with a policy-rc.d that refuses every service start while apt runs
+# (unless the machine has a policy of its own): the project needs no
+# service running, and a Sia host should get none from it.
+define install_missing
+	@if [ ! -x "$(GO)" ]; then \
+		echo "make: no Go on PATH or in /usr/local/go; go.mod needs Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl/), which Debian 12's golang-go is not" >&2; \
+		exit 1; \
+	fi
+	@missing=""; \
+	add() { case " $$missing " in *" $$1 "*) ;; *) missing="$$missing $$1";; esac; }; \
+	for d in $(1); do \
+		need=$${d%%:*}; \
+		case $$need in /*) [ -e "$$need" ];; *) command -v "$$need" >/dev/null;; esac || add $${d##*:}; \
+	done; \
+	[ -n "$$missing" ] || exit 0; \
+	echo "installing:$$missing"; \
+	case "$$missing" in *postgresql*) $(NO_PG_CLUSTER);; esac; \
+	policy=/usr/sbin/policy-rc.d; \
+	if [ ! -e $$policy ]; then \
+		trap 'rm -f '$$policy EXIT; \
+		printf '#!/bin/sh\n# make deps: no service starts while packages install\nexit 101\n' >$$policy && chmod 755 $$policy; \
+	fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$missing
+endef
 # Debian's promtool, unpacked (see the promtool target).
 PROMTOOL := build/tools/usr/bin/promtool
 
-.PHONY: all build generate test test-here demo bench deps vet clean deb install uninstall test-kernels vm-clean test-fresh
+.PHONY: all build generate test test-here demo bench deps deps-demo vet clean deb install uninstall test-kernels vm-clean test-fresh
 
 all: build
 
@@ -64,7 +100,7 @@ test-here: deps $(PROMTOOL)
 	exit $$status
 
 ## demo: run the real daemon in a throwaway network lab (sudo make demo)
-demo: deps build
+demo: deps-demo build
 	./$(BINARY) demo $(ARGS)
 
 ## bench: packet cost against an empty XDP program, flush cost, the readers
@@ -86,22 +122,13 @@ $(PROMTOOL):
 	dpkg-deb -x build/tools/deb/prometheus_*.deb build/tools
 	@touch $@
 
-## deps: install the Debian packages this project needs, if missing
+## deps: install the Debian packages the tests need, if missing
 deps:
-	@if [ ! -x "$(GO)" ]; then \
-		echo "make: no Go on PATH or in /usr/local/go; go.mod needs Go $$(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl/), which Debian 12's golang-go is not" >&2; \
-		exit 1; \
-	fi
-	@missing=""; \
-	add() { case " $$missing " in *" $$1 "*) ;; *) missing="$$missing $$1";; esac; }; \
-	for t in $(APT_TOOLS); do command -v $${t%%:*} >/dev/null || add $${t##*:}; done; \
-	for h in $(APT_HEADERS); do [ -e $${h%%:*} ] || add $${h##*:}; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		case "$$missing" in *postgresql*) $(NO_PG_CLUSTER);; esac; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$missing; \
-	fi
+	$(call install_missing,$(TEST_DEPS))
+
+## deps-demo: install the Debian packages the demo needs, if missing
+deps-demo:
+	$(call install_missing,$(DEMO_DEPS))
 
 ## test-kernels: the kernel tests in a VM (qemu) on each of Debian's
 ## kernels, KERNELS="5.10 6.1 6.12 sid" by default (vmtest/kernels.conf);

@@ -23,9 +23,13 @@
 # mirror, the Go module proxy). Under build/fresh/ (FRESH): base.tar, the
 # debootstrapped tree, made once and again only when the package list or
 # MIRROR changes; root/, a copy of it for one run, replaced by the next;
-# logs/{debootstrap,demo,test-here}.log. Ends with each step's wall time
-# and test-here's "N passed, M failed, K skipped" line. Exit status 1 when
-# either make failed. `make test-fresh`.
+# logs/{debootstrap,demo,test-here}.log, and the packages each make
+# installed in logs/{demo,test-here}.packages. Ends with the packages each
+# make installed, whether a service was left running in the root (a
+# package's service started despite make deps' policy-rc.d), each step's
+# wall time and test-here's "N passed, M failed, K skipped" line. Exit
+# status 1 when either make failed or a service was left running.
+# `make test-fresh`.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
@@ -284,10 +288,43 @@ between() {
 	if [ "$1" = '?' ] || [ "$2" = '?' ]; then echo '?'; else echo "$(($2 - $1))"; fi
 }
 
+# packages: the root's installed packages, one per line.
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+packages() { chroot "$root" dpkg-query -W -f '${binary:Package}\n' | sort; }
+# installed_by NAME BEFORE: what make NAME installed (BEFORE is packages'
+# list before it), as "N packages: a b c", into logs/NAME.packages too.
+installed_by() {
+	local new
+	new=$(comm -13 <(echo "$2") <(packages))
+	echo "$new" | sed '/^$/d' >"$logs/$1.packages"
+	echo "$(wc -l <"$logs/$1.packages") packages: $(paste -sd' ' "$logs/$1.packages")"
+}
+# services_left NAME: a make has ended, so nothing it started may still
+# run in the root: a process left there is a service a package started
+# (make deps installs with a policy-rc.d that refuses them). It is
+# named, and killed by the cleanup.
+services_left() {
+	local pids p
+	mapfile -t pids < <(chroot_pids)
+	if [ ${#pids[@]} -eq 0 ]; then
+		echo "no service started"
+		return 0
+	fi
+	for p in "${pids[@]}"; do
+		printf '%s ' "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60)"
+	done | sed 's/^/STARTED: /'
+	echo
+	return 1
+}
+
 echo "test-fresh: make demo (log: $logs/demo.log)"
 start=$EPOCHSECONDS
+before=$(packages)
 run demo "$DEMO_TIMEOUT"
 demo_rc=$?
+demo_packages=$(installed_by demo "$before")
+services_started=''
+demo_services=$(services_left) || services_started=1
 t_demo=$(secs "$start")
 demo_build=$(at demo '/usr/local/go/bin/go build')
 demo_run=$(at demo './collector demo')
@@ -295,12 +332,14 @@ if [ $demo_rc -ne 0 ]; then
 	echo "test-fresh: make demo failed (exit status $demo_rc); its end:" >&2
 	tail -n 40 "$logs/demo.log" >&2
 fi
-installed=$(grep -m1 '^installing:' "$logs/demo.log")
 
 echo "test-fresh: make test-here (log: $logs/test-here.log)"
 start=$EPOCHSECONDS
+before=$(packages)
 run test-here "$TEST_TIMEOUT"
 test_rc=$?
+test_packages=$(installed_by test-here "$before")
+test_services=$(services_left) || services_started=1
 t_test=$(secs "$start")
 test_vet=$(at test-here '/usr/local/go/bin/go vet')
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$logs/test-here.log" | tail -n 1)
@@ -325,12 +364,15 @@ if [ "$netns_before" != "$netns_after" ]; then
 	diff <(echo "$netns_before") <(echo "$netns_after") >&2
 fi
 
-echo "test-fresh: ${installed:-installing: nothing}"
+echo "test-fresh: make demo installed $demo_packages"
+echo "test-fresh: make demo: $demo_services"
+echo "test-fresh: make test-here installed $test_packages"
+echo "test-fresh: make test-here: $test_services"
 echo "test-fresh: debootstrap    $t_debootstrap"
 echo "test-fresh: make demo      $t_demo s: deps $demo_build s, go build $(between "$demo_build" "$demo_run") s, demo $(between "$demo_run" "$t_demo") s (rc=$demo_rc)"
 echo "test-fresh: make test-here $t_test s: deps and promtool $test_vet s, go vet and go test $(between "$test_vet" "$t_test") s (rc=$test_rc)"
 echo "test-fresh: test-here: ${summary:-no summary line}"
-if [ $demo_rc -ne 0 ] || [ $test_rc -ne 0 ]; then
+if [ $demo_rc -ne 0 ] || [ $test_rc -ne 0 ] || [ -n "$services_started" ]; then
 	echo "test-fresh: FAIL"
 	exit 1
 fi
