@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/floodtest"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/floodtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 )
 
 // BenchmarkDaemonMillionClientsStored runs the real daemon, live table on,

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 )
 
 // enabledLink is what `systemctl enable collector` creates.

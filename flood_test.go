@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )

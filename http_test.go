@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/back2basic/collector/internal/labtest"
-	"github.com/back2basic/collector/internal/promnames"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/promnames"
 	"github.com/back2basic/collector/traffic"
 )
 

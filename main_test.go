@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/lab"
 )
 

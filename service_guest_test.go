@@ -19,7 +19,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )

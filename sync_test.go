@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/labtest"
-	"github.com/back2basic/collector/internal/pgtest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/pgtest"
 	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/store"
 )

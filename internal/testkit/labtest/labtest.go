@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/lab"
 )
 
