@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/back2basic/collector/cli"
 	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/lab"
 )
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 	// Run by that name, through the link or as a copy install.sh put in
 	// place: the daemon and the other commands, as the product's binary.
 	if filepath.Base(os.Args[0]) == "collector" {
-		main()
+		cli.Main()
 		os.Exit(0)
 	}
 	dir, err := os.MkdirTemp("", "collector-test-")

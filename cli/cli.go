@@ -11,7 +11,7 @@
 //	collector sync -once      send every row the central PostgreSQL lacks, and exit
 //	collector detach          remove pinned programs, maps and TC filters
 //	collector version         version, commit and the hash of the BPF object
-package main
+package cli
 
 import (
 	"context"
@@ -35,7 +35,7 @@ import (
 	"github.com/back2basic/collector/report"
 )
 
-func main() {
+func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:])
