@@ -4,11 +4,12 @@
 SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BINARY := collector
-# Stamped into the binary (`collector version`); a plain `go build` leaves
-# dev/unknown.
+# Stamped into the binary (`collector version`, package cli); a plain
+# `go build` leaves dev/unknown.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STAMPED := github.com/back2basic/collector/cli
+LDFLAGS := -X $(STAMPED).version=$(VERSION) -X $(STAMPED).commit=$(COMMIT)
 # Where `make deb` leaves the package.
 DIST ?= dist
 # Debian package of each tool the build, the tests or the demo run.

@@ -21,8 +21,7 @@ func TestMain(m *testing.M) {
 	// Run by that name, through the link or as a copy install.sh put in
 	// place: the daemon and the other commands, as the product's binary.
 	if filepath.Base(os.Args[0]) == "collector" {
-		cli.Main()
-		os.Exit(0)
+		os.Exit(cli.Main(os.Args[1:]))
 	}
 	dir, err := os.MkdirTemp("", "collector-test-")
 	if err != nil {

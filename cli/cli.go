@@ -1,16 +1,7 @@
-// Command collector counts, per remote IP address, the bytes and packets a
-// Sia host exchanges on its consensus, siamux and QUIC ports, with an XDP
-// program on ingress and a TC program on egress, and stores them minute by
-// minute in SQLite.
-//
-//	collector [run] [flags]   run the daemon (what collector.service does)
-//	collector check [flags]   check that this machine can run it, and say what to fix
-//	collector demo            run it for real in a throwaway network lab
-//	collector report [flags]  totals per client, class or period: today, a month, a billing period...
-//	collector export [flags]  the stored rows of a span as CSV or JSON lines
-//	collector sync -once      send every row the central PostgreSQL lacks, and exit
-//	collector detach          remove pinned programs, maps and TC filters
-//	collector version         version, commit and the hash of the BPF object
+// Package cli is collector's command line: the commands, their help, and
+// the exit status of each failure. The binary's main only hands it the
+// arguments; the end-to-end tests' binaries do the same when run under
+// the name collector (internal/testkit/selfexec).
 package cli
 
 import (
@@ -18,12 +9,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/cilium/ebpf"
 
@@ -35,12 +28,56 @@ import (
 	"github.com/back2basic/collector/report"
 )
 
-func Main() {
+// A command is one word of collector's command line, with its line in
+// the help: collector NAME ARGS, then what it does.
+type command struct {
+	name, args, what string
+	run              func(ctx context.Context, args []string) error
+}
+
+// commands are the commands in the order the help lists them.
+var commands = []command{
+	{"run", "[flags]", "run the daemon (what collector.service does)", runDaemon},
+	{"check", "[flags]", "check that this machine can run it, and say what to fix", checkMachine},
+	{"demo", "[flags]", "run it for real in a throwaway network lab", demo},
+	{"report", "[flags]", "totals per client, class or period: today, a month, a billing period...", func(ctx context.Context, args []string) error {
+		return report.Report(ctx, args, os.Stdout)
+	}},
+	{"export", "[flags]", "the stored rows of a span as CSV or JSON lines", func(ctx context.Context, args []string) error {
+		return report.Export(ctx, args, os.Stdout)
+	}},
+	{"sync", "-once [flags]", "send every row the central PostgreSQL lacks, and exit", syncOnce},
+	{"detach", "[flags]", "remove pinned programs, maps and TC filters", detach},
+	{"version", "", "version, commit and the hash of the BPF object", func(_ context.Context, args []string) error {
+		return printVersion(os.Stdout, args)
+	}},
+}
+
+// Exit statuses. collector.service does not restart on exitSettings and
+// exitCannotRun (RestartPreventExitStatus): a restart would change nothing.
+const (
+	exitFailure   = 1 // may succeed on a later try: the unit restarts
+	exitSettings  = 2 // the command line or a setting is wrong
+	exitCannotRun = 3 // this machine cannot run it: the kernel or privileges
+)
+
+// Main runs the command that args (the process's arguments after its
+// name) ask for and returns the process's exit status. SIGINT and SIGTERM
+// cancel the command: the daemon detaches, stores what it counted and
+// returns.
+func Main(args []string) int {
+	if len(args) == 0 {
+		// Nothing asked: the commands, as a usage error, so that a unit
+		// or script that still runs a bare collector for the daemon stops
+		// at once with a status collector.service does not restart on.
+		usage(os.Stderr)
+		return exitSettings
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:])
+	err := run(ctx, args[0], args[1:])
 	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return
+		return 0
 	}
 	// The error line holds the verifier's last lines only; the whole log
 	// is what an operator needs to report a refusal.
@@ -49,16 +86,8 @@ func Main() {
 		fmt.Fprintf(os.Stderr, "collector: the verifier's whole log:\n%+v\n", verr)
 	}
 	fmt.Fprintln(os.Stderr, "collector:", err)
-	os.Exit(exitStatus(err))
+	return exitStatus(err)
 }
-
-// Exit statuses. collector.service does not restart on exitSettings and
-// exitCannotRun (RestartPreventExitStatus): a restart would change nothing.
-const (
-	exitFailure   = 1 // may succeed on a later try: the unit restarts
-	exitSettings  = 2 // a setting is wrong
-	exitCannotRun = 3 // this machine cannot run it: the kernel or privileges
-)
 
 func exitStatus(err error) int {
 	switch {
@@ -70,6 +99,48 @@ func exitStatus(err error) int {
 	return exitFailure
 }
 
+// run runs the command name with args, or the help.
+func run(ctx context.Context, name string, args []string) error {
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(os.Stdout, args)
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, args)
+		}
+	}
+	accepted := []string{}
+	for _, c := range commands {
+		accepted = append(accepted, c.name)
+	}
+	return config.Error{Err: fmt.Errorf("unknown command %q; accepted: %s, help", name, strings.Join(accepted, ", "))}
+}
+
+// help writes what collector help asks for: the commands, or with the
+// topic settings every setting with its env name and default.
+func help(w io.Writer, topic []string) error {
+	switch {
+	case len(topic) == 0:
+		usage(w)
+		return nil
+	case len(topic) == 1 && topic[0] == "settings":
+		_, err := config.Load("collector run", []string{"-h"}, os.LookupEnv, w)
+		return err
+	}
+	return config.Error{Err: fmt.Errorf("no help on %q; accepted: collector help, collector help settings", strings.Join(topic, " "))}
+}
+
+// usage writes the commands, one line each, and where the settings are.
+func usage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "%s\t%s\n", strings.TrimSpace("collector "+c.name+" "+c.args), c.what)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "The settings of run, check, sync and detach (env file, environment or flags): collector help settings")
+}
+
 func loadConfig(cmd string, args []string) (*config.Config, error) {
 	cfg, err := config.Load(cmd, args, os.LookupEnv, os.Stderr)
 	if err != nil {
@@ -78,42 +149,28 @@ func loadConfig(cmd string, args []string) (*config.Config, error) {
 	return cfg, nil
 }
 
-func run(ctx context.Context, args []string) error {
-	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+func runDaemon(ctx context.Context, args []string) error {
+	cfg, err := loadConfig("collector run", args)
+	if err != nil {
+		return err
 	}
-	switch cmd {
-	case "run":
-		cfg, err := loadConfig("collector", args)
-		if err != nil {
-			return err
-		}
-		return daemon.Collect(ctx, cfg, daemon.Build{Version: version, Commit: commit}, newLogger(cfg.LogLevel))
-	case "check":
-		cfg, err := loadConfig("collector check", args)
-		if err != nil {
-			return err
-		}
-		return check.Run(ctx, cfg, os.Stdout)
-	case "demo":
-		return demo(ctx, args)
-	case "report":
-		return report.Report(ctx, args, os.Stdout)
-	case "export":
-		return report.Export(ctx, args, os.Stdout)
-	case "sync":
-		return syncOnce(ctx, args)
-	case "version":
-		return printVersion(os.Stdout, args)
-	case "detach":
-		cfg, err := loadConfig("collector detach", args)
-		if err != nil {
-			return err
-		}
-		return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
+	return daemon.Collect(ctx, cfg, daemon.Build{Version: version, Commit: commit}, newLogger(cfg.LogLevel))
+}
+
+func checkMachine(ctx context.Context, args []string) error {
+	cfg, err := loadConfig("collector check", args)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown command %q; accepted: run, check, demo, detach, report, export, sync, version", cmd)
+	return check.Run(ctx, cfg, os.Stdout)
+}
+
+func detach(_ context.Context, args []string) error {
+	cfg, err := loadConfig("collector detach", args)
+	if err != nil {
+		return err
+	}
+	return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 }
 
 // syncOnce is collector sync -once: every row the central PostgreSQL
