@@ -76,7 +76,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . ./store
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./alert
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
-	$(GO) test -run '^$$' -bench . -benchtime 1x .
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./e2e/datapath
 
 ## promtool: Debian's promtool, which checks the metrics and the alerting
 ## rules, unpacked into build/tools: installing the prometheus package would
