@@ -32,17 +32,17 @@ const repo = "../.."
 func release(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	copyFile(t, selfexec.Collector(), filepath.Join(dir, "collector"), 0o755)
 	for _, f := range []struct {
-		src, dst string
-		mode     fs.FileMode
+		path string // in the repository, and in the release
+		mode fs.FileMode
 	}{
-		{selfexec.Collector(), "collector", 0o755},
-		{"collector.service", "collector.service", 0o644},
-		{"install.sh", "install.sh", 0o755},
-		{"uninstall.sh", "uninstall.sh", 0o755},
-		{"packaging/lib.sh", "packaging/lib.sh", 0o644},
+		{"collector.service", 0o644},
+		{"install.sh", 0o755},
+		{"uninstall.sh", 0o755},
+		{"packaging/lib.sh", 0o644},
 	} {
-		copyFile(t, filepath.Join(repo, f.src), filepath.Join(dir, f.dst), f.mode)
+		copyFile(t, filepath.Join(repo, f.path), filepath.Join(dir, f.path), f.mode)
 	}
 	return dir
 }
