@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 )
 
 // The secrets of the tests' webhook URL and token, which must never show.

@@ -22,8 +22,8 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/internal/dbtest"
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

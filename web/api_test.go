@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/back2basic/collector/internal/golden"
-	"github.com/back2basic/collector/internal/storetest"
+	"github.com/back2basic/collector/internal/testkit/golden"
+	"github.com/back2basic/collector/internal/testkit/storetest"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"os"
@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/labtest"
-	"github.com/back2basic/collector/internal/pgtest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/pgtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/store"
 )
@@ -31,13 +32,13 @@ func TestSyncThroughOutages(t *testing.T) {
 	args := []string{"-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "0", "-reverse-dns", "0",
 		"-sync-postgres-url", url, "-sync-interval", "1s", "-host-id", "lab-host"}
 
-	stopTraffic := steadyTraffic(t, l, 200*time.Millisecond)
-	first := startDaemon(t, l, args...)
+	stopTraffic := labtest.SteadyTraffic(t, l, 200*time.Millisecond)
+	first := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
 	time.Sleep(3 * time.Second)
 	pg.Stop()
 	time.Sleep(3 * time.Second) // rows wait in the local database
 	first.Kill()
-	second := startDaemon(t, l, args...) // starts with the server away
+	second := labtest.StartDaemon(t, l, selfexec.Collector(), args...) // starts with the server away
 	time.Sleep(2 * time.Second)
 	pg.Start()
 	time.Sleep(3 * time.Second)
@@ -51,7 +52,7 @@ func TestSyncThroughOutages(t *testing.T) {
 	}
 	verify(t, db, url)
 
-	once := exec.Command(collectorBin, "sync", "-once", "-config", os.DevNull, "-sqlite-path", db,
+	once := exec.Command(selfexec.Collector(), "sync", "-once", "-config", os.DevNull, "-sqlite-path", db,
 		"-sync-postgres-url", url, "-host-id", "lab-host")
 	out, err := once.CombinedOutput()
 	if err != nil {

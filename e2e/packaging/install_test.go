@@ -1,4 +1,4 @@
-package main
+package packaging
 
 import (
 	"bytes"
@@ -19,24 +19,30 @@ import (
 	"testing"
 
 	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 )
+
+// repo is the repository's root as seen from this package's directory,
+// where go test runs its tests: the scripts, the unit and the Makefile
+// these tests try are there.
+const repo = "../.."
 
 // release makes what install.sh expects beside it, as a release directory
 // would hold it: the scripts, lib.sh, the unit and the test binary.
 func release(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	copyFile(t, selfexec.Collector(), filepath.Join(dir, "collector"), 0o755)
 	for _, f := range []struct {
-		src, dst string
-		mode     fs.FileMode
+		path string // in the repository, and in the release
+		mode fs.FileMode
 	}{
-		{collectorBin, "collector", 0o755},
-		{"collector.service", "collector.service", 0o644},
-		{"install.sh", "install.sh", 0o755},
-		{"uninstall.sh", "uninstall.sh", 0o755},
-		{"packaging/lib.sh", "packaging/lib.sh", 0o644},
+		{"collector.service", 0o644},
+		{"install.sh", 0o755},
+		{"uninstall.sh", 0o755},
+		{"packaging/lib.sh", 0o644},
 	} {
-		copyFile(t, f.src, filepath.Join(dir, f.dst), f.mode)
+		copyFile(t, filepath.Join(repo, f.path), filepath.Join(dir, f.path), f.mode)
 	}
 	return dir
 }
@@ -150,8 +156,8 @@ func TestInstallStaged(t *testing.T) {
 			t.Errorf("install.sh output lacks %q:\n%s", want, out)
 		}
 	}
-	assertFile(t, filepath.Join(root, "usr/local/bin/collector"), 0o755, readFile(t, collectorBin))
-	assertFile(t, filepath.Join(root, "etc/systemd/system/collector.service"), 0o644, readFile(t, "collector.service"))
+	assertFile(t, filepath.Join(root, "usr/local/bin/collector"), 0o755, readFile(t, selfexec.Collector()))
+	assertFile(t, filepath.Join(root, "etc/systemd/system/collector.service"), 0o644, readFile(t, filepath.Join(repo, "collector.service")))
 	env := filepath.Join(root, "etc/collector.env")
 	assertFile(t, env, 0o600, nil)
 
@@ -177,7 +183,7 @@ func TestInstallStaged(t *testing.T) {
 
 	t.Run("new binary", func(t *testing.T) {
 		// Appended bytes make another file that still runs.
-		newer := append(readFile(t, collectorBin), 0)
+		newer := append(readFile(t, selfexec.Collector()), 0)
 		if err := os.WriteFile(filepath.Join(rel, "collector"), newer, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +207,7 @@ func TestInstallStaged(t *testing.T) {
 		if !strings.Contains(out, "installed /etc/systemd/system/collector.service") {
 			t.Errorf("install.sh did not repair a unit with the wrong mode:\n%s", out)
 		}
-		assertFile(t, unit, 0o644, readFile(t, "collector.service"))
+		assertFile(t, unit, 0o644, readFile(t, filepath.Join(repo, "collector.service")))
 	})
 }
 
@@ -396,7 +402,7 @@ func TestShellcheck(t *testing.T) {
 	}
 	files := []string{"install.sh", "uninstall.sh", "packaging/build-deb.sh", "packaging/lib.sh",
 		".ci/run", "web/dashboard/update-uplot.sh"}
-	vmtest, err := filepath.Glob("vmtest/*.sh")
+	vmtest, err := fs.Glob(os.DirFS(repo), "vmtest/*.sh")
 	if err != nil || len(vmtest) == 0 {
 		t.Fatalf("no vmtest scripts: %v", err)
 	}
@@ -405,7 +411,9 @@ func TestShellcheck(t *testing.T) {
 		files = append(files, filepath.Join("packaging/deb", s), filepath.Join(control, s))
 	}
 	// -x follows the scripts' `. packaging/lib.sh` and the like.
-	if out, err := exec.Command(shellcheck, append([]string{"-x"}, files...)...).CombinedOutput(); err != nil {
+	cmd := exec.Command(shellcheck, append([]string{"-x"}, files...)...)
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
 }
@@ -426,7 +434,9 @@ func fakeCollector(t *testing.T) string {
 // buildDeb runs packaging/build-deb.sh and returns the package's path.
 func buildDeb(t *testing.T, bin, version, dir string) string {
 	t.Helper()
-	out, err := exec.Command("packaging/build-deb.sh", bin, version, dir).Output()
+	cmd := exec.Command("packaging/build-deb.sh", bin, version, dir)
+	cmd.Dir = repo
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("build-deb.sh: %v\n%s", err, stderrOf(err))
 	}
@@ -461,11 +471,11 @@ func TestDebVersions(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	sum := sha256.Sum256(readFile(t, "bpf/collector_bpfel.o"))
+	sum := sha256.Sum256(readFile(t, filepath.Join(repo, "bpf/collector_bpfel.o")))
 	object := hex.EncodeToString(sum[:])
 
 	t.Run("go build", func(t *testing.T) {
-		out, err := exec.Command(collectorBin, "version").Output()
+		out, err := exec.Command(selfexec.Collector(), "version").Output()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +488,7 @@ func TestVersion(t *testing.T) {
 	t.Run("make build", func(t *testing.T) {
 		bin := filepath.Join(t.TempDir(), "collector")
 		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if out, err := exec.Command("make", "--no-print-directory", "build", "BINARY="+bin, "GO="+gobin).CombinedOutput(); err != nil {
+		if out, err := exec.Command("make", "-C", repo, "--no-print-directory", "build", "BINARY="+bin, "GO="+gobin).CombinedOutput(); err != nil {
 			t.Fatalf("make build: %v\n%s", err, out)
 		}
 		out, err := exec.Command(bin, "version").Output()

@@ -1,8 +1,7 @@
-package main
+package datapath
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -10,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )
@@ -32,7 +30,7 @@ func TestEndToEnd(t *testing.T) {
 					kerneltest.RequireTCX(t)
 				}
 				stored, counted, out := runLab(t, "-xdp-mode", string(xdp), "-tc-mode", string(tc))
-				assertSameTraffic(t, stored, counted)
+				labtest.AssertSame(t, stored, counted)
 				if want := fmt.Sprintf("xdp=%s tc=%s", xdp, tc); !strings.Contains(out, want) {
 					t.Errorf("the daemon did not report %q:\n%s", want, out)
 				}
@@ -47,7 +45,7 @@ func TestEndToEnd(t *testing.T) {
 func TestEndToEndAuto(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	stored, counted, out := runLab(t, "-xdp-mode", "auto", "-tc-mode", "auto")
-	assertSameTraffic(t, stored, counted)
+	labtest.AssertSame(t, stored, counted)
 	want := "xdp=native tc=legacy"
 	if kerneltest.HaveTCX() {
 		want = "xdp=native tc=tcx"
@@ -55,36 +53,6 @@ func TestEndToEndAuto(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("on kernel %s auto mode must pick %q:\n%s", kerneltest.Release(), want, out)
 	}
-}
-
-// capturedRounds drives rounds of traffic from every lab client and
-// returns what a capture on the host's link counted, checking that every
-// class and direction the lab sent was seen.
-func capturedRounds(t *testing.T, l *lab.Lab, rounds int) map[netip.Addr]traffic.Traffic {
-	t.Helper()
-	capture, err := l.Capture(traffic.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent, err := l.Traffic(context.Background(), lab.Spec{Rounds: rounds})
-	if err != nil {
-		capture.Stop()
-		t.Fatal(err)
-	}
-	counted, err := capture.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for client, tr := range sent.Sia {
-		for class := range traffic.NumClasses {
-			for dir := range traffic.NumDirections {
-				if tr[class][dir].Bytes > 0 && counted[client][class][dir].Packets == 0 {
-					t.Fatalf("capture saw no %v %v frames of %v; the lab traffic is broken", class, dir, client)
-				}
-			}
-		}
-	}
-	return counted
 }
 
 // runLab starts the daemon in a fresh lab, drives three rounds of traffic
@@ -99,108 +67,33 @@ func runLab(t *testing.T, args ...string) (stored map[string]traffic.Traffic, co
 	// everything: it must write the last partial minute.
 	args = append([]string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0"}, args...)
 	start := time.Now()
-	d := startDaemon(t, l, args...)
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
 
-	counted = capturedRounds(t, l, 3)
+	counted = labtest.CapturedRounds(t, l, 3)
 
 	if crossesDay(start, time.Now()) {
 		t.Log("a day boundary passed: a periodic flush may have run, not checking the database is empty before SIGTERM")
-	} else if rows := storedTraffic(t, db); len(rows) != 0 {
+	} else if rows := labtest.Stored(t, db); len(rows) != 0 {
 		t.Fatalf("rows stored before SIGTERM with a 24h flush interval: %v", rows)
 	}
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	assertMinutes(t, db, start, time.Now())
-	return storedTraffic(t, db), counted, d.Output()
-}
-
-func assertSameTraffic(t *testing.T, stored map[string]traffic.Traffic, counted map[netip.Addr]traffic.Traffic) {
-	t.Helper()
-	for client, want := range counted {
-		got, ok := stored[client.String()]
-		if !ok {
-			t.Errorf("client %v: no rows, capture counted %+v", client, want)
-			continue
-		}
-		for class := range traffic.NumClasses {
-			for dir := range traffic.NumDirections {
-				if g, w := got[class][dir], want[class][dir]; g != w {
-					t.Errorf("client %v %v %v: stored %d bytes / %d packets, the capture counted %d / %d",
-						client, class, dir, g.Bytes, g.Packets, w.Bytes, w.Packets)
-				}
-			}
-		}
-	}
-	for ip := range stored {
-		if addr, err := netip.ParseAddr(ip); err != nil || counted[addr].IsZero() {
-			t.Errorf("stored ip %q that sent no Sia traffic", ip)
-		}
-	}
-	if !t.Failed() {
-		t.Logf("%d clients: stored traffic equals the frame count exactly", len(counted))
-	}
-}
-
-// storedTraffic sums the traffic table per ip with the column names users
-// query, not through the package that wrote it.
-func storedTraffic(t *testing.T, path string) map[string]traffic.Traffic {
-	t.Helper()
-	var cols []string
-	for class := range traffic.NumClasses {
-		for dir := range traffic.NumDirections {
-			name := fmt.Sprintf("%v_%v", class, dir)
-			cols = append(cols, fmt.Sprintf("SUM(%s), SUM(%s_packets)", name, name))
-		}
-	}
-	db := openDB(t, path)
-	rows, err := db.Query("SELECT ip, " + strings.Join(cols, ", ") + " FROM traffic GROUP BY ip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]traffic.Traffic{}
-	for rows.Next() {
-		var ip string
-		var tr traffic.Traffic
-		dest := []any{&ip}
-		for class := range tr {
-			for dir := range tr[class] {
-				dest = append(dest, &tr[class][dir].Bytes, &tr[class][dir].Packets)
-			}
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatal(err)
-		}
-		out[ip] = tr
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return labtest.Stored(t, db), counted, d.Output()
 }
 
 // assertMinutes checks every row is stamped with a minute of the run.
 func assertMinutes(t *testing.T, path string, from, to time.Time) {
 	t.Helper()
 	var lo, hi int64
-	if err := openDB(t, path).QueryRow("SELECT MIN(timestamp), MAX(timestamp) FROM traffic").Scan(&lo, &hi); err != nil {
+	if err := labtest.OpenDB(t, path).QueryRow("SELECT MIN(timestamp), MAX(timestamp) FROM traffic").Scan(&lo, &hi); err != nil {
 		t.Fatal(err)
 	}
 	first, last := from.Truncate(time.Minute).Unix(), to.Truncate(time.Minute).Unix()
 	if lo < first || hi > last || lo%60 != 0 || hi%60 != 0 {
 		t.Fatalf("row timestamps %d..%d, want whole minutes within %d..%d", lo, hi, first, last)
 	}
-}
-
-func openDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 func crossesDay(from, to time.Time) bool {
@@ -219,9 +112,9 @@ func TestIngressTCUnderGRO(t *testing.T) {
 		t.Skipf("kernel %s: veth does GRO without an XDP program only from 5.13, so nothing is merged; TestEndToEnd covers XDP_MODE=tc", kerneltest.Release())
 	}
 	l := labtest.New(t)
-	inHost(t, l, "ethtool", "-K", l.HostIf, "gro", "on")
+	labtest.InHost(t, l, "ethtool", "-K", l.HostIf, "gro", "on")
 	db := filepath.Join(t.TempDir(), "collector.db")
-	d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 		"-reverse-dns", "0", "-xdp-mode", "tc")
 
 	wire, err := l.CaptureClientSide(traffic.DefaultPorts)
@@ -255,5 +148,5 @@ func TestIngressTCUnderGRO(t *testing.T) {
 		t.Fatalf("GRO merged nothing (%d frames on the wire, %d packets after GRO): the test proves nothing", onWire, afterGRO)
 	}
 	t.Logf("%v siamux down: %d frames on the wire, %d packets after GRO", client, onWire, afterGRO)
-	assertSameTraffic(t, storedTraffic(t, db), counted)
+	labtest.AssertSame(t, labtest.Stored(t, db), counted)
 }

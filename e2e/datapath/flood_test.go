@@ -1,4 +1,4 @@
-package main
+package datapath
 
 import (
 	"context"
@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )
@@ -39,7 +40,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	ports := traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984, 9985}}
 	l := labtest.New(t)
 	db := filepath.Join(t.TempDir(), "collector.db")
-	d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "1s",
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "1s",
 		"-reverse-dns", "0", "-max-clients", "16", "-min-client-bytes", "0", "-port-rhp4-quic", "9984,9985")
 	capture, err := l.Capture(ports)
 	if err != nil {
@@ -71,7 +72,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stored := storedTraffic(t, db)
+	stored := labtest.Stored(t, db)
 	real := map[netip.Addr]traffic.Traffic{}
 	var forgedCounted, forgedStored traffic.Traffic
 	for addr, tr := range counted {
@@ -93,7 +94,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 		forgedRows++
 		delete(stored, ip)
 	}
-	assertSameTraffic(t, stored, real)
+	labtest.AssertSame(t, stored, real)
 	if forgedStored != forgedCounted {
 		t.Errorf("forged traffic stored %+v, counted %+v", forgedStored, forgedCounted)
 	}

@@ -1,4 +1,4 @@
-package main
+package datapath
 
 import (
 	"fmt"
@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/floodtest"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/floodtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 )
 
 // BenchmarkDaemonMillionClientsStored runs the real daemon, live table on,
@@ -27,7 +28,7 @@ func BenchmarkDaemonMillionClientsStored(b *testing.B) {
 	}
 	for b.Loop() {
 		l := labtest.New(b)
-		d := startDaemon(b, l, "-sqlite-path", db, "-live-interval", "1s", "-reverse-dns", "0")
+		d := labtest.StartDaemon(b, l, selfexec.Collector(), "-sqlite-path", db, "-live-interval", "1s", "-reverse-dns", "0")
 		// The start reads today's busiest clients before the first print.
 		deadline := time.Now().Add(time.Minute)
 		for strings.Count(d.Output(), "STORED TRAFFIC") < 10 && time.Now().Before(deadline) {

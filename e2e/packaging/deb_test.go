@@ -1,4 +1,4 @@
-package main
+package packaging
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 )
 
 // enabledLink is what `systemctl enable collector` creates.
@@ -32,7 +32,7 @@ func TestDebPackage(t *testing.T) {
 
 	dist := t.TempDir()
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command("make", "--no-print-directory", "deb", "DIST="+dist, "GO="+gobin).CombinedOutput(); err != nil {
+	if out, err := exec.Command("make", "-C", repo, "--no-print-directory", "deb", "DIST="+dist, "GO="+gobin).CombinedOutput(); err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
 	}
 	debs, err := filepath.Glob(filepath.Join(dist, "collector_*.deb"))
@@ -68,7 +68,7 @@ func TestDebPackage(t *testing.T) {
 		t.Errorf("postinst did not say it skipped starting:\n%s", out)
 	}
 	assertFile(t, "/usr/bin/collector", 0o755, nil)
-	assertFile(t, "/lib/systemd/system/collector.service", 0o644, readFile(t, "collector.service"))
+	assertFile(t, "/lib/systemd/system/collector.service", 0o644, readFile(t, filepath.Join(repo, "collector.service")))
 	assertFile(t, "/etc/collector.env", 0o600, nil)
 	if env := string(readFile(t, "/etc/collector.env")); !strings.Contains(env, "\n#INTERFACE=\n") || !strings.Contains(env, "\nPINNED_MAPS=1\n") {
 		t.Errorf("the package's env file should leave INTERFACE to the default route and pin:\n%s", env)

@@ -1,4 +1,4 @@
-package main
+package datapath
 
 import (
 	"fmt"
@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )
@@ -33,7 +34,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 		t.Run("xdp="+string(xdp), func(t *testing.T) {
 			l := labtest.New(t)
 			db := filepath.Join(t.TempDir(), "collector.db")
-			d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
+			d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 				"-reverse-dns", "0", "-min-client-bytes", "0", "-xdp-mode", string(xdp))
 			capture, err := l.Capture(traffic.DefaultPorts)
 			if err != nil {
@@ -55,7 +56,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 				// rx-vlan-offload does, which XDP cannot see (README).
 				// The host's end keeps it: its egress tags stay in
 				// metadata for TC.
-				inNS(t, l.ClientNS, "ethtool", "-K", l.ClientIf, "txvlan", "off", "tx-vlan-stag-hw-insert", "off")
+				labtest.InNS(t, l.ClientNS, "ethtool", "-K", l.ClientIf, "txvlan", "off", "tx-vlan-stag-hw-insert", "off")
 				vlanPair(t, l, "q", "type vlan id 100", "10.78.0")
 				outer := vlanPair(t, l, "s", "type vlan proto 802.1ad id 200", "")
 				vlanPair(t, l, "sq", "type vlan id 300", "10.79.0", outer...)
@@ -77,7 +78,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 					t.Fatalf("the capture counted a frame with three tags")
 				}
 			}
-			assertSameTraffic(t, storedTraffic(t, db), counted)
+			labtest.AssertSame(t, labtest.Stored(t, db), counted)
 		})
 	}
 }
@@ -90,7 +91,7 @@ func has8021Q(t *testing.T, l *lab.Lab) bool {
 	if err != nil {
 		return false
 	}
-	inHost(t, l, "ip", "link", "del", "probe0")
+	labtest.InHost(t, l, "ip", "link", "del", "probe0")
 	return true
 }
 
@@ -115,7 +116,7 @@ func vlanPair(t *testing.T, l *lab.Lab, name, linkType, prefix string, on ...str
 			cmds = append(cmds, []string{"addr", "add", fmt.Sprintf("%s.%d/24", prefix, i+1), "dev", dev})
 		}
 		for _, c := range cmds {
-			inNS(t, ns, "ip", c...)
+			labtest.InNS(t, ns, "ip", c...)
 		}
 		devs = append(devs, dev)
 	}

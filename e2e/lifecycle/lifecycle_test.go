@@ -1,7 +1,6 @@
-package main
+package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -21,59 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )
-
-// steadyTraffic starts a capture and traffic from every lab client, a
-// round every interval at most, that goes on until the returned function
-// stops both and returns what the capture counted.
-func steadyTraffic(t *testing.T, l *lab.Lab, interval time.Duration) (stop func() map[netip.Addr]traffic.Traffic) {
-	t.Helper()
-	capture, err := l.Capture(traffic.DefaultPorts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var sent lab.Sent
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		sent, err = l.Traffic(ctx, lab.Spec{Rounds: lab.Forever, Interval: interval})
-		done <- err
-	}()
-	return func() map[netip.Addr]traffic.Traffic {
-		t.Helper()
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		counted, err := capture.Stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%d rounds of traffic", sent.Rounds)
-		return counted
-	}
-}
-
-// inHost runs a command in the lab's host namespace.
-func inHost(t *testing.T, l *lab.Lab, name string, args ...string) string {
-	t.Helper()
-	return inNS(t, l.HostNS, name, args...)
-}
-
-// inNS runs a command in network namespace ns.
-func inNS(t *testing.T, ns, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
-}
 
 // TestRestartKeepsCounting kills the daemon with SIGKILL in the middle of
 // real traffic, keeps the traffic going while no daemon runs, starts it
@@ -95,13 +47,13 @@ func TestRestartKeepsCounting(t *testing.T) {
 			args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
 				"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
 
-			first := startDaemon(t, l, args...)
-			stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
+			first := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
+			stopTraffic := labtest.SteadyTraffic(t, l, 20*time.Millisecond)
 
 			time.Sleep(500 * time.Millisecond)
 			first.Kill()
 			time.Sleep(500 * time.Millisecond) // counted by the pinned programs alone
-			second := startDaemon(t, l, args...)
+			second := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
 			if !strings.Contains(second.Output(), "kept_pinned_links=true") {
 				t.Errorf("the second start attached again instead of taking over the pinned links")
 			}
@@ -111,9 +63,9 @@ func TestRestartKeepsCounting(t *testing.T) {
 			if err := second.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			assertSameTraffic(t, storedTraffic(t, db), counted)
+			labtest.AssertSame(t, labtest.Stored(t, db), counted)
 
-			inHost(t, l, collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins, "-interface", l.HostIf)
+			labtest.InHost(t, l, selfexec.Collector(), "detach", "-config", os.DevNull, "-pin-path", pins, "-interface", l.HostIf)
 			assertDetached(t, l, pins)
 		})
 	}
@@ -125,10 +77,10 @@ func assertDetached(t *testing.T, l *lab.Lab, pins string) {
 	if _, err := os.Stat(pins); !os.IsNotExist(err) {
 		t.Errorf("pin directory %s still there after detach (%v)", pins, err)
 	}
-	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
+	if out := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
 		t.Errorf("an XDP program is still attached:\n%s", out)
 	}
-	if out := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(out, "clsact") {
+	if out := labtest.InHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(out, "clsact") {
 		t.Errorf("a clsact qdisc is still there:\n%s", out)
 	}
 	if n := tcxLinks(t); n != 0 {
@@ -169,34 +121,34 @@ func TestLegacyTCLeavesOthersAlone(t *testing.T) {
 	l := labtest.New(t)
 	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0", "-tc-mode", "legacy"}
 
-	d := startDaemon(t, l, args...)
-	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
+	if qdiscs := labtest.InHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
 		t.Fatalf("no clsact qdisc in legacy mode:\n%s", qdiscs)
 	}
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(qdiscs, "clsact") {
+	if qdiscs := labtest.InHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(qdiscs, "clsact") {
 		t.Fatalf("the clsact qdisc collector added is still there after stop:\n%s", qdiscs)
 	}
 
-	inHost(t, l, "tc", "qdisc", "add", "dev", l.HostIf, "clsact")
+	labtest.InHost(t, l, "tc", "qdisc", "add", "dev", l.HostIf, "clsact")
 	// A classic BPF filter that matches nothing stands for another tool's.
-	inHost(t, l, "tc", "filter", "add", "dev", l.HostIf, "egress", "prio", "10", "bpf", "bytecode", "1,6 0 0 0,")
+	labtest.InHost(t, l, "tc", "filter", "add", "dev", l.HostIf, "egress", "prio", "10", "bpf", "bytecode", "1,6 0 0 0,")
 
-	d = startDaemon(t, l, args...)
-	filters := inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
+	d = labtest.StartDaemon(t, l, selfexec.Collector(), args...)
+	filters := labtest.InHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
 	if !strings.Contains(filters, "tc_count") || !strings.Contains(filters, "bytecode") {
 		t.Fatalf("want our filter beside the other one:\n%s", filters)
 	}
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	filters = inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
+	filters = labtest.InHost(t, l, "tc", "filter", "show", "dev", l.HostIf, "egress")
 	if strings.Contains(filters, "tc_count") || !strings.Contains(filters, "bytecode") {
 		t.Fatalf("after stop want only the other filter:\n%s", filters)
 	}
-	if qdiscs := inHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
+	if qdiscs := labtest.InHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); !strings.Contains(qdiscs, "clsact") {
 		t.Fatalf("the clsact qdisc we did not add was removed:\n%s", qdiscs)
 	}
 }
@@ -209,16 +161,16 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	l := labtest.New(t)
 	addExtra := func() {
-		inHost(t, l, "ip", "link", "add", "extra0", "type", "veth", "peer", "extra1")
-		inHost(t, l, "ip", "link", "set", "extra0", "up")
-		inHost(t, l, "ip", "link", "set", "extra1", "up")
+		labtest.InHost(t, l, "ip", "link", "add", "extra0", "type", "veth", "peer", "extra1")
+		labtest.InHost(t, l, "ip", "link", "set", "extra0", "up")
+		labtest.InHost(t, l, "ip", "link", "set", "extra1", "up")
 	}
 	addExtra()
 	db := filepath.Join(t.TempDir(), "c.db")
-	d := startDaemon(t, l, "-interface", l.HostIf+",extra0", "-sqlite-path", db,
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-interface", l.HostIf+",extra0", "-sqlite-path", db,
 		"-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0")
 
-	inHost(t, l, "ip", "link", "del", "extra0")
+	labtest.InHost(t, l, "ip", "link", "del", "extra0")
 	d.WaitFor(t, "interface is gone")
 	addExtra()
 	d.WaitFor(t, "interface is back, counting again")
@@ -244,7 +196,7 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 
 	want := counted[client]
 	want[traffic.Siamux][traffic.Down].Add(injected)
-	assertSameTraffic(t, storedTraffic(t, db), map[netip.Addr]traffic.Traffic{client: want})
+	labtest.AssertSame(t, labtest.Stored(t, db), map[netip.Addr]traffic.Traffic{client: want})
 }
 
 // injectSiamux sends n frames from client to the host's siamux port out of
@@ -302,7 +254,7 @@ func TestOperatorErrors(t *testing.T) {
 		if uid >= 0 {
 			argv = append(argv, "setpriv", fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups")
 		}
-		argv = append(argv, collectorBin, "run", "-config", os.DevNull, "-live-interval", "0", "-reverse-dns", "0")
+		argv = append(argv, selfexec.Collector(), "run", "-config", os.DevNull, "-live-interval", "0", "-reverse-dns", "0")
 		out, err := exec.Command("ip", append(argv, args...)...).CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) {
@@ -319,7 +271,7 @@ func TestOperatorErrors(t *testing.T) {
 		}
 	})
 	t.Run("xdp already attached by another program", func(t *testing.T) {
-		startDaemon(t, l, "-sqlite-path", db, "-xdp-mode", "native")
+		labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-xdp-mode", "native")
 		msg, status := run(-1, "-interface", l.HostIf, "-sqlite-path", filepath.Join(t.TempDir(), "other.db"), "-xdp-mode", "native")
 		if !strings.Contains(msg, "another XDP program is attached there") || status != 1 {
 			t.Fatalf("got %q, status %d", msg, status)
@@ -349,7 +301,7 @@ func TestOperatorErrors(t *testing.T) {
 		if !strings.Contains(msg, "not on a bpffs") || !strings.Contains(msg, "mount -t bpf") {
 			t.Fatalf("got %q", msg)
 		}
-		if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
+		if out := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(out, "xdp") {
 			t.Fatalf("a failed start left XDP attached:\n%s", out)
 		}
 	})
@@ -361,7 +313,7 @@ func TestOperatorErrors(t *testing.T) {
 func pinnedDaemon(t *testing.T) (pins string, args []string) {
 	t.Helper()
 	pins = filepath.Join(kerneltest.MountBPFFS(t), "collector")
-	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
+	t.Cleanup(func() { exec.Command(selfexec.Collector(), "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
 	return pins, []string{"-sqlite-path", filepath.Join(t.TempDir(), "c.db"), "-live-interval", "0", "-reverse-dns", "0",
 		"-pinned-maps", "1", "-pin-path", pins}
 }
@@ -373,32 +325,32 @@ func TestInterfaceDropped(t *testing.T) {
 	l := labtest.New(t)
 	pins, args := pinnedDaemon(t)
 
-	first := startDaemon(t, l, args...)
+	first := labtest.StartDaemon(t, l, selfexec.Collector(), args...)
 	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
+	if out := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
 		t.Fatalf("the pinned XDP link must outlive the daemon:\n%s", out)
 	}
 	// A mistyped name fails the start and leaves the last good list
 	// counting.
-	if _, err := l.StartDaemon(collectorBin, nil, append(args, "-interface", "nosuch0")...); err == nil {
+	if _, err := l.StartDaemon(selfexec.Collector(), nil, append(args, "-interface", "nosuch0")...); err == nil {
 		t.Fatal("a start on a missing interface succeeded")
 	}
-	if out := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
+	if out := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); !strings.Contains(out, "xdp") {
 		t.Fatalf("a failed start detached the interface that counted:\n%s", out)
 	}
-	inHost(t, l, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "other1")
-	inHost(t, l, "ip", "link", "set", "other0", "up")
-	inHost(t, l, "ip", "link", "set", "other1", "up")
-	second := startDaemon(t, l, append(args, "-interface", "other0")...)
+	labtest.InHost(t, l, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "other1")
+	labtest.InHost(t, l, "ip", "link", "set", "other0", "up")
+	labtest.InHost(t, l, "ip", "link", "set", "other1", "up")
+	second := labtest.StartDaemon(t, l, selfexec.Collector(), append(args, "-interface", "other0")...)
 	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if out := second.Output(); !strings.Contains(out, "detached from an interface no longer in INTERFACE") || !strings.Contains(out, "interface="+l.HostIf) {
 		t.Errorf("the detach was not logged:\n%s", out)
 	}
-	if link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(link, "xdp") {
+	if link := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(link, "xdp") {
 		t.Errorf("XDP is still attached to %s, which left INTERFACE:\n%s", l.HostIf, link)
 	}
 	if n := tcxLinks(t); kerneltest.HaveTCX() && n != 1 {
@@ -436,14 +388,14 @@ func TestPinnedModeChange(t *testing.T) {
 			t.Logf("kernel %s has no TCX (6.6+): xdp=%s tc=tcx not run", kerneltest.Release(), tc.xdp)
 			continue
 		}
-		d := startDaemon(t, l, append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
+		d := labtest.StartDaemon(t, l, selfexec.Collector(), append(args, "-xdp-mode", tc.xdp, "-tc-mode", tc.tc)...)
 		if err := d.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		if want := fmt.Sprintf("xdp=%s tc=%s", tc.xdp, tc.tc); !strings.Contains(d.Output(), want) {
 			t.Fatalf("asked for %s:\n%s", want, d.Output())
 		}
-		link := inHost(t, l, "ip", "link", "show", "dev", l.HostIf)
+		link := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf)
 		if tc.xdpOnLink == "" && strings.Contains(link, "xdp") || tc.xdpOnLink != "" && !strings.Contains(link, tc.xdpOnLink) {
 			t.Fatalf("xdp=%s tc=%s: want %q on the link:\n%s", tc.xdp, tc.tc, tc.xdpOnLink, link)
 		}
@@ -459,60 +411,10 @@ func TestPinnedModeChange(t *testing.T) {
 		}
 		filters := 0
 		for _, hook := range []string{"ingress", "egress"} {
-			filters += strings.Count(inHost(t, l, "tc", "filter", "show", "dev", l.HostIf, hook), "handle 0xc011")
+			filters += strings.Count(labtest.InHost(t, l, "tc", "filter", "show", "dev", l.HostIf, hook), "handle 0xc011")
 		}
 		if filters != tc.filters {
 			t.Fatalf("xdp=%s tc=%s: %d legacy filters of ours, want %d", tc.xdp, tc.tc, filters, tc.filters)
 		}
 	}
-}
-
-// TestUpgradeThroughInstallKeepsCounting installs collector with
-// install.sh into a staged root, runs it pinned under real traffic,
-// installs a new build over it and restarts it as systemd would: the
-// stored totals equal the frame count exactly, with no gap.
-func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
-	kerneltest.RequireRoot(t)
-	l := labtest.New(t)
-	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
-	db := filepath.Join(t.TempDir(), "collector.db")
-	args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0",
-		"-pinned-maps", "1", "-pin-path", pins}
-	t.Cleanup(func() { exec.Command(collectorBin, "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
-
-	rel, root := release(t), t.TempDir()
-	script(t, rel, "install.sh", false, "--root", root)
-	bin := filepath.Join(root, "usr/local/bin/collector")
-	old := labtest.StartDaemon(t, l, bin, args...)
-
-	stopTraffic := steadyTraffic(t, l, 20*time.Millisecond)
-
-	// The new build: appended bytes make another file that still runs,
-	// with no toolchain needed to make it.
-	newBuild := append(readFile(t, bin), 0)
-	if err := os.WriteFile(filepath.Join(rel, "collector"), newBuild, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out := script(t, rel, "install.sh", false, "--root", root); !strings.Contains(out, "/usr/local/bin/collector") {
-		t.Fatalf("install.sh did not install the new binary:\n%s", out)
-	}
-	// What systemctl restart does: SIGTERM, then start the new binary.
-	if err := old.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond) // counted by the pinned programs alone
-	upgraded := labtest.StartDaemon(t, l, bin, args...)
-	if !strings.Contains(upgraded.Output(), "kept_pinned_links=true") {
-		t.Error("the upgraded daemon attached again instead of taking over the pinned links")
-	}
-	if !bytes.Equal(readFile(t, bin), newBuild) {
-		t.Fatal("the installed binary is not the new build")
-	}
-	time.Sleep(300 * time.Millisecond)
-
-	counted := stopTraffic()
-	if err := upgraded.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	assertSameTraffic(t, storedTraffic(t, db), counted)
 }

@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"bytes"
@@ -14,8 +14,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/back2basic/collector/internal/labtest"
-	"github.com/back2basic/collector/internal/promnames"
+	"github.com/back2basic/collector/internal/testkit/labtest"
+	"github.com/back2basic/collector/internal/testkit/promnames"
+	"github.com/back2basic/collector/internal/testkit/selfexec"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -33,10 +34,10 @@ func TestHTTPServer(t *testing.T) {
 	l := labtest.New(t)
 	db := filepath.Join(t.TempDir(), "collector.db")
 	start := time.Now().Add(-time.Minute)
-	d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "0", "-reverse-dns", "0",
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "0", "-reverse-dns", "0",
 		"-http-listen", httpListen)
 	client := &http.Client{Transport: l.HTTPTransport(l.HostNS), Timeout: 10 * time.Second}
-	stopTraffic := steadyTraffic(t, l, 200*time.Millisecond)
+	stopTraffic := labtest.SteadyTraffic(t, l, 200*time.Millisecond)
 	// Flushes with traffic: the per-client series are there.
 	time.Sleep(2500 * time.Millisecond)
 	exported, err := promnames.Exported(bytes.NewReader(get(t, client, "/metrics")))
@@ -45,8 +46,8 @@ func TestHTTPServer(t *testing.T) {
 	}
 	var used []string
 	for file, exprsOf := range map[string]func([]byte) ([]string, error){
-		"contrib/grafana-dashboard.json": promnames.DashboardExprs,
-		"contrib/prometheus-rules.yml":   promnames.RuleExprs,
+		"../../contrib/grafana-dashboard.json": promnames.DashboardExprs,
+		"../../contrib/prometheus-rules.yml":   promnames.RuleExprs,
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -67,8 +68,8 @@ func TestHTTPServer(t *testing.T) {
 	// so everything counted is stored.
 	time.Sleep(2500 * time.Millisecond)
 	until := time.Now().Truncate(time.Second)
-	rows := storedTraffic(t, db)
-	assertSameTraffic(t, rows, counted)
+	rows := labtest.Stored(t, db)
+	labtest.AssertSame(t, rows, counted)
 	var stored traffic.Traffic
 	for _, tr := range rows {
 		stored.Add(&tr)
@@ -79,7 +80,7 @@ func TestHTTPServer(t *testing.T) {
 
 	span := url.Values{"since": {start.Format(time.RFC3339)}, "until": {until.Format(time.RFC3339)}, "by": {"client"}}
 	api := get(t, client, "/api/v1/report?"+span.Encode())
-	cli, err := exec.Command(collectorBin, "report", "-config", os.DevNull, "-sqlite-path", db, "-format", "json",
+	cli, err := exec.Command(selfexec.Collector(), "report", "-config", os.DevNull, "-sqlite-path", db, "-format", "json",
 		"-since", span.Get("since"), "-until", span.Get("until"), "-by", "client").Output()
 	if err != nil {
 		t.Fatal(err)

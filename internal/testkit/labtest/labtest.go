@@ -1,6 +1,7 @@
 // Package labtest is the lab of package lab as tests use it: built for
-// one test, with the daemon run in it, and all of it removed when the
-// test ends, pass or fail.
+// one test, with the daemon run in it, traffic driven through it and
+// counted, and all of it removed when the test ends, pass or fail; and
+// what the daemon stored, held against that count.
 package labtest
 
 import (
@@ -10,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/lab"
 )
 

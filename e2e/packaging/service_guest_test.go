@@ -1,6 +1,6 @@
 //go:build serviceguest
 
-package main
+package packaging
 
 import (
 	"fmt"
@@ -19,7 +19,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 )
@@ -171,12 +172,12 @@ func (g *serviceGuest) memlockNeeded(t *testing.T) {
 // 3. Real TCP 9981 (both ways), TCP 9984 and UDP 9984 from every client,
 // stored exactly as an AF_PACKET capture on the same link counted them.
 func (g *serviceGuest) traffic(t *testing.T) {
-	counted := capturedRounds(t, g.lab, 3)
+	counted := labtest.CapturedRounds(t, g.lab, 3)
 	// Stopping drains and stores what was counted.
 	mustRun(t, "systemctl", "stop", "collector")
 	wantUnit(t, map[string]string{"ActiveState": "inactive", "Result": "success"})
 	g.add(counted)
-	assertSameTraffic(t, storedTraffic(t, dbFile), g.counted)
+	labtest.AssertSame(t, labtest.Stored(t, dbFile), g.counted)
 }
 
 // 4. Traffic flows on while systemd restarts the service, and while it is
@@ -189,7 +190,7 @@ func (g *serviceGuest) restarts(t *testing.T) {
 	// verifier at work) stays well within systemd's start timeout. Each
 	// gap without a daemon (RestartSec alone is 5 s) still sees many
 	// rounds.
-	stopTraffic := steadyTraffic(t, g.lab, 250*time.Millisecond)
+	stopTraffic := labtest.SteadyTraffic(t, g.lab, 250*time.Millisecond)
 	time.Sleep(3 * time.Second)
 
 	g.mark = journalLen(t)
@@ -214,7 +215,7 @@ func (g *serviceGuest) restarts(t *testing.T) {
 
 	g.add(stopTraffic())
 	mustRun(t, "systemctl", "stop", "collector")
-	assertSameTraffic(t, storedTraffic(t, dbFile), g.counted)
+	labtest.AssertSame(t, labtest.Stored(t, dbFile), g.counted)
 }
 
 // 5. INTERFACE moves to another link: the restart detaches the old one
