@@ -76,10 +76,10 @@ func fetch(ctx context.Context, client *http.Client, url, user, password string)
 func TestRunShutsDownWithContext(t *testing.T) {
 	cfg := testConfig(t)
 	entered, release := make(chan struct{}), make(chan struct{})
-	cfg.Live = func(context.Context) (time.Time, []traffic.Sample, error) {
+	cfg.Live = func() (traffic.OpenPeriod, error) {
 		close(entered)
 		<-release
-		return flushedAt, nil, nil
+		return traffic.OpenPeriod{Since: flushedAt}, nil
 	}
 	s := newServer(t, cfg)
 	if err := s.Start(t.Context()); err != nil {
