@@ -128,12 +128,10 @@ func TestSyncExactThroughOutages(t *testing.T) {
 // AfterFlush sends what a flush stored at once, not at the next
 // Interval, which here is longer than the test may wait.
 func TestAfterFlushSyncsNow(t *testing.T) {
-	server := pgtest.New(t)
-	url := server.CreateDatabase("fleet")
-	h := newHistory(t)
 	var log syncbuf.Buffer
-	cfg := testConfig(url, "host-a", &log)
+	cfg := testConfig(pgtest.New(t).CreateDatabase("fleet"), "host-a", &log)
 	cfg.Interval = time.Hour
+	h := newHistory(t)
 	r := run(newSyncer(t, h.st, cfg))
 	defer func() { r.stop(t) }()
 	r.waitCaughtUp(t) // the sync at the start
