@@ -38,9 +38,6 @@ func (c Cycle) IsZero() bool { return c.day == 0 }
 // Day returns the day of the month the periods start on, as set.
 func (c Cycle) Day() int { return c.day }
 
-// Location returns the time zone whose midnights start the periods.
-func (c Cycle) Location() *time.Location { return c.loc }
-
 // Period returns the period holding t: the one that started at or before
 // t and ends after it. At the boundary itself t is the first instant of
 // the new period.
