@@ -37,6 +37,36 @@ type Consumer interface {
 	Consume(ctx context.Context, p traffic.Period) error
 }
 
+// Then returns c with a hook: after runs each time c has taken a period,
+// as a flush hands it over. It suits a part that reads what c keeps
+// rather than the period itself: the sync sends what the database has
+// just written. The journal and the metrics name it as c.
+func Then(c Consumer, after func()) Consumer {
+	return then{c, after}
+}
+
+// then is a Consumer with a hook that runs after it took a period.
+type then struct {
+	Consumer
+	after func()
+}
+
+func (t then) Consume(ctx context.Context, p traffic.Period) error {
+	if err := t.Consumer.Consume(ctx, p); err != nil {
+		return err
+	}
+	t.after()
+	return nil
+}
+
+func (t then) String() string { return nameOf(t.Consumer) }
+
+// Peeker reads what the kernel counted since the last drain without
+// draining it.
+type Peeker interface {
+	Peek() ([]traffic.Sample, error)
+}
+
 // Config tunes an Aggregator; the zero value of each field gives its
 // default.
 type Config struct {
@@ -56,6 +86,9 @@ type Config struct {
 	// of their own lately, at most MaxSeeded of them.
 	Seeder    Seeder
 	MaxSeeded int
+	// Peeker, when set, reads the counters Open offers: the same ones
+	// the Drainer drains.
+	Peeker Peeker
 	// Now reads the clock; default time.Now.
 	Now func() time.Time
 }
@@ -104,6 +137,26 @@ func NewAggregator(d Drainer, cfg Config, consumers ...Consumer) *Aggregator {
 	}
 	a.stats.start(a.periodStart, a.queues)
 	return a
+}
+
+// errNoPeeker is Open's answer without a Peeker.
+var errNoPeeker = errors.New("the open period cannot be read: no Peeker")
+
+// Open returns the open period: what the kernel has counted since the
+// last drain, which no consumer has been handed yet, for the live views.
+// It does not wait for a flush in progress; one that drains between
+// reading the start and the counters makes the period look shorter than
+// it is until the next read.
+func (a *Aggregator) Open() (traffic.OpenPeriod, error) {
+	if a.cfg.Peeker == nil {
+		return traffic.OpenPeriod{}, errNoPeeker
+	}
+	since := a.stats.snapshot().OpenSince
+	samples, err := a.cfg.Peeker.Peek()
+	if err != nil {
+		return traffic.OpenPeriod{}, err
+	}
+	return traffic.OpenPeriod{Since: since, Samples: samples}, nil
 }
 
 // nextFlush returns the first boundary of interval after now: with a minute,

@@ -8,6 +8,10 @@
 // less than MinClientBytes in a period is added to the Other row, so a
 // flood of forged addresses cannot fill the database, and the clients that
 // had rows of their own keep their place in the kernel's map (Seeder).
+// A part that reads what a consumer keeps rather than the period, such as
+// the sync reading what the database wrote, is hooked to that consumer
+// (Then). The period still open, counted since the last drain, is offered
+// to the live views (Open).
 //
 // Rows a consumer does not take (a locked, read-only or full disk) are
 // kept in memory for that consumer alone, merged with later ones, bounded,

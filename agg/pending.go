@@ -27,11 +27,17 @@ type queue struct {
 	failing  outage.Outage
 }
 
-func newQueue(c Consumer) *queue {
-	name := fmt.Sprintf("%T", c)
+// nameOf names c in the journal and the metrics: its String, or its type
+// without one.
+func nameOf(c Consumer) string {
 	if s, ok := c.(fmt.Stringer); ok {
-		name = s.String()
+		return s.String()
 	}
+	return fmt.Sprintf("%T", c)
+}
+
+func newQueue(c Consumer) *queue {
+	name := nameOf(c)
 	return &queue{
 		consumer: c,
 		name:     name,

@@ -200,7 +200,7 @@ func TestWebhookDeliversEveryAlertAfterOutage(t *testing.T) {
 	d := load(t, st, Config{
 		Log:    log,
 		Notify: tee{rec, w},
-		Quota:  Quota{Up: 2e9, Period: billing(10)},
+		Quota:  Quota{Up: 2e9, Billing: billedOn(10)},
 	}, live)
 	counted := world{bursts: []burst{spike}, upload: 10_000_000}
 

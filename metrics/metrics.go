@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/traffic"
@@ -41,10 +42,13 @@ type Config struct {
 	Datapath func() bpfgo.Stats
 	// Interfaces reads the interfaces counted on: the Interfaces' Stats.
 	Interfaces func() bpfgo.InterfaceStats
-	// Billing returns the bytes the database holds for the billing
-	// period so far, within billingTimeout. Only a flush changes the
-	// answer, so it is asked again only after one, or after it failed.
-	Billing func(ctx context.Context) (down, up uint64, err error)
+	// Billing is the billing calendar (BILLING_DAY in the operator's
+	// zone), and BillingBytes returns the bytes the database holds for
+	// its period holding the scrape, within billingTimeout. Only a flush
+	// changes the answer, so it is asked again only after one, or after
+	// it failed.
+	Billing      billing.Cycle
+	BillingBytes func(ctx context.Context, p billing.Period) (down, up uint64, err error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
 	// Sync reads how the copy to the central PostgreSQL is doing; nil

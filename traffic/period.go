@@ -24,6 +24,14 @@ type Period struct {
 	Rows       []Row
 }
 
+// OpenPeriod is the period being counted: what the kernel has counted
+// since Since, a sample per client, not drained into a Period yet. The
+// live views read it.
+type OpenPeriod struct {
+	Since   time.Time
+	Samples []Sample
+}
+
 // Name is the reverse DNS name of an address, as found at a time.
 type Name struct {
 	Addr  netip.Addr

@@ -78,7 +78,7 @@ func (s *Server) serveTop(w io.Writer, r *http.Request) error {
 // report answers the report the parameters q ask for, as collector report
 // reads them.
 func (s *Server) report(ctx context.Context, w io.Writer, q url.Values) error {
-	req, err := report.ParseQuery(q, s.cfg.Now(), s.cfg.BillingDay)
+	req, err := report.ParseQuery(q, s.cfg.Now(), s.cfg.Billing.Day())
 	if err != nil {
 		return badRequest{err}
 	}
@@ -94,10 +94,7 @@ func (s *Server) serveBilling(w io.Writer, r *http.Request) error {
 		return err
 	}
 	now := s.cfg.Now()
-	span, err := report.PeriodSpan("billing", now, s.cfg.BillingDay)
-	if err != nil {
-		return err
-	}
+	span := report.BillingSpan(s.cfg.Billing.Period(now))
 	res, err := report.Build(r.Context(), s.cfg.Reports, report.Request{Span: span, By: report.ByClass, Now: now})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/internal/testkit/storetest"
 	"github.com/back2basic/collector/report"
@@ -97,14 +98,14 @@ var flushedAt = now.Add(-20 * time.Second)
 
 // liveSamples are what the kernel counted since flushedAt: more clients
 // than the tests' top, and one that moved nothing.
-func liveSamples(context.Context) (time.Time, []traffic.Sample, error) {
-	return flushedAt, []traffic.Sample{
+func liveSamples() (traffic.OpenPeriod, error) {
+	return traffic.OpenPeriod{Since: flushedAt, Samples: []traffic.Sample{
 		{Client: peer, Traffic: classTraffic(traffic.Consensus, 4<<10, 2<<10)},
 		{Client: renter, Traffic: classTraffic(traffic.Siamux, 3<<20, 30<<20)},
 		{Client: unnamed},
 		{Client: traffic.Other, Traffic: classTraffic(traffic.QUIC, 1<<10, 1<<10)},
 		{Client: unnamed, Traffic: classTraffic(traffic.QUIC, 1<<20, 2<<20)},
-	}, nil
+	}}, nil
 }
 
 // testConfig is a server on the fixture, with every part served.
@@ -113,15 +114,19 @@ func testConfig(t *testing.T) Config {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "collector_test_up", Help: "A test series."}, func() float64 { return 1 }))
 	reports := fixture(t)
+	cycle, err := billing.NewCycle(billingDay, berlin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Config{
-		Listen:     "127.0.0.1:0",
-		Log:        slog.New(slog.DiscardHandler),
-		Metrics:    reg,
-		Reports:    reports,
-		Live:       liveSamples,
-		Names:      reports.Names,
-		BillingDay: billingDay,
-		Now:        func() time.Time { return now },
+		Listen:  "127.0.0.1:0",
+		Log:     slog.New(slog.DiscardHandler),
+		Metrics: reg,
+		Reports: reports,
+		Live:    liveSamples,
+		Names:   reports.Names,
+		Billing: cycle,
+		Now:     func() time.Time { return now },
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "dashboard at "+r.URL.Path)
 		}),
@@ -310,7 +315,7 @@ func TestReadFailure(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Log = slog.New(slog.NewTextHandler(&journal, nil))
 	cfg.Reports = failingSource{}
-	cfg.Live = func(context.Context) (time.Time, []traffic.Sample, error) { return time.Time{}, nil, errRead }
+	cfg.Live = func() (traffic.OpenPeriod, error) { return traffic.OpenPeriod{}, errRead }
 	h := newServer(t, cfg).Handler()
 	for _, target := range []string{"/api/v1/report", "/api/v1/top", "/api/v1/series?span=7d", "/api/v1/billing", "/api/v1/live"} {
 		t.Run(target, func(t *testing.T) {

@@ -30,12 +30,12 @@ func (s *Server) serveLive(w io.Writer, r *http.Request) error {
 	if err != nil || top < 0 {
 		return badRequest{fmt.Errorf("invalid value %q for parameter top: accepted: a number of clients, 0 for all", v)}
 	}
-	since, samples, err := s.cfg.Live(r.Context())
+	open, err := s.cfg.Live()
 	if err != nil {
 		return fmt.Errorf("read the live counters: %w", err)
 	}
 	now := s.cfg.Now()
-	res := liveReport(since, now, samples, top)
+	res := liveReport(open, now, top)
 	s.name(r.Context(), res.Rows)
 	return writeReport(w, res, member{"at", now.Format(time.RFC3339)})
 }
@@ -61,12 +61,12 @@ func (s *Server) name(ctx context.Context, rows []report.Row) {
 	}
 }
 
-// liveReport is the report by client of samples, counted from since to
-// now, as a stored span's would be: clients without bytes left out, the
-// busiest first, those past the top (all when top is 0) summed as the
-// rest.
-func liveReport(since, now time.Time, samples []traffic.Sample, top int) *report.Result {
-	active := slices.DeleteFunc(slices.Clone(samples), func(s traffic.Sample) bool { return s.Traffic.Bytes() == 0 })
+// liveReport is the report by client of the open period until now, as a
+// stored span's would be: clients without bytes left out, the busiest
+// first, those past the top (all when top is 0) summed as the rest.
+func liveReport(open traffic.OpenPeriod, now time.Time, top int) *report.Result {
+	since := open.Since
+	active := slices.DeleteFunc(slices.Clone(open.Samples), func(s traffic.Sample) bool { return s.Traffic.Bytes() == 0 })
 	slices.SortFunc(active, func(a, b traffic.Sample) int {
 		return cmp.Or(cmp.Compare(b.Traffic.Bytes(), a.Traffic.Bytes()), a.Client.Compare(b.Client))
 	})

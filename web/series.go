@@ -85,7 +85,7 @@ func (s *Server) serveSeries(w io.Writer, r *http.Request) error {
 	choice := maps.Clone(q)
 	delete(choice, "span")
 	now := s.cfg.Now()
-	req, err := report.ParseQuery(choice, now, s.cfg.BillingDay)
+	req, err := report.ParseQuery(choice, now, s.cfg.Billing.Day())
 	if err != nil {
 		return badRequest{err}
 	}

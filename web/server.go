@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/traffic"
 )
@@ -38,15 +39,17 @@ type Config struct {
 	Metrics prometheus.Gatherer
 	// Reports is the stored traffic the API reports on.
 	Reports report.Source
-	// Live returns what the kernel counted since the last flush, and when
-	// that flush was; nil serves no /api/v1/live.
-	Live func(ctx context.Context) (since time.Time, samples []traffic.Sample, err error)
+	// Live returns the open period: what the kernel counted since the
+	// last flush, and when that flush was (agg.Aggregator's Open); nil
+	// serves no /api/v1/live.
+	Live func() (traffic.OpenPeriod, error)
 	// Names gives the reverse DNS names known of clients, shown beside
 	// the live ones; nil shows them without.
 	Names func(ctx context.Context, clients []traffic.Client) (map[traffic.Client]string, error)
-	// BillingDay is the day of the month billing periods start on
-	// (BILLING_DAY), 1 to 31.
-	BillingDay int
+	// Billing is the billing calendar (BILLING_DAY in the operator's
+	// zone): /api/v1/billing reports its period holding now, and the
+	// reports' billing periods start on its day unless asked otherwise.
+	Billing billing.Cycle
 	// Now reads the clock, in the location of the reports' calendar;
 	// default time.Now.
 	Now func() time.Time
@@ -83,8 +86,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Reports == nil {
 		return nil, errors.New("http server: no stored traffic to report on")
 	}
-	if cfg.BillingDay < 1 || cfg.BillingDay > 31 {
-		return nil, fmt.Errorf("http server: billing day %d: accepted: 1 to 31", cfg.BillingDay)
+	if cfg.Billing.IsZero() {
+		return nil, errors.New("http server: no billing calendar (BILLING_DAY)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
