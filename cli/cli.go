@@ -46,7 +46,7 @@ var commands = []command{
 	{"export", "[flags]", "the stored rows of a span as CSV or JSON lines", func(ctx context.Context, args []string) error {
 		return report.Export(ctx, args, os.Stdout)
 	}},
-	{"sync", "-once [flags]", "send every row the central PostgreSQL lacks, and exit", syncOnce},
+	{"sync", "-once|-verify [flags]", "send every row the central PostgreSQL lacks (-once), or compare it with the local rows (-verify), and exit", syncOnce},
 	{"detach", "[flags]", "remove pinned programs, maps and TC filters", detach},
 	{"version", "", "version, commit and the hash of the BPF object", func(_ context.Context, args []string) error {
 		return printVersion(os.Stdout, args)
@@ -174,20 +174,33 @@ func detach(_ context.Context, args []string) error {
 }
 
 // syncOnce is collector sync -once: every row the central PostgreSQL
-// lacks is sent, then it exits; the daemon's own settings say where.
+// lacks is sent, then it exits; the daemon's own settings say where. With
+// -verify instead, it compares the central rows with the local ones.
 func syncOnce(ctx context.Context, args []string) error {
-	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "-once" || a == "--once" })
-	if len(rest) == len(args) {
-		return config.Error{Err: errors.New("collector sync needs -once (it sends what is pending and exits; the daemon syncs on its own)")}
+	mode := ""
+	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+		switch a {
+		case "-once", "--once", "-verify", "--verify":
+			mode = strings.TrimLeft(a, "-")
+			return true
+		}
+		return false
+	})
+	if len(rest) != len(args)-1 {
+		return config.Error{Err: errors.New("collector sync needs one of -once (it sends what is pending and exits; the daemon syncs on its own) or -verify (it compares the central rows with the local ones)")}
 	}
-	cfg, err := loadConfig("collector sync -once", rest)
+	cfg, err := loadConfig("collector sync -"+mode, rest)
 	if err != nil {
 		return err
 	}
 	if cfg.SyncURL == "" {
 		return config.Error{Err: errors.New("SYNC_POSTGRES_URL is empty; accepted: postgres://user:password@host:port/database in the env file, the environment or -sync-postgres-url")}
 	}
-	_, err = pgsync.Once(ctx, cfg.SQLitePath, daemon.SyncConfig(cfg, newLogger(cfg.LogLevel)))
+	syncCfg := daemon.SyncConfig(cfg, newLogger(cfg.LogLevel))
+	if mode == "verify" {
+		return pgsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout)
+	}
+	_, err = pgsync.Once(ctx, cfg.SQLitePath, syncCfg)
 	return err
 }
 

@@ -241,7 +241,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	server.Exec("fleet", "UPDATE collector_schema SET version = 99")
 	_, err := Once(t.Context(), h.path, testConfig(url, "host-a", &log))
-	if !errors.Is(err, errNewerSchema) || !strings.Contains(err.Error(), "central schema version 99 is newer than this collector's (1): upgrade the collector") {
+	if !errors.Is(err, errNewerSchema) || !strings.Contains(err.Error(), fmt.Sprintf("central schema version 99 is newer than this collector's (%d): upgrade the collector", schemaVersion)) {
 		t.Errorf("sync to a newer schema = %v", err)
 	}
 }

@@ -279,6 +279,9 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 			return fmt.Errorf("connect to %s: %w", s.where(), err)
 		}
 	}
+	if err := s.checkCentral(ctx); err != nil {
+		return err
+	}
 	for _, t := range tables {
 		for {
 			n, done, err := s.sendBatch(ctx, t)

@@ -352,6 +352,40 @@ func (s *Server) Conn(database string) *pgx.Conn {
 	return conn
 }
 
+// DropDatabase drops database, ending its connections, as an operator
+// rebuilding the central database does.
+func (s *Server) DropDatabase(name string) {
+	s.tb.Helper()
+	s.Exec("postgres", fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", pgx.Identifier{name}.Sanitize()))
+}
+
+// Dump saves database with pg_dump, in its custom format, and returns the
+// file's path, for Restore.
+func (s *Server) Dump(database string) string {
+	s.tb.Helper()
+	path := filepath.Join(s.dir, fmt.Sprintf("%s-%s.dump", database, randomHex(s.tb)[:8]))
+	s.run("pg_dump", "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres", "-Fc", "-f", path, database)
+	return path
+}
+
+// Restore drops database and creates it again, owned by User, from a
+// file of Dump, as an operator restoring a backup does.
+func (s *Server) Restore(database, dump string) {
+	s.tb.Helper()
+	s.DropDatabase(database)
+	s.CreateDatabase(database)
+	s.run("pg_restore", "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres", "--exit-on-error", "-d", database, dump)
+}
+
+// run runs one of the server's client binaries and fails the test when
+// it fails.
+func (s *Server) run(name string, args ...string) {
+	s.tb.Helper()
+	if out, err := s.command(name, args...).CombinedOutput(); err != nil {
+		s.tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
 // Exec runs sql in database as the superuser.
 func (s *Server) Exec(database, sql string, args ...any) {
 	s.tb.Helper()
