@@ -394,10 +394,11 @@ func (e answerError) refused() bool {
 }
 
 // retryAfter reads a Retry-After header, seconds or an HTTP date; 0 when
-// there is none or it cannot be read.
+// there is none or it cannot be read. Seconds are bounded to some 34 years
+// so that they cannot overflow a Duration; MaxWait caps the wait anyway.
 func retryAfter(h string, now time.Time) time.Duration {
 	if s, err := strconv.Atoi(h); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, 1<<30)) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)

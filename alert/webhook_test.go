@@ -528,6 +528,7 @@ func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 3, 9, 10, 0, 0, 0, time.UTC)
 	for h, want := range map[string]time.Duration{
 		"7": 7 * time.Second, "0": 0, "-3": 0, "": 0, "soon": 0,
+		"99999999999999": (1 << 30) * time.Second,
 		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
 		now.Add(-time.Hour).Format(http.TimeFormat):       0,
 	} {
