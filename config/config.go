@@ -141,8 +141,8 @@ var settings = []setting{
 		c.PinPath = v
 		return nil
 	}},
-	{"FLUSH_INTERVAL", "1m", "how often counters are written to SQLite, on wall-clock boundaries", func(c *Config, v string) (err error) {
-		c.FlushInterval, err = parseDuration(v, time.Second)
+	{"FLUSH_INTERVAL", "1m", "how often counters are written to SQLite, on wall-clock boundaries: " + acceptedFlushIntervals, func(c *Config, v string) (err error) {
+		c.FlushInterval, err = parseFlushInterval(v)
 		return err
 	}},
 	{"LIVE_INTERVAL", "30s", "how often live counters are printed to the journal; 0 turns it off", func(c *Config, v string) (err error) {
@@ -488,6 +488,26 @@ func parseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New("not a switch; accepted: 1 or 0 (true/false, yes/no)")
+}
+
+// flushIntervals are the flush intervals that tile a minute, and so
+// hours, days and billing periods: a flush period never straddles a
+// minute, the unit of the stored rows, nor the end of a day or a period,
+// and the spike detector's steps stay whole minutes.
+var flushIntervals = []time.Duration{
+	1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second,
+	10 * time.Second, 12 * time.Second, 15 * time.Second, 20 * time.Second, 30 * time.Second, time.Minute,
+}
+
+// acceptedFlushIntervals spells flushIntervals for the help and errors.
+const acceptedFlushIntervals = "1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 30s or 1m"
+
+func parseFlushInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || !slices.Contains(flushIntervals, d) {
+		return 0, errors.New("not an interval that tiles a minute; accepted: " + acceptedFlushIntervals)
+	}
+	return d, nil
 }
 
 func parseDuration(v string, minimum time.Duration) (time.Duration, error) {

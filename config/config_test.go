@@ -97,7 +97,12 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"PORT_RHP4_QUIC": ""}, "PORT_RHP4_QUIC"},
 		{map[string]string{"PORT_RHP4_SIAMUX": "9981"}, "both a consensus and a siamux port"},
 		{map[string]string{"FLUSH_INTERVAL": "10ms"}, "FLUSH_INTERVAL"},
-		{map[string]string{"FLUSH_INTERVAL": "soon"}, "accepted: 1s or longer"},
+		{map[string]string{"FLUSH_INTERVAL": "soon"}, `FLUSH_INTERVAL="soon" (from environment): not an interval that tiles a minute; accepted: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 30s or 1m`},
+		{map[string]string{"FLUSH_INTERVAL": "7m"}, `FLUSH_INTERVAL="7m" (from environment): not an interval that tiles a minute`},
+		{map[string]string{"FLUSH_INTERVAL": "90s"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "7s"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "2m"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "1.5s"}, "FLUSH_INTERVAL"},
 		{map[string]string{"PINNED_MAPS": "maybe"}, "PINNED_MAPS"},
 		{map[string]string{"XDP_MODE": "offload"}, "accepted: auto, native, generic"},
 		{map[string]string{"TC_MODE": "qdisc"}, "TC_MODE"},
@@ -131,6 +136,20 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 				t.Fatalf("error shows the secret: %q", err)
 			}
 		})
+	}
+}
+
+// Every interval that tiles a minute is taken, however it is written.
+func TestFlushIntervalsTileAMinute(t *testing.T) {
+	for _, v := range []string{"1s", "2s", "3s", "4s", "5s", "6s", "10s", "12s", "15s", "20s", "30s", "60s", "1m", "1m0s", "1000ms"} {
+		c, err := load(t, "\n", map[string]string{"FLUSH_INTERVAL": v})
+		if err != nil {
+			t.Errorf("FLUSH_INTERVAL=%s: %v", v, err)
+			continue
+		}
+		if time.Minute%c.FlushInterval != 0 {
+			t.Errorf("FLUSH_INTERVAL=%s read as %v, which does not tile a minute", v, c.FlushInterval)
+		}
 	}
 }
 

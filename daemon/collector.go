@@ -89,6 +89,7 @@ type collector struct {
 	log     *slog.Logger
 	billing billing.Cycle // BILLING_DAY in the local time zone
 
+	writer     *writerLock
 	store      *store.Store
 	counters   *bpfgo.Counters
 	aggregator *agg.Aggregator
@@ -109,8 +110,10 @@ type collector struct {
 // once everything it reads exists, and stops first.
 func (c *collector) services() []Service {
 	services := []Service{
-		// The database first: a path that cannot be written should
-		// stop us before anything is attached.
+		// The database first: a second daemon on it, or a path that
+		// cannot be written, should stop us before anything is attached
+		// or a pinned map is touched.
+		{Name: "one writer", Start: c.lockDatabase, Stop: func() error { return c.writer.release() }},
 		{Name: "database", Start: c.openStore, Stop: func() error { return c.store.Close() }},
 		{Name: "datapath", Start: c.loadDatapath, Stop: func() error { return c.counters.Close() }},
 	}
@@ -164,6 +167,12 @@ func (c *collector) consumers() []agg.Consumer {
 		consumers = append(consumers, c.metrics)
 	}
 	return consumers
+}
+
+func (c *collector) lockDatabase(context.Context) error {
+	var err error
+	c.writer, err = lockWriter(c.cfg.SQLitePath)
+	return err
 }
 
 func (c *collector) openStore(context.Context) error {

@@ -23,7 +23,7 @@ func TestUpgradeThroughInstallKeepsCounting(t *testing.T) {
 	l := labtest.New(t)
 	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 	db := filepath.Join(t.TempDir(), "collector.db")
-	args := []string{"-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0", "-reverse-dns", "0",
+	args := []string{"-sqlite-path", db, "-flush-interval", "1m", "-live-interval", "0", "-reverse-dns", "0",
 		"-pinned-maps", "1", "-pin-path", pins}
 	t.Cleanup(func() { exec.Command(selfexec.Collector(), "detach", "-config", os.DevNull, "-pin-path", pins).Run() })
 
