@@ -79,17 +79,23 @@ var events = []event{
 // returns the file opened read-only, as reports read it.
 func fixture(t *testing.T) *store.Store {
 	t.Helper()
-	var periods []traffic.Period
-	for _, e := range events {
-		periods = append(periods, storetest.Minute(e.at, e.samples...))
-	}
-	path := storetest.Fill(t, periods, now, traffic.Name{Addr: renter.Addr(), DNS: "renter-a.example", Found: now})
-	ro, err := store.OpenReadOnly(path)
+	ro, err := store.OpenReadOnly(fixturePath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ro.Close() })
 	return ro
+}
+
+// fixturePath stores events the way the daemon does and returns the
+// file's path.
+func fixturePath(t *testing.T) string {
+	t.Helper()
+	var periods []traffic.Period
+	for _, e := range events {
+		periods = append(periods, storetest.Minute(e.at, e.samples...))
+	}
+	return storetest.Fill(t, periods, now, traffic.Name{Addr: renter.Addr(), DNS: "renter-a.example", Found: now})
 }
 
 // flushedAt is when the live samples' period started.
