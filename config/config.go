@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -70,6 +71,10 @@ type Config struct {
 	// WebConfigFile is the Prometheus web configuration file (TLS, basic
 	// auth) of the HTTP server; empty serves plain HTTP without auth.
 	WebConfigFile string
+	// HTTPAllowedHosts are the host names, besides HTTPListen's and
+	// loopback's, that requests to the HTTP server may give in their
+	// Host header: those of a reverse proxy in front of it.
+	HTTPAllowedHosts []string
 	// MetricsTopClients is how many clients of the last period get series
 	// of their own in /metrics, beside 'other'; 0 gives none.
 	MetricsTopClients int
@@ -211,6 +216,16 @@ var settings = []setting{
 	}},
 	{"WEB_CONFIG_FILE", "", "Prometheus web configuration file (TLS, basic auth) for the HTTP server; empty: plain HTTP", func(c *Config, v string) error {
 		c.WebConfigFile = v
+		return nil
+	}},
+	{"HTTP_ALLOWED_HOSTS", "", "host names the HTTP server answers to besides HTTP_LISTEN's and loopback's (localhost, 127.0.0.1, ::1), comma-separated: those a reverse proxy or a browser uses for it; any other Host gets 421", func(c *Config, v string) error {
+		c.HTTPAllowedHosts = nil
+		for _, host := range splitList(v) {
+			if !isHostName(host) {
+				return fmt.Errorf("%q is not a host name; accepted: names or IP addresses without a port, comma-separated, such as collector.example.net", host)
+			}
+			c.HTTPAllowedHosts = append(c.HTTPAllowedHosts, host)
+		}
 		return nil
 	}},
 	{"METRICS_TOP_CLIENTS", "20", "clients of the last flush period with series of their own in /metrics, beside other; 0 gives none", func(c *Config, v string) error {
@@ -435,6 +450,17 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// isHostName reports whether v is a DNS name or an IP address, without a
+// port.
+func isHostName(v string) bool {
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")); err == nil {
+		return true
+	}
+	return len(v) <= 253 && !strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	})
 }
 
 func portList(field func(*Config) *[]uint16) func(*Config, string) error {

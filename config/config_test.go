@@ -116,6 +116,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"PENDING_MAX_ROWS": "10"}, "PENDING_MAX_ROWS"},
 		{map[string]string{"HTTP_LISTEN": "9986"}, "HTTP_LISTEN"},
 		{map[string]string{"HTTP_LISTEN": "127.0.0.1:99999"}, "HTTP_LISTEN"},
+		{map[string]string{"HTTP_ALLOWED_HOSTS": "collector.example.net,proxy.example.net:443"}, `HTTP_ALLOWED_HOSTS="collector.example.net,proxy.example.net:443" (from environment): "proxy.example.net:443" is not a host name; accepted: names or IP addresses without a port, comma-separated, such as collector.example.net`},
+		{map[string]string{"HTTP_ALLOWED_HOSTS": "https://collector.example.net"}, "HTTP_ALLOWED_HOSTS"},
 		{map[string]string{"METRICS_TOP_CLIENTS": "-1"}, "METRICS_TOP_CLIENTS"},
 		{map[string]string{"BILLING_DAY": "32"}, "BILLING_DAY"},
 		{map[string]string{"BILLING_DAY": "0"}, "BILLING_DAY"},
@@ -207,5 +209,16 @@ func TestDefaultRouteInterface(t *testing.T) {
 	}
 	if _, err := DefaultRouteInterface(t.TempDir()); err == nil {
 		t.Error("no route files: want an error")
+	}
+}
+
+// HTTP_ALLOWED_HOSTS takes names and addresses, comma-separated.
+func TestHTTPAllowedHosts(t *testing.T) {
+	c, err := load(t, "HTTP_ALLOWED_HOSTS=collector.example.net, 192.0.2.7,[2001:db8::1]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"collector.example.net", "192.0.2.7", "[2001:db8::1]"}; !reflect.DeepEqual(c.HTTPAllowedHosts, want) {
+		t.Errorf("allowed hosts %q, want %q", c.HTTPAllowedHosts, want)
 	}
 }

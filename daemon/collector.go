@@ -339,6 +339,7 @@ func (c *collector) startHTTP(ctx context.Context) error {
 	var err error
 	c.http, err = web.New(web.Config{
 		Listen:        c.cfg.HTTPListen,
+		AllowedHosts:  c.cfg.HTTPAllowedHosts,
 		WebConfigFile: c.cfg.WebConfigFile,
 		Log:           c.log.With("component", "http"),
 		Metrics:       metrics.NewRegistry(c.metrics),

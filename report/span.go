@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,10 @@ func parseAgo(v string) (time.Duration, error) {
 	unit := map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[v[max(len(v)-1, 0):]]
 	if unit != 0 {
 		n, err := strconv.ParseUint(strings.TrimSpace(v[:len(v)-1]), 10, 16)
+		if err == nil && n > uint64(math.MaxInt64/unit) {
+			// 65535w would wrap around to 87 years.
+			err = errors.New("longer than a time.Duration")
+		}
 		return time.Duration(n) * unit, err
 	}
 	d, err := time.ParseDuration(v)

@@ -90,14 +90,14 @@ func (s *Server) serveSeries(w io.Writer, r *http.Request) error {
 		return badRequest{err}
 	}
 	req.Span, req.By = report.RangeSpan(sp.since(now), time.Time{}, now), sp.by
-	res, err := report.Build(r.Context(), s.cfg.Reports, req)
+	res, err := s.build(r.Context(), req)
 	if err != nil {
 		return err
 	}
 	if sp.name == "all" {
 		fromFirstTraffic(res)
 	}
-	return writeReport(w, res, member{"span", sp.name})
+	return res.WriteJSON(w, report.Member{Name: "span", Value: sp.name})
 }
 
 // fromFirstTraffic drops the rows of res before the first with traffic,

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ import (
 type Config struct {
 	// Listen is the address to listen on, host:port (HTTP_LISTEN).
 	Listen string
+	// AllowedHosts are the names, besides the listen address and
+	// loopback's, that a request's Host header may give
+	// (HTTP_ALLOWED_HOSTS): those of a reverse proxy in front, say.
+	AllowedHosts []string
 	// WebConfigFile is the Prometheus web configuration file giving TLS
 	// and basic auth (WEB_CONFIG_FILE); empty serves plain HTTP to
 	// anyone who can connect.
@@ -59,8 +64,8 @@ type Config struct {
 }
 
 // The server's bounds. A slow or idle client holds a connection for
-// seconds, not forever; writing leaves time for a report over years of
-// rows from a large file.
+// seconds, not forever; writing leaves time for a report read in up to
+// requestTimeout to reach a slow client.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
@@ -79,6 +84,15 @@ type Server struct {
 	handler  http.Handler
 	srv      *http.Server
 	listener net.Listener // set by Start
+
+	// allowedHosts are the host names a request may give, as hostName
+	// writes them.
+	allowedHosts []string
+	// The bounds of a request that reads the traffic (maxRows, maxHeavy,
+	// requestTimeout), fields so that tests can lower them.
+	maxRows        int
+	heavySlots     chan struct{}
+	requestTimeout time.Duration
 }
 
 // New returns the server cfg describes, not yet listening.
@@ -95,7 +109,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Log}
+	s := &Server{cfg: cfg, log: cfg.Log,
+		maxRows: maxRows, heavySlots: make(chan struct{}, maxHeavy), requestTimeout: requestTimeout}
+	for _, h := range slices.Concat(cfg.AllowedHosts, []string{cfg.Listen}) {
+		if name := hostName(h); name != "" {
+			s.allowedHosts = append(s.allowedHosts, name)
+		}
+	}
 	s.handler = s.routes()
 	s.srv = &http.Server{
 		Handler:           s.handler,

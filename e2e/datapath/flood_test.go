@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	real := map[netip.Addr]traffic.Traffic{}
 	var forgedCounted, forgedStored traffic.Traffic
 	for addr, tr := range counted {
-		if isLabClient(l, addr) {
+		if slices.Contains(l.ClientAddrs, addr) {
 			real[addr] = tr
 		} else {
 			forgedCounted.Add(&tr)
@@ -87,7 +88,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	}
 	forgedRows := 0
 	for ip, tr := range stored {
-		if addr, err := netip.ParseAddr(ip); err == nil && isLabClient(l, addr) {
+		if addr, err := netip.ParseAddr(ip); err == nil && slices.Contains(l.ClientAddrs, addr) {
 			continue
 		}
 		forgedStored.Add(&tr)
@@ -111,14 +112,4 @@ func TestFloodKeepsRealClients(t *testing.T) {
 		t.Errorf("the map emptying was logged %d times, want once:\n%s", n, log)
 	}
 	t.Logf("%d forged frames, %d bytes: %d rows and 'other'; %d real clients exact", forged, forgedCounted.Bytes(), forgedRows-1, len(real))
-}
-
-// isLabClient reports whether addr is one of the lab's real clients.
-func isLabClient(l *lab.Lab, addr netip.Addr) bool {
-	for _, c := range l.ClientAddrs {
-		if c == addr {
-			return true
-		}
-	}
-	return false
 }

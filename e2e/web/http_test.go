@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -96,19 +95,11 @@ func TestHTTPServer(t *testing.T) {
 // get fetches path from the daemon's HTTP server.
 func get(t *testing.T, client *http.Client, path string) []byte {
 	t.Helper()
-	resp, err := client.Get("http://" + httpListen + path)
-	if err != nil {
-		t.Fatal(err)
+	code, body := ask(t, client, "http://"+httpListen+path, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d: %s", path, code, body)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	return body
+	return []byte(body)
 }
 
 // hostTotals reads collector_traffic_bytes_total and _packets_total from
