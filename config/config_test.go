@@ -36,16 +36,16 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		SQLitePath:     "/var/lib/collector/collector.db",
-		Ports:          traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
-		PinPath:        bpfgo.DefaultPinPath,
-		FlushInterval:  time.Minute,
-		LiveInterval:   30 * time.Second,
-		XDPMode:        bpfgo.XDPAuto,
-		TCMode:         bpfgo.TCAuto,
-		MaxClients:     bpfgo.DefaultMaxClients,
-		MinClientBytes: agg.DefaultMinClientBytes,
-		ReverseDNS:     true,
+		SQLitePath:    "/var/lib/collector/collector.db",
+		Ports:         traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
+		PinPath:       bpfgo.DefaultPinPath,
+		FlushInterval: time.Minute,
+		LiveInterval:  30 * time.Second,
+		XDPMode:       bpfgo.XDPAuto,
+		TCMode:        bpfgo.TCAuto,
+		MaxClients:    bpfgo.DefaultMaxClients,
+		MaxClientRows: agg.DefaultMaxClientRows,
+		ReverseDNS:    true,
 		// The issue asked for two weeks of minutes and 400 days of
 		// hours.
 		MinuteRetention: 14 * 24 * time.Hour,

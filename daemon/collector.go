@@ -144,6 +144,7 @@ func (c *collector) openStore(context.Context) error {
 		Log:            c.log.With("component", "store"),
 		Retention:      store.Retention{Minutes: c.cfg.MinuteRetention, Hourly: c.cfg.HourlyRetention},
 		MaintainBudget: c.cfg.FlushInterval / 2,
+		MaxClientRows:  c.cfg.MaxClientRows,
 	})
 	if err == nil {
 		c.consumers = append(c.consumers, c.store)
@@ -352,6 +353,7 @@ func (c *collector) newAggregator(context.Context) error {
 		// Clients that moved real data keep their place in the counter
 		// map when a flood fills it; half of it stays for new ones.
 		MinClientBytes: c.cfg.MinClientBytes,
+		MaxClientRows:  c.cfg.MaxClientRows,
 		Seeder:         c.counters,
 		MaxSeeded:      int(c.cfg.MaxClients / 2),
 	}, c.consumers...)
