@@ -274,6 +274,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Billing:    c.billing,
 		Alerts:     c.alertMetrics(),
 		Sync:       c.syncStats(),
+		Folds:      c.store.RollupFolds,
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
 		BPFObject:  bpf.ObjectSHA256(),

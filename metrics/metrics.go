@@ -21,6 +21,7 @@ import (
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/pgsync"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	Billing func(ctx context.Context) (down, up uint64, err error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
+	// Folds reads what the row budgets of the hourly and daily
+	// rollups folded: the Store's RollupFolds.
+	Folds func() (hourly, daily store.Folds)
 	// Sync reads how the copy to the central PostgreSQL is doing; nil
 	// without one.
 	Sync func() pgsync.Stats
@@ -129,7 +133,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range slices.Concat(descs, alertDescs, syncDescs) {
+	for _, d := range slices.Concat(descs, budgetDescs, alertDescs, syncDescs) {
 		ch <- d
 	}
 }
@@ -140,7 +144,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.collectTraffic(ch)
 	m.collectBilling(ch)
 	if m.cfg.Flushes != nil {
-		collectFlushes(ch, m.cfg.Flushes())
+		s := m.cfg.Flushes()
+		collectFlushes(ch, s)
+		collectFlushFolds(ch, s)
+	}
+	if m.cfg.Folds != nil {
+		hourly, daily := m.cfg.Folds()
+		collectRollupFolds(ch, hourly, daily)
 	}
 	if m.cfg.Datapath != nil {
 		collectDatapath(ch, m.cfg.Datapath())

@@ -41,6 +41,8 @@ type state struct {
 	down, up     uint64
 	billingErr   error
 	billingReads int
+	hourlyFolds  store.Folds
+	dailyFolds   store.Folds
 }
 
 // busy is a state in which every series has a value.
@@ -49,6 +51,7 @@ func busy() *state {
 		flushes: agg.Stats{
 			Flushes: 42, LastFlush: t0.Add(-time.Minute), LastFlushDuration: 120 * time.Millisecond,
 			LastSuccess: t0.Add(-2 * time.Minute), DrainErrors: 1, Overflow: traffic.Tally{Bytes: 1500, Packets: 3},
+			FoldedRows: 65_000, FoldedBytes: 295_230_000,
 			Consumers: []agg.ConsumerStats{{Name: "the database /var/lib/collector/traffic.db", PendingRows: 7, Errors: 2}, {Name: "metrics"}},
 		},
 		datapath: bpfgo.Stats{Drains: 43, DrainTime: 2500 * time.Millisecond, MapEntries: 120, MapCapacity: 65536},
@@ -57,6 +60,8 @@ func busy() *state {
 			AttachErrors: 4,
 		},
 		down: 5_000_000_000, up: 70_000_000_000,
+		hourlyFolds: store.Folds{Rows: 3_900_000, Bytes: 17_713_800_000},
+		dailyFolds:  store.Folds{Rows: 93_600_000, Bytes: 425_131_200_000},
 	}
 }
 
@@ -72,6 +77,7 @@ func newMetrics(top int, s *state) *Metrics {
 			s.billingReads++
 			return s.down, s.up, s.billingErr
 		},
+		Folds:   func() (store.Folds, store.Folds) { return s.hourlyFolds, s.dailyFolds },
 		Version: "1.2.3", Commit: "0123abc", BPFObject: "5e1f",
 		Log: discard,
 	})
