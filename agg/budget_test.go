@@ -1,12 +1,14 @@
 package agg
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -247,4 +249,63 @@ func sameSet(x, y []string) bool {
 	slices.Sort(x)
 	slices.Sort(y)
 	return slices.Equal(x, y)
+}
+
+// TestBudgetSameForEveryConsumer: the budget is applied before any
+// consumer sees a period, so every consumer gets the same rows; a consumer
+// that refused a period gets its proven clients with the rows later, so
+// the store's hourly rollup still ranks them first.
+func TestBudgetSameForEveryConsumer(t *testing.T) {
+	clk := &clock{t: t0}
+	in := &feed{}
+	st := openPath(t, newPath(t), store.Options{Now: clk.now, MaxClientRows: 1})
+	db := &recorder{name: "database", next: st}
+	other := &recorder{name: "other consumer"}
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now, MaxClientRows: 1}, db, other)
+	renter, forger := "192.0.2.1", "203.0.113.9"
+	db.setFail(errors.New("database is locked"))
+	for i, batch := range [][]traffic.Sample{
+		{proven(renter, 0), sample(forger, 5)},
+		{sample(forger, 5), sample("203.0.113.10", 1)},
+		{sample(forger, 1)}, // closes the hour: the rollup runs
+	} {
+		in.push(batch)
+		at := time.Duration(i+1) * time.Minute
+		if i == 2 {
+			at = time.Hour + time.Minute
+		}
+		clk.set(t0.Add(at))
+		if err := a.Flush(t.Context()); err != nil && i > 0 {
+			t.Fatal(err)
+		}
+		db.setFail(nil)
+	}
+	if got, want := db.rows(), other.rows(); !mapsEqual(got, want) {
+		t.Errorf("the database took %v, the other consumer %v", got, want)
+	}
+	checkRows(t, st, other.rows())
+	renterRow := rowKey{t0.Unix(), traffic.ClientOf(netip.MustParseAddr(renter))}
+	if _, ok := other.rows()[renterRow]; !ok {
+		t.Fatalf("the proven renter has no row of its own: %v", other.rows())
+	}
+	hourly := readRows(t, st, store.Hours)
+	want := map[rowKey]traffic.Traffic{
+		renterRow:                  {}, // filled below
+		{t0.Unix(), traffic.Other}: {},
+	}
+	for k, tr := range other.rows() {
+		if k.minute >= t0.Add(time.Hour).Unix() {
+			continue
+		}
+		hk := rowKey{t0.Unix(), k.client}
+		if k != renterRow {
+			hk.client = traffic.Other
+		}
+		sum := want[hk]
+		sum.Add(&tr)
+		want[hk] = sum
+	}
+	if !mapsEqual(hourly, want) {
+		t.Errorf("hourly rows %v, want %v: the renter proven in the refused period first, the rest in 'other'", hourly, want)
+	}
 }
