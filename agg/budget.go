@@ -62,6 +62,7 @@ type budgeted struct {
 type ranked struct {
 	client  traffic.Client
 	traffic *traffic.Traffic
+	bytes   uint64 // traffic.Bytes(), summed once rather than per comparison
 	proven  bool
 }
 
@@ -81,7 +82,7 @@ func (a *Aggregator) budgetRows(minute, now time.Time, clients map[traffic.Clien
 			other.Add(t)
 		default:
 			proven := provedNow[client.Addr()] || a.budget.proven.has(client.Addr())
-			own = append(own, ranked{client: client, traffic: t, proven: proven})
+			own = append(own, ranked{client: client, traffic: t, bytes: t.Bytes(), proven: proven})
 		}
 	}
 	var folded int
@@ -89,11 +90,11 @@ func (a *Aggregator) budgetRows(minute, now time.Time, clients map[traffic.Clien
 	if len(own) > a.cfg.MaxClientRows {
 		slices.SortFunc(own, func(x, y ranked) int {
 			return cmp.Or(compareTrueFirst(x.proven, y.proven),
-				cmp.Compare(y.traffic.Bytes(), x.traffic.Bytes()), x.client.Compare(y.client))
+				cmp.Compare(y.bytes, x.bytes), x.client.Compare(y.client))
 		})
 		for _, r := range own[a.cfg.MaxClientRows:] {
 			other.Add(r.traffic)
-			foldedBytes += r.traffic.Bytes()
+			foldedBytes += r.bytes
 		}
 		folded = len(own) - a.cfg.MaxClientRows
 		own = own[:a.cfg.MaxClientRows]
