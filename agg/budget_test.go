@@ -2,6 +2,7 @@ package agg
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -111,7 +112,7 @@ func TestRowBudget(t *testing.T) {
 			if len(tc.folded) > 0 {
 				want[rowKey{t0.Unix(), traffic.Other}] = dbtest.Sum(tc.folded...)
 			}
-			if got := keyed(p.Rows); !mapsEqual(got, want) {
+			if got := keyed(p.Rows); !maps.Equal(got, want) {
 				t.Errorf("rows %v, want %v", got, want)
 			}
 			var total traffic.Traffic
@@ -208,12 +209,12 @@ func TestRowBudgetLoggedPerEpisode(t *testing.T) {
 }
 
 // TestProvenSeededFirst: the Seeder gets the proven clients first, latest
-// first, then the other clients with rows lately, within MaxSeeded.
+// first, then the other clients with rows lately, latest first.
 func TestProvenSeededFirst(t *testing.T) {
 	clk := &clock{t: t0}
 	in := &feed{}
 	s := &seeds{}
-	a := NewAggregator(in, Config{Log: discard, Now: clk.now, Seeder: s, MaxSeeded: 3})
+	a := NewAggregator(in, Config{Log: discard, Now: clk.now, Seeder: s, MaxSeeded: 4})
 	for i, batch := range [][]traffic.Sample{
 		{proven("192.0.2.1", 0), sample("192.0.2.2", 9)},
 		{sample("192.0.2.3", 9), proven("192.0.2.4", 0)},
@@ -224,23 +225,13 @@ func TestProvenSeededFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []netip.Addr{netip.MustParseAddr("192.0.2.4"), netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.3")}
+	var want []netip.Addr
+	for _, s := range []string{"192.0.2.4", "192.0.2.1", "192.0.2.3", "192.0.2.2"} {
+		want = append(want, netip.MustParseAddr(s))
+	}
 	if !slices.Equal(s.last, want) {
 		t.Errorf("seeded %v, want %v: proven first, then the latest", s.last, want)
 	}
-}
-
-// mapsEqual reports whether two sets of rows are equal.
-func mapsEqual(x, y map[rowKey]traffic.Traffic) bool {
-	if len(x) != len(y) {
-		return false
-	}
-	for k, v := range x {
-		if w, ok := y[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // sameSet reports whether x and y hold the same strings, in any order.
@@ -280,7 +271,7 @@ func TestBudgetSameForEveryConsumer(t *testing.T) {
 		}
 		db.setFail(nil)
 	}
-	if got, want := db.rows(), other.rows(); !mapsEqual(got, want) {
+	if got, want := db.rows(), other.rows(); !maps.Equal(got, want) {
 		t.Errorf("the database took %v, the other consumer %v", got, want)
 	}
 	checkRows(t, st, other.rows())
@@ -305,7 +296,7 @@ func TestBudgetSameForEveryConsumer(t *testing.T) {
 		sum.Add(&tr)
 		want[hk] = sum
 	}
-	if !mapsEqual(hourly, want) {
+	if !maps.Equal(hourly, want) {
 		t.Errorf("hourly rows %v, want %v: the renter proven in the refused period first, the rest in 'other'", hourly, want)
 	}
 }
