@@ -34,7 +34,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 			l := labtest.New(t)
 			db := filepath.Join(t.TempDir(), "collector.db")
 			d := startDaemon(t, l, "-sqlite-path", db, "-flush-interval", "24h", "-live-interval", "0",
-				"-reverse-dns", "0", "-min-client-bytes", "0", "-xdp-mode", string(xdp))
+				"-reverse-dns", "0", "-xdp-mode", string(xdp))
 			capture, err := l.Capture(traffic.DefaultPorts)
 			if err != nil {
 				t.Fatal(err)

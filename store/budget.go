@@ -26,6 +26,12 @@ import (
 // Proven). The traffic tables keep their columns, so the copy to
 // PostgreSQL, which copies rows as written, rollups included, is exact
 // without it. Its rows are deleted once their day is rolled up.
+//
+// Rows that come for an hour or a day already rolled up (the clock set
+// back) are added to the rollups as they are, each client to its own row:
+// rows held back while the file could not be written are not late (no
+// hour is rolled up past them), and the clock set back brings at most a
+// flush's budget of them each time.
 
 // createProvenSQL makes the table of the hours in which a client proved it
 // is real. The key is by address first: the rollups ask, per client,

@@ -134,8 +134,10 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 		if next.dailyUntil, folds[1], err = s.rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
 			return err
 		}
-		if err := pruneProven(ctx, tx, next.dailyUntil); err != nil {
-			return err
+		if next.dailyUntil > cur.dailyUntil {
+			if err := pruneProven(ctx, tx, next.dailyUntil); err != nil {
+				return err
+			}
 		}
 		if next.minuteSince, err = prune(ctx, tx, Minutes, cur.minuteSince, min(g.minuteCut, next.hourlyUntil)); err != nil {
 			return err
