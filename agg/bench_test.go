@@ -63,9 +63,10 @@ func BenchmarkFlush100kClients(b *testing.B) {
 // ends at midnight, so its hourly and its day's daily rollup run too. The
 // row budget (MaxClientRows) keeps each minute's rows to its default;
 // db-MB/day is the hour's growth times 24 (the daily rollup counted 24
-// times over), ms/flush the mean time of a flush at the budget. Run it
-// alone (-bench FloodDatabaseGrowth) for the peak RSS of a daemon under
-// the flood.
+// times over), ms/flush the mean time of a flush at the budget and
+// max-ms/flush the longest, the one that closes the hour and rolls it and
+// the day up. Every renter must have its hourly row. Run it alone (-bench
+// FloodDatabaseGrowth) for the peak RSS of a daemon under the flood.
 func BenchmarkFloodDatabaseGrowth(b *testing.B) {
 	const (
 		forgedPerMinute = 65_536
@@ -93,18 +94,30 @@ func BenchmarkFloodDatabaseGrowth(b *testing.B) {
 		})
 		a := NewAggregator(d, Config{Log: discard, Now: clk.now}, st)
 		before := fileSize(b, path)
-		var flushing time.Duration
+		var flushing, longest time.Duration
 		for range minutes {
 			clk.set(clk.now().Add(time.Minute))
 			began := time.Now()
 			if err := a.Flush(b.Context()); err != nil {
 				b.Fatal(err)
 			}
-			flushing += time.Since(began)
+			took := time.Since(began)
+			flushing += took
+			longest = max(longest, took)
 		}
 		grown := fileSize(b, path) - before
+		hourly := readRows(b, st, store.Hours)
+		for i := range realClients {
+			if _, ok := hourly[rowKey{midnight.Add(-time.Hour).Unix(), traffic.ClientOf(clientAddr(i))}]; !ok {
+				b.Fatalf("renter %s has no hourly row of its own", clientAddr(i))
+			}
+		}
+		if len(hourly) > DefaultMaxClientRows+1 {
+			b.Fatalf("%d hourly rows, want at most %d and 'other'", len(hourly), DefaultMaxClientRows)
+		}
 		b.ReportMetric(float64(grown)*24/1e6, "db-MB/day")
 		b.ReportMetric(float64(flushing.Milliseconds())/minutes, "ms/flush")
+		b.ReportMetric(float64(longest.Milliseconds()), "max-ms/flush")
 	}
 	reportPeakRSS(b)
 }

@@ -102,6 +102,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"XDP_MODE": "offload"}, "accepted: auto, native, generic"},
 		{map[string]string{"TC_MODE": "qdisc"}, "TC_MODE"},
 		{map[string]string{"MAX_CLIENTS": "0"}, "MAX_CLIENTS"},
+		{map[string]string{"MAX_CLIENT_ROWS": "0"}, `MAX_CLIENT_ROWS="0" (from environment): not a count; accepted: 1 to 16777216`},
+		{map[string]string{"MAX_CLIENT_ROWS": "many"}, "MAX_CLIENT_ROWS"},
 		{map[string]string{"INTERFACE": "a-very-long-interface-name"}, "INTERFACE"},
 		{map[string]string{"PIN_PATH": "relative/dir"}, "PIN_PATH"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
