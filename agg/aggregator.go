@@ -259,14 +259,13 @@ func (a *Aggregator) collect() (p period, drained bool) {
 	proved := make(map[netip.Addr]bool)
 	for i := range samples {
 		s := &samples[i]
-		switch {
-		case s.Client.IsOther():
+		if s.Client.IsOther() {
 			overflow.Add(&s.Traffic)
-		default:
-			add(clients, s.Client, &s.Traffic)
-			if s.Proven {
-				proved[s.Client.Addr()] = true
-			}
+			continue
+		}
+		add(clients, s.Client, &s.Traffic)
+		if s.Proven {
+			proved[s.Client.Addr()] = true
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)

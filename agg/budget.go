@@ -22,15 +22,14 @@ const DefaultMaxClientRows = 500
 // provenFor is how long a client that proved it is real is ranked first
 // by the row budget and seeded first: a day, the longest rollup budget, so
 // that a renter proven once today keeps its row in today's daily rollup
-// too, and long enough for a renter that comes back every few hours
-// (hostd's renters sync contracts and check prices that often) to stay
-// proven in between. A forger cannot join the set, so its size is that of
-// the real clients of a day.
+// too, and a renter that comes back within the day is ranked first from
+// its first packet, before it proves itself again. A forger cannot join
+// the set, so its size is that of the real clients of a day.
 const provenFor = 24 * time.Hour
 
 // maxProven bounds the proven clients remembered: half the default
-// counter map (MAX_CLIENTS), what the map keeps room for when seeding,
-// at about 70 bytes each.
+// counter map (MAX_CLIENTS), what the map keeps room for when seeding;
+// an entry is an address and a time.
 const maxProven = 32_768
 
 // rowBudget holds what the row budget remembers between flushes.
