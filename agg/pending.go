@@ -120,6 +120,7 @@ func (q *queue) bound(cfg Config) {
 		}
 	}
 	rows, bytes := q.foldSmallest(limit)
+	q.forgetProvenWithoutRows()
 	cfg.Log.Error("too much traffic waiting for "+q.name+"; merged each client's rows into one per day and the smallest clients into 'other'",
 		"client_days", rows, "bytes", bytes, "rows_before", n, "rows_after", len(q.pending), "max_rows", limit)
 }
@@ -133,6 +134,18 @@ func regroup(rows map[rowKey]*traffic.Traffic, key func(rowKey) rowKey) {
 			add(rows, to, t)
 		}
 	}
+}
+
+// forgetProvenWithoutRows drops the proven clients none of whose rows
+// wait any more, so that they stay as bounded as the rows.
+func (q *queue) forgetProvenWithoutRows() {
+	waiting := make(map[traffic.Client]bool, len(q.proven))
+	for k := range q.pending {
+		if q.proven[k.client] {
+			waiting[k.client] = true
+		}
+	}
+	q.proven = waiting
 }
 
 // foldSmallest merges client rows into the Other row of the same time,
