@@ -79,11 +79,16 @@ type Config struct {
 	// cannot take them; default DefaultMaxPending.
 	MaxPending int
 	// MinClientBytes is what a client must move in a flush period to get
-	// a row of its own; less is added to Other. 0 gives every client a
-	// row.
+	// a row of its own; less is added to Other. 0, the default, gives
+	// every client a row.
 	MinClientBytes uint64
-	// Seeder, when set, is told after every flush which clients had rows
-	// of their own lately, at most MaxSeeded of them.
+	// MaxClientRows bounds the client rows of one flush period, beside
+	// Other: past it, proven clients keep theirs first, then the busiest,
+	// and the rest are added to Other; default DefaultMaxClientRows.
+	MaxClientRows int
+	// Seeder, when set, is told after every flush which clients proved
+	// they are real or had rows of their own lately, proven first, at
+	// most MaxSeeded of them.
 	Seeder    Seeder
 	MaxSeeded int
 	// Peeker, when set, reads the counters Open offers: the same ones
@@ -105,6 +110,7 @@ type Aggregator struct {
 	mu          sync.Mutex // one flush at a time, whoever calls it
 	periodStart time.Time
 	recent      recentClients
+	budget      rowBudget
 	full        mapFull
 
 	stats stats
@@ -126,11 +132,15 @@ func NewAggregator(d Drainer, cfg Config, consumers ...Consumer) *Aggregator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxClientRows <= 0 {
+		cfg.MaxClientRows = DefaultMaxClientRows
+	}
 	a := &Aggregator{
 		drainer:     d,
 		cfg:         cfg,
 		periodStart: cfg.Now(),
-		recent:      recentClients{max: cfg.MaxSeeded},
+		recent:      recentClients{max: cfg.MaxSeeded, keep: recentFor},
+		budget:      newRowBudget(),
 	}
 	for _, c := range consumers {
 		a.queues = append(a.queues, newQueue(c))
@@ -269,6 +279,7 @@ func (a *Aggregator) abandon(err error) error {
 type period struct {
 	start, end time.Time
 	rows       []traffic.Row
+	proven     []traffic.Client // clients of rows proven lately
 }
 
 // rowKey identifies one row: a minute (unix seconds) and a client.
@@ -295,39 +306,28 @@ func (a *Aggregator) collect() (p period, drained bool) {
 	a.periodStart = drainedAt
 	a.stats.opened(drainedAt)
 
-	// A client may come in several samples; the threshold is on its sum.
+	// A client may come in several samples; the budget is on its sum.
 	var overflow traffic.Traffic
 	clients := make(map[traffic.Client]*traffic.Traffic)
+	proved := make(map[netip.Addr]bool)
 	for i := range samples {
 		s := &samples[i]
 		if s.Client.IsOther() {
 			overflow.Add(&s.Traffic)
-		} else {
-			add(clients, s.Client, &s.Traffic)
+			continue
+		}
+		add(clients, s.Client, &s.Traffic)
+		if s.Proven {
+			proved[s.Client.Addr()] = true
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
 	a.stats.overflowed(&overflow)
-	p.rows = make([]traffic.Row, 0, len(clients)+1)
-	other := overflow
-	var own []netip.Addr
-	for client, t := range clients {
-		if t.IsZero() {
-			continue
-		}
-		if t.Bytes() < a.cfg.MinClientBytes {
-			other.Add(t)
-			continue
-		}
-		own = append(own, client.Addr())
-		p.rows = append(p.rows, traffic.Row{Start: minute, Client: client, Traffic: *t})
-	}
-	if !other.IsZero() {
-		p.rows = append(p.rows, traffic.Row{Start: minute, Client: traffic.Other, Traffic: other})
-	}
+	b := a.budgetRows(minute, drainedAt, clients, overflow, proved)
+	p.rows, p.proven = b.rows, b.proven
 	if a.cfg.Seeder != nil {
-		a.recent.note(drainedAt, own)
-		a.cfg.Seeder.Seed(a.recent.list())
+		a.recent.note(drainedAt, b.own)
+		a.cfg.Seeder.Seed(a.seedList())
 	}
 	return p, true
 }

@@ -54,10 +54,15 @@ type Config struct {
 	TCMode        bpfgo.TCMode
 	MaxClients    uint32
 	// MinClientBytes is what a client moves in a flush period to get a
-	// row of its own; the rest is stored as 'other'.
+	// row of its own; the rest is stored as 'other'. 0, the default,
+	// gives every client a row.
 	MinClientBytes uint64
-	ReverseDNS     bool
-	LogLevel       slog.Level
+	// MaxClientRows bounds the client rows of a flush period, of an hour
+	// and of a day; past it proven clients keep theirs first, then the
+	// busiest, and the rest is stored as 'other'.
+	MaxClientRows int
+	ReverseDNS    bool
+	LogLevel      slog.Level
 	// MinuteRetention and HourlyRetention are how long minute and hourly
 	// rows are kept once rolled up; daily rows are kept forever.
 	MinuteRetention time.Duration
@@ -182,12 +187,20 @@ var settings = []setting{
 		c.MaxClients = uint32(n)
 		return nil
 	}},
-	{"MIN_CLIENT_BYTES", strconv.Itoa(agg.DefaultMinClientBytes), "bytes a client moves in a flush period to get a row of its own; less is stored as 'other'; 0 gives every client a row", func(c *Config, v string) error {
+	{"MIN_CLIENT_BYTES", "0", "bytes a client moves in a flush period to get a row of its own, less is stored as 'other'; 0 gives every client a row (MAX_CLIENT_ROWS bounds them under a flood)", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n > 1<<30 {
 			return errors.New("not a byte count; accepted: 0 to 1073741824")
 		}
 		c.MinClientBytes = n
+		return nil
+	}},
+	{"MAX_CLIENT_ROWS", strconv.Itoa(agg.DefaultMaxClientRows), "client rows a flush period, an hour and a day store at most, beside 'other'; past it clients proven real keep theirs first, then the busiest, the rest is stored as 'other'", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<24 {
+			return errors.New("not a count; accepted: 1 to 16777216")
+		}
+		c.MaxClientRows = n
 		return nil
 	}},
 	{"REVERSE_DNS", "1", "1 looks up host names of clients in the background for the dns column", func(c *Config, v string) (err error) {

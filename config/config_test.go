@@ -36,16 +36,16 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		SQLitePath:     "/var/lib/collector/collector.db",
-		Ports:          traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
-		PinPath:        bpfgo.DefaultPinPath,
-		FlushInterval:  time.Minute,
-		LiveInterval:   30 * time.Second,
-		XDPMode:        bpfgo.XDPAuto,
-		TCMode:         bpfgo.TCAuto,
-		MaxClients:     bpfgo.DefaultMaxClients,
-		MinClientBytes: agg.DefaultMinClientBytes,
-		ReverseDNS:     true,
+		SQLitePath:    "/var/lib/collector/collector.db",
+		Ports:         traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
+		PinPath:       bpfgo.DefaultPinPath,
+		FlushInterval: time.Minute,
+		LiveInterval:  30 * time.Second,
+		XDPMode:       bpfgo.XDPAuto,
+		TCMode:        bpfgo.TCAuto,
+		MaxClients:    bpfgo.DefaultMaxClients,
+		MaxClientRows: agg.DefaultMaxClientRows,
+		ReverseDNS:    true,
 		// The issue asked for two weeks of minutes and 400 days of
 		// hours.
 		MinuteRetention: 14 * 24 * time.Hour,
@@ -107,6 +107,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"XDP_MODE": "offload"}, "accepted: auto, native, generic"},
 		{map[string]string{"TC_MODE": "qdisc"}, "TC_MODE"},
 		{map[string]string{"MAX_CLIENTS": "0"}, "MAX_CLIENTS"},
+		{map[string]string{"MAX_CLIENT_ROWS": "0"}, `MAX_CLIENT_ROWS="0" (from environment): not a count; accepted: 1 to 16777216`},
+		{map[string]string{"MAX_CLIENT_ROWS": "many"}, "MAX_CLIENT_ROWS"},
 		{map[string]string{"INTERFACE": "a-very-long-interface-name"}, "INTERFACE"},
 		{map[string]string{"PIN_PATH": "relative/dir"}, "PIN_PATH"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},

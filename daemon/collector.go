@@ -181,6 +181,7 @@ func (c *collector) openStore(context.Context) error {
 		Log:            c.log.With("component", "store"),
 		Retention:      store.Retention{Minutes: c.cfg.MinuteRetention, Hourly: c.cfg.HourlyRetention},
 		MaintainBudget: c.cfg.FlushInterval / 2,
+		MaxClientRows:  c.cfg.MaxClientRows,
 	})
 	return err
 }
@@ -294,6 +295,7 @@ func (c *collector) newMetrics(context.Context) error {
 		BillingBytes: c.billedBytes,
 		Alerts:       c.alertMetrics(),
 		Sync:         c.syncStats(),
+		Folds:        c.store.RollupFolds,
 		Version:      c.build.Version,
 		Commit:       c.build.Commit,
 		BPFObject:    bpf.ObjectSHA256(),
@@ -363,6 +365,7 @@ func (c *collector) newAggregator(context.Context) error {
 		// Clients that moved real data keep their place in the counter
 		// map when a flood fills it; half of it stays for new ones.
 		MinClientBytes: c.cfg.MinClientBytes,
+		MaxClientRows:  c.cfg.MaxClientRows,
 		Seeder:         c.counters,
 		MaxSeeded:      int(c.cfg.MaxClients / 2),
 		// The live views read the open period through the aggregator.

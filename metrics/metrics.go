@@ -22,6 +22,7 @@ import (
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/pgsync"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	BillingBytes func(ctx context.Context, p billing.Period) (down, up uint64, err error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
+	// Folds reads what the row budgets of the hourly and daily
+	// rollups folded: the Store's RollupFolds.
+	Folds func() (hourly, daily store.Folds)
 	// Sync reads how the copy to the central PostgreSQL is doing; nil
 	// without one.
 	Sync func() pgsync.Stats
@@ -133,7 +137,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range slices.Concat(descs, alertDescs, syncDescs) {
+	for _, d := range slices.Concat(descs, budgetDescs, alertDescs, syncDescs) {
 		ch <- d
 	}
 }
@@ -144,7 +148,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.collectTraffic(ch)
 	m.collectBilling(ch)
 	if m.cfg.Flushes != nil {
-		collectFlushes(ch, m.cfg.Flushes())
+		s := m.cfg.Flushes()
+		collectFlushes(ch, s)
+		collectFlushFolds(ch, s)
+	}
+	if m.cfg.Folds != nil {
+		hourly, daily := m.cfg.Folds()
+		collectRollupFolds(ch, hourly, daily)
 	}
 	if m.cfg.Datapath != nil {
 		collectDatapath(ch, m.cfg.Datapath())

@@ -44,6 +44,8 @@ type state struct {
 	billingErr     error
 	billingReads   int
 	billingPeriods []billing.Period // as asked, in order
+	hourlyFolds    store.Folds
+	dailyFolds     store.Folds
 }
 
 // billedOn1 is the billing calendar of the tests: from the 1st, in UTC.
@@ -58,6 +60,7 @@ func busy() *state {
 		flushes: agg.Stats{
 			Flushes: 42, LastFlush: t0.Add(-time.Minute), LastFlushDuration: 120 * time.Millisecond,
 			LastSuccess: t0.Add(-2 * time.Minute), DrainErrors: 1, Overflow: traffic.Tally{Bytes: 1500, Packets: 3},
+			FoldedRows: 65_000, FoldedBytes: 295_230_000,
 			Consumers: []agg.ConsumerStats{{Name: "the database /var/lib/collector/traffic.db", PendingRows: 7, Errors: 2}, {Name: "metrics"}},
 		},
 		datapath: bpfgo.Stats{Drains: 43, DrainTime: 2500 * time.Millisecond, MapEntries: 120, MapCapacity: 65536},
@@ -66,6 +69,8 @@ func busy() *state {
 			AttachErrors: 4,
 		},
 		down: 5_000_000_000, up: 70_000_000_000,
+		hourlyFolds: store.Folds{Rows: 3_900_000, Bytes: 17_713_800_000},
+		dailyFolds:  store.Folds{Rows: 93_600_000, Bytes: 425_131_200_000},
 	}
 }
 
@@ -83,6 +88,7 @@ func newMetrics(top int, s *state) *Metrics {
 			s.billingPeriods = append(s.billingPeriods, p)
 			return s.down, s.up, s.billingErr
 		},
+		Folds:   func() (store.Folds, store.Folds) { return s.hourlyFolds, s.dailyFolds },
 		Version: "1.2.3", Commit: "0123abc", BPFObject: "5e1f",
 		Log: discard,
 	})

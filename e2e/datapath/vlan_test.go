@@ -35,7 +35,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 			l := labtest.New(t)
 			db := filepath.Join(t.TempDir(), "collector.db")
 			d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1m", "-live-interval", "0",
-				"-reverse-dns", "0", "-min-client-bytes", "0", "-xdp-mode", string(xdp))
+				"-reverse-dns", "0", "-xdp-mode", string(xdp))
 			capture, err := l.Capture(traffic.DefaultPorts)
 			if err != nil {
 				t.Fatal(err)

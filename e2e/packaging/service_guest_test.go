@@ -125,10 +125,6 @@ func (g *serviceGuest) enable(t *testing.T) {
 		t.Fatalf("the package's %s does not pin:\n%s", envFile, env)
 	}
 	setEnv(t, "INTERFACE", l.HostIf)
-	// By default a client that moves less than 4 KiB in a flush period is
-	// stored as 'other': a flush just after a round would fold its last
-	// frames there. Every client gets its rows, so they compare exactly.
-	setEnv(t, "MIN_CLIENT_BYTES", "0")
 	if !kerneltest.AtLeast(5, 11) {
 		g.memlockNeeded(t)
 	}

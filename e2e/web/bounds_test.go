@@ -45,7 +45,7 @@ func TestHTTPBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	daemon := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "0", "-reverse-dns", "0",
-		"-min-client-bytes", "0", "-http-listen", ":9986")
+		"-http-listen", ":9986")
 	stopTraffic := labtest.SteadyTraffic(t, l, 200*time.Millisecond)
 	// Flushes with traffic, and the rollups of the flood's hours, before
 	// the memory the requests start from is read.

@@ -44,7 +44,8 @@ func Addr(i int) netip.Addr {
 
 // WriteDay stores clients forged clients at the path's database, each with
 // a minute row of its own on the morning of day (every client a row: as
-// with MIN_CLIENT_BYTES=0, or as a database written before it existed).
+// with a MAX_CLIENT_ROWS as large, or as a database written before the
+// row budget existed).
 func WriteDay(ctx context.Context, path string, clients int, day time.Time) error {
 	st, err := store.Open(path, store.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -53,8 +54,9 @@ func WriteDay(ctx context.Context, path string, clients int, day time.Time) erro
 	defer st.Close()
 	at := day.Add(time.Hour)
 	a := agg.NewAggregator(&batches{total: clients}, agg.Config{
-		Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return at },
+		Log:           slog.New(slog.DiscardHandler),
+		Now:           func() time.Time { return at },
+		MaxClientRows: perFlush,
 	}, st)
 	for written := 0; written < clients; written += perFlush {
 		at = at.Add(time.Minute)
