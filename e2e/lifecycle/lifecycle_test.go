@@ -91,32 +91,47 @@ func assertDetached(t *testing.T, l *lab.Lab, pins string) {
 	if out := labtest.InHost(t, l, "tc", "qdisc", "show", "dev", l.HostIf); strings.Contains(out, "clsact") {
 		t.Errorf("a clsact qdisc is still there:\n%s", out)
 	}
-	if n := tcxLinks(t); n != 0 {
-		t.Errorf("%d TCX links of ours are still attached", n)
+	if n := tcxLinks(t, l, l.HostIf); n != 0 {
+		t.Errorf("%d TCX links of ours are still attached to %s", n, l.HostIf)
 	}
 }
 
-// tcxLinks counts the TCX links in the system that run our egress program.
-func tcxLinks(t *testing.T) int {
+// tcxLinks counts the links that run our egress program through TCX on
+// dev in the lab's host namespace. Only that interface is asked: other
+// tests' daemons, on other interfaces or in other namespaces, may have
+// links of theirs at the same time.
+func tcxLinks(t *testing.T, l *lab.Lab, dev string) int {
 	t.Helper()
-	it := new(link.Iterator)
-	n := 0
-	for it.Next() {
-		info, err := it.Take().Info()
-		if err != nil || info.Type != link.TCXType {
-			continue
-		}
-		prog, err := ebpf.NewProgramFromID(info.Program)
-		if err != nil {
-			continue
-		}
-		if pi, err := prog.Info(); err == nil && pi.Name == "tc_count" {
-			n++
-		}
-		prog.Close()
+	if !kerneltest.HaveTCX() {
+		return 0
 	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
+	n := 0
+	err := l.Do(l.HostNS, func() error {
+		iface, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		res, err := link.QueryPrograms(link.QueryOptions{Target: iface.Index, Attach: ebpf.AttachTCXEgress})
+		if err != nil {
+			return err
+		}
+		for _, p := range res.Programs {
+			if _, viaLink := p.LinkID(); !viaLink {
+				continue
+			}
+			prog, err := ebpf.NewProgramFromID(p.ID)
+			if err != nil {
+				return err
+			}
+			if info, err := prog.Info(); err == nil && info.Name == "tc_count" {
+				n++
+			}
+			prog.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("TCX programs on %s: %v", dev, err)
 	}
 	return n
 }
@@ -361,8 +376,11 @@ func TestInterfaceDropped(t *testing.T) {
 	if link := labtest.InHost(t, l, "ip", "link", "show", "dev", l.HostIf); strings.Contains(link, "xdp") {
 		t.Errorf("XDP is still attached to %s, which left INTERFACE:\n%s", l.HostIf, link)
 	}
-	if n := tcxLinks(t); kerneltest.HaveTCX() && n != 1 {
-		t.Errorf("%d TCX links of ours, want 1 (on other0)", n)
+	if n := tcxLinks(t, l, l.HostIf); n != 0 {
+		t.Errorf("%d TCX links of ours on %s, which left INTERFACE, want none", n, l.HostIf)
+	}
+	if n := tcxLinks(t, l, "other0"); kerneltest.HaveTCX() && n != 1 {
+		t.Errorf("%d TCX links of ours on other0, want 1", n)
 	}
 	if _, err := os.Stat(filepath.Join(pins, "links", l.HostIf)); !os.IsNotExist(err) {
 		t.Errorf("the links of %s are still pinned (%v)", l.HostIf, err)
