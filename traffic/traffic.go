@@ -153,4 +153,8 @@ type Sample struct {
 	// are still exact.
 	Client  Client
 	Traffic Traffic
+	// Proven says the client proved in this period that it is real: the
+	// host sent it what a blind forger cannot make it send (a TCP segment
+	// with ACK and neither SYN nor RST, or a QUIC 1-RTT packet).
+	Proven bool
 }
