@@ -58,22 +58,16 @@ struct {
 
 /* Room for proven clients when the counter map is full: a client the host
  * proves real (see proves) while the counter map has no room gets an entry
- * here from then on. It is swapped and drained with the counter map, one
- * slot update after the other; each update waits for running programs, so
- * once both returned every increment is in exactly one map out of the
- * slots. max_entries is set at load time. */
-struct proven_map {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct client_key);
-	__type(value, struct client_traffic);
-};
-
+ * in this slot's map from then on. Its maps have the counter maps' layout
+ * and fewer entries (set at load time). It is swapped and drained with the
+ * counter map, one slot update after the other; each update waits for
+ * running programs, so once both returned every increment is in exactly
+ * one map out of the slots. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__array(values, struct proven_map);
+	__array(values, struct client_map);
 } proven_clients SEC(".maps");
 
 static const struct client_key overflow_key;
