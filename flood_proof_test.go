@@ -41,7 +41,7 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 		interval   = 10 * time.Second
 		maxClients = 64
 		// 65,536 sources a minute, 3 frames each.
-		sourcesPerSecond = 65536 / 60
+		sourcesPerMinute = 65536
 		framesPerSource  = 3
 		payload          = 1452 // a full 1500-byte frame over IPv6, 1480 over IPv4
 		floodPort        = 9985
@@ -51,12 +51,12 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 		lateUp           = 100_000 // and the host's answer
 		lateDatagrams    = 80      // 1-RTT requests of the late QUIC renter, each answered in full
 	)
-	flood, rate := 60*time.Second, sourcesPerSecond
+	sources, rate := sourcesPerMinute, (sourcesPerMinute+59)/60
 	if testing.Short() {
 		// Under emulation (make test-kernels): a quarter of the rate
 		// for a third of the time; the map still fills within a
 		// second of each drain.
-		flood, rate = 20*time.Second, sourcesPerSecond/4
+		sources, rate = sourcesPerMinute/12, rate/4
 	}
 	ports := traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984, lateTCPPort}, QUIC: []uint16{9984, floodPort, lateQUICPort}}
 	l := labtest.New(t)
@@ -82,7 +82,6 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 	sleepUntil(nextFlush(time.Now(), interval).Add(interval + 200*time.Millisecond))
 
 	floodDone := make(chan error, framesPerSource)
-	sources := int(flood.Seconds()) * rate
 	for range framesPerSource {
 		go func() {
 			floodDone <- l.Forge(lab.Forged{Frames: sources, Port: floodPort, Payload: payload, PerSecond: rate})
