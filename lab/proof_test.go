@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/back2basic/collector/traffic"
@@ -40,13 +39,19 @@ func TestProves(t *testing.T) {
 			if tc.class == traffic.QUIC {
 				proto = protoUDP
 			}
-			b := append(append(eth(0x0800), ipv4(proto, v4b, netip.MustParseAddr("10.77.0.3"), nil, 0)...), tc.l4...)
-			pk, ok := parse(b)
-			if !ok {
-				t.Fatal("not parsed")
-			}
-			if got := proves(b, len(b), pk, tc.class); got != tc.want {
-				t.Errorf("proves = %v, want %v", got, tc.want)
+			// Over IPv4 with options, and over IPv6 with an extension
+			// header: the TCP or UDP header is found past either.
+			for _, b := range [][]byte{
+				cat(eth(0x0800), ipv4(proto, v4b, v4a, make([]byte, 8), 0), tc.l4),
+				cat(eth(0x8100, 0x86dd), ipv6(60, v6b, v6a), ext(proto, 1), tc.l4),
+			} {
+				pk, ok := parse(b)
+				if !ok {
+					t.Fatal("not parsed")
+				}
+				if got := proves(b, len(b), pk, tc.class); got != tc.want {
+					t.Errorf("proves = %v, want %v (%d-byte frame)", got, tc.want, len(b))
+				}
 			}
 		})
 	}
