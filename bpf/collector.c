@@ -297,13 +297,17 @@ struct tcp_doff_flags {
  * - QUIC: a short-header (1-RTT) datagram of QUIC_PROOF_MIN_PAYLOAD bytes
  *   or more. Long headers are the handshake; small 1-RTT packets can
  *   precede its completion (see QUIC_PROOF_MIN_PAYLOAD).
- * Only TC egress calls it: nothing that arrives proves anything. */
-static __always_inline bool proves(struct cursor *c, int class, __u32 l4_off)
+ * Only tc_count calls it: nothing that arrives proves anything.
+ *
+ * It runs on every Sia packet leaving, before account, rather than in
+ * account only for clients not yet proven, and reads with
+ * bpf_skb_load_bytes rather than LOAD: so the verifier walks neither
+ * account nor a bounds check once per header layout the parser allows.
+ * Measured on 6.18, instructions the verifier processed for tc_count:
+ * 162k without the proof, 781k with it in account (78% of the limit),
+ * 300k with LOAD here, 167k as it is. */
+static __always_inline bool proves(struct __sk_buff *skb, int class, __u32 l4_off)
 {
-	struct __sk_buff *skb = c->skb;
-
-	if (!skb)
-		return false;
 	if (class == CLASS_QUIC) {
 		/* A UDP GSO packet stands for several datagrams, of gso_size
 		 * payload bytes each but the last: the first one decides. */
@@ -311,12 +315,12 @@ static __always_inline bool proves(struct cursor *c, int class, __u32 l4_off)
 						   : skb->len - l4_off - UDP_HEADER_LEN;
 		__u8 first;
 		if (skb->len < l4_off + UDP_HEADER_LEN || payload < QUIC_PROOF_MIN_PAYLOAD ||
-		    LOAD(c, l4_off + UDP_HEADER_LEN, first))
+		    bpf_skb_load_bytes(skb, l4_off + UDP_HEADER_LEN, &first, sizeof(first)))
 			return false;
 		return (first & (QUIC_LONG_HEADER | QUIC_FIXED_BIT)) == QUIC_FIXED_BIT;
 	}
 	struct tcp_doff_flags hdr;
-	if (LOAD(c, l4_off + TCP_DOFF_OFF, hdr))
+	if (bpf_skb_load_bytes(skb, l4_off + TCP_DOFF_OFF, &hdr, sizeof(hdr)))
 		return false;
 	return (hdr.flags & (TCP_FLAG_ACK | TCP_FLAG_SYN | TCP_FLAG_RST)) == TCP_FLAG_ACK &&
 	       skb->len > l4_off + (hdr.doff >> 4) * 4;
@@ -324,12 +328,11 @@ static __always_inline bool proves(struct cursor *c, int class, __u32 l4_off)
 
 /* entry_of returns where a client without an entry in the counter map is
  * counted: a new entry there while it has room; else its entry in the
- * proven map, made now if this packet proves it; else the overflow entry.
- * Inserting with BPF_NOEXIST can lose the race to another CPU (-EEXIST):
- * then the entry exists, so look it up again. */
+ * proven map, made now if this packet proves it (proof); else the overflow
+ * entry. Inserting with BPF_NOEXIST can lose the race to another CPU
+ * (-EEXIST): then the entry exists, so look it up again. */
 static __always_inline struct client_traffic *
-entry_of(void *counters, const struct client_key *key, struct cursor *c,
-	 int class, enum traffic_dir dir, __u32 l4_off)
+entry_of(void *counters, const struct client_key *key, bool proof)
 {
 	__u32 slot = 0;
 	void *proven = bpf_map_lookup_elem(&proven_clients, &slot);
@@ -347,7 +350,7 @@ entry_of(void *counters, const struct client_key *key, struct cursor *c,
 		if (traffic)
 			return traffic;
 	}
-	if (proven && dir == DIR_UP && proves(c, class, l4_off)) {
+	if (proven && proof) {
 		err = bpf_map_update_elem(proven, key, &proven_traffic, BPF_NOEXIST);
 		if (err == 0 || err == -EEXIST) {
 			traffic = bpf_map_lookup_elem(proven, key);
@@ -359,11 +362,12 @@ entry_of(void *counters, const struct client_key *key, struct cursor *c,
 }
 
 /* account adds one packet's bytes and frames to its client, and marks the
- * client proven when the packet proves it. A full map sends the packet to
- * the overflow entry, which userspace keeps in every counter map, so totals
- * stay exact however many addresses a sender forges. */
-static __always_inline void account(struct cursor *c, const struct client_key *key,
-				    int class, enum traffic_dir dir, __u32 l4_off,
+ * client proven when the packet proves it (proof, see proves). A full map
+ * sends the packet to the overflow entry, which userspace keeps in every
+ * counter map, so totals stay exact however many addresses a sender
+ * forges. */
+static __always_inline void account(const struct client_key *key, int class,
+				    enum traffic_dir dir, bool proof,
 				    __u64 bytes, __u64 packets)
 {
 	__u32 slot = 0;
@@ -373,16 +377,15 @@ static __always_inline void account(struct cursor *c, const struct client_key *k
 
 	struct client_traffic *traffic = bpf_map_lookup_elem(counters, key);
 	if (!traffic)
-		traffic = entry_of(counters, key, c, class, dir, l4_off);
+		traffic = entry_of(counters, key, proof);
 	if (!traffic)
 		return;
 
 	if (class < 0 || class >= CLASS_COUNT)
 		return;
 	/* A plain store, only while the mark is missing: racing CPUs store
-	 * the same value, and a proven client's line is not written again.
-	 * At ingress dir is a constant and this is compiled out. */
-	if (dir == DIR_UP && !(traffic->flags & CLIENT_PROVEN) && proves(c, class, l4_off))
+	 * the same value, and a proven client's line is not written again. */
+	if (proof && !(traffic->flags & CLIENT_PROVEN))
 		traffic->flags = CLIENT_PROVEN;
 	struct tally *tally = &traffic->t[class][dir];
 	__sync_fetch_and_add(&tally->bytes, bytes);
@@ -406,7 +409,7 @@ static __always_inline void count_xdp(struct xdp_md *ctx, bool frags)
 		return;
 	__u64 bytes = frags ? bpf_xdp_get_buff_len(ctx)
 			    : (__u64)(c.data_end - c.data);
-	account(&c, &key, class, DIR_DOWN, l4_off, bytes, 1);
+	account(&key, class, DIR_DOWN, false, bytes, 1);
 }
 
 /* xdp_count is for kernels before 5.18, which have no multi-buffer XDP. */
@@ -459,7 +462,8 @@ int tc_count(struct __sk_buff *skb)
 	if (class >= 0) {
 		__u64 bytes = skb->wire_len ? skb->wire_len : skb->len;
 		__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
-		account(&c, &key, class, DIR_UP, l4_off, bytes + metadata_tag_len(skb, packets), packets);
+		bool proof = proves(skb, class, l4_off);
+		account(&key, class, DIR_UP, proof, bytes + metadata_tag_len(skb, packets), packets);
 	}
 	return TC_ACT_UNSPEC;
 }
@@ -491,6 +495,6 @@ int tc_ingress_count(struct __sk_buff *skb)
 		}
 		bytes += (packets - 1) * (l4_off + l4_len);
 	}
-	account(&c, &key, class, DIR_DOWN, l4_off, bytes + metadata_tag_len(skb, packets), packets);
+	account(&key, class, DIR_DOWN, false, bytes + metadata_tag_len(skb, packets), packets);
 	return TC_ACT_UNSPEC;
 }
