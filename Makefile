@@ -4,11 +4,12 @@
 SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BINARY := collector
-# Stamped into the binary (`collector version`); a plain `go build` leaves
-# dev/unknown.
+# Stamped into the binary (`collector version`, package cli); a plain
+# `go build` leaves dev/unknown.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STAMPED := github.com/back2basic/collector/cli
+LDFLAGS := -X $(STAMPED).version=$(VERSION) -X $(STAMPED).commit=$(COMMIT)
 # Where `make deb` leaves the package.
 DIST ?= dist
 # What each command needs from Debian's packages, as NEED:PACKAGE: NEED
@@ -111,7 +112,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . ./store
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./alert
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
-	$(GO) test -run '^$$' -bench . -benchtime 1x .
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./e2e/datapath
 
 ## promtool: Debian's promtool, which checks the metrics and the alerting
 ## rules, unpacked into build/tools: installing the prometheus package would

@@ -37,6 +37,36 @@ type Consumer interface {
 	Consume(ctx context.Context, p traffic.Period) error
 }
 
+// Then returns c with a hook: after runs each time c has taken a period,
+// as a flush hands it over. It suits a part that reads what c keeps
+// rather than the period itself: the sync sends what the database has
+// just written. The journal and the metrics name it as c.
+func Then(c Consumer, after func()) Consumer {
+	return then{c, after}
+}
+
+// then is a Consumer with a hook that runs after it took a period.
+type then struct {
+	Consumer
+	after func()
+}
+
+func (t then) Consume(ctx context.Context, p traffic.Period) error {
+	if err := t.Consumer.Consume(ctx, p); err != nil {
+		return err
+	}
+	t.after()
+	return nil
+}
+
+func (t then) String() string { return nameOf(t.Consumer) }
+
+// Peeker reads what the kernel counted since the last drain without
+// draining it.
+type Peeker interface {
+	Peek() ([]traffic.Sample, error)
+}
+
 // Config tunes an Aggregator; the zero value of each field gives its
 // default.
 type Config struct {
@@ -49,13 +79,21 @@ type Config struct {
 	// cannot take them; default DefaultMaxPending.
 	MaxPending int
 	// MinClientBytes is what a client must move in a flush period to get
-	// a row of its own; less is added to Other. 0 gives every client a
-	// row.
+	// a row of its own; less is added to Other. 0, the default, gives
+	// every client a row.
 	MinClientBytes uint64
-	// Seeder, when set, is told after every flush which clients had rows
-	// of their own lately, at most MaxSeeded of them.
+	// MaxClientRows bounds the client rows of one flush period, beside
+	// Other: past it, proven clients keep theirs first, then the busiest,
+	// and the rest are added to Other; default DefaultMaxClientRows.
+	MaxClientRows int
+	// Seeder, when set, is told after every flush which clients proved
+	// they are real or had rows of their own lately, proven first, at
+	// most MaxSeeded of them.
 	Seeder    Seeder
 	MaxSeeded int
+	// Peeker, when set, reads the counters Open offers: the same ones
+	// the Drainer drains.
+	Peeker Peeker
 	// Now reads the clock; default time.Now.
 	Now func() time.Time
 }
@@ -72,6 +110,7 @@ type Aggregator struct {
 	mu          sync.Mutex // one flush at a time, whoever calls it
 	periodStart time.Time
 	recent      recentClients
+	budget      rowBudget
 	full        mapFull
 
 	stats stats
@@ -93,17 +132,41 @@ func NewAggregator(d Drainer, cfg Config, consumers ...Consumer) *Aggregator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxClientRows <= 0 {
+		cfg.MaxClientRows = DefaultMaxClientRows
+	}
 	a := &Aggregator{
 		drainer:     d,
 		cfg:         cfg,
 		periodStart: cfg.Now(),
-		recent:      recentClients{max: cfg.MaxSeeded},
+		recent:      recentClients{max: cfg.MaxSeeded, keep: recentFor},
+		budget:      newRowBudget(),
 	}
 	for _, c := range consumers {
 		a.queues = append(a.queues, newQueue(c))
 	}
 	a.stats.start(a.periodStart, a.queues)
 	return a
+}
+
+// errNoPeeker is Open's answer without a Peeker.
+var errNoPeeker = errors.New("the open period cannot be read: no Peeker")
+
+// Open returns the open period: what the kernel has counted since the
+// last drain, which no consumer has been handed yet, for the live views.
+// It does not wait for a flush in progress; one that drains between
+// reading the start and the counters makes the period look shorter than
+// it is until the next read.
+func (a *Aggregator) Open() (traffic.OpenPeriod, error) {
+	if a.cfg.Peeker == nil {
+		return traffic.OpenPeriod{}, errNoPeeker
+	}
+	since := a.stats.snapshot().OpenSince
+	samples, err := a.cfg.Peeker.Peek()
+	if err != nil {
+		return traffic.OpenPeriod{}, err
+	}
+	return traffic.OpenPeriod{Since: since, Samples: samples}, nil
 }
 
 // nextFlush returns the first boundary of interval after now: with a minute,
@@ -216,6 +279,7 @@ func (a *Aggregator) abandon(err error) error {
 type period struct {
 	start, end time.Time
 	rows       []traffic.Row
+	proven     []traffic.Client // clients of rows proven lately
 }
 
 // rowKey identifies one row: a minute (unix seconds) and a client.
@@ -242,39 +306,28 @@ func (a *Aggregator) collect() (p period, drained bool) {
 	a.periodStart = drainedAt
 	a.stats.opened(drainedAt)
 
-	// A client may come in several samples; the threshold is on its sum.
+	// A client may come in several samples; the budget is on its sum.
 	var overflow traffic.Traffic
 	clients := make(map[traffic.Client]*traffic.Traffic)
+	proved := make(map[netip.Addr]bool)
 	for i := range samples {
 		s := &samples[i]
 		if s.Client.IsOther() {
 			overflow.Add(&s.Traffic)
-		} else {
-			add(clients, s.Client, &s.Traffic)
+			continue
+		}
+		add(clients, s.Client, &s.Traffic)
+		if s.Proven {
+			proved[s.Client.Addr()] = true
 		}
 	}
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
 	a.stats.overflowed(&overflow)
-	p.rows = make([]traffic.Row, 0, len(clients)+1)
-	other := overflow
-	var own []netip.Addr
-	for client, t := range clients {
-		if t.IsZero() {
-			continue
-		}
-		if t.Bytes() < a.cfg.MinClientBytes {
-			other.Add(t)
-			continue
-		}
-		own = append(own, client.Addr())
-		p.rows = append(p.rows, traffic.Row{Start: minute, Client: client, Traffic: *t})
-	}
-	if !other.IsZero() {
-		p.rows = append(p.rows, traffic.Row{Start: minute, Client: traffic.Other, Traffic: other})
-	}
+	b := a.budgetRows(minute, drainedAt, clients, overflow, proved)
+	p.rows, p.proven = b.rows, b.proven
 	if a.cfg.Seeder != nil {
-		a.recent.note(drainedAt, own)
-		a.cfg.Seeder.Seed(a.recent.list())
+		a.recent.note(drainedAt, b.own)
+		a.cfg.Seeder.Seed(a.seedList())
 	}
 	return p, true
 }

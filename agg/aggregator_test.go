@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/dns"
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

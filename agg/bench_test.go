@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -34,8 +34,8 @@ func clientAddr(i int) netip.Addr {
 }
 
 // A flush of 100,000 active clients: the drain handed over, one transaction
-// of new rows, as at every minute of a busy host. Run it first: peak RSS
-// covers the whole process so far.
+// of new rows, as at every minute of a busy host with MAX_CLIENT_ROWS as
+// large. Run it first: peak RSS covers the whole process so far.
 func BenchmarkFlush100kClients(b *testing.B) {
 	const clients = 100_000
 	samples := make([]traffic.Sample, clients)
@@ -45,7 +45,7 @@ func BenchmarkFlush100kClients(b *testing.B) {
 	clk := &clock{t: t0}
 	st := openPath(b, newPath(b), store.Options{Now: clk.now})
 	d := drainFunc(func() ([]traffic.Sample, error) { return samples, nil })
-	a := NewAggregator(d, Config{Log: discard, Now: clk.now}, st)
+	a := NewAggregator(d, Config{Log: discard, Now: clk.now, MaxClientRows: clients}, st)
 	for b.Loop() {
 		clk.set(clk.now().Add(time.Minute)) // new rows each round, as in production
 		if err := a.Flush(b.Context()); err != nil {
@@ -56,25 +56,31 @@ func BenchmarkFlush100kClients(b *testing.B) {
 	reportPeakRSS(b)
 }
 
-// A sustained flood of forged sources at the defaults: every minute 66,000
-// new addresses (1,100 a second) of two full-size frames each, beside 20
-// real clients, through the real Aggregator and store for an hour of
-// minute flushes with rollups. The forged addresses fold into 'other', so
-// the file grows by the real clients' rows; db-MB/day is the hour's growth
-// times 24.
+// A sustained flood of forged sources at the defaults: every minute 65,536
+// new addresses (about 1,100 a second, 40 Mbit/s) of three full-size
+// frames each, beside 20 real renters that proved they are real, through
+// the real Aggregator and store for an hour of minute flushes. The hour
+// ends at midnight, so its hourly and its day's daily rollup run too. The
+// row budget (MaxClientRows) keeps each minute's rows to its default;
+// db-MB/day is the hour's growth times 24 (the daily rollup counted 24
+// times over), ms/flush the mean time of a flush at the budget and
+// max-ms/flush the longest, the one that closes the hour and rolls it and
+// the day up. Every renter must have its hourly row. Run it alone (-bench
+// FloodDatabaseGrowth) for the peak RSS of a daemon under the flood.
 func BenchmarkFloodDatabaseGrowth(b *testing.B) {
 	const (
-		forgedPerMinute = 66_000
+		forgedPerMinute = 65_536
 		realClients     = 20
 		minutes         = 60
 	)
+	midnight := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	for b.Loop() {
 		path := filepath.Join(b.TempDir(), "flood.db")
-		clk := &clock{t: t0}
-		st := openPath(b, path, store.Options{Now: clk.now})
+		clk := &clock{t: midnight.Add(-minutes * time.Minute)}
+		st := openPath(b, path, store.Options{Now: clk.now, MaxClientRows: DefaultMaxClientRows})
 		var n int
 		var forged traffic.Traffic
-		forged[traffic.QUIC][traffic.Down] = traffic.Tally{Bytes: 2 * 1514, Packets: 2}
+		forged[traffic.QUIC][traffic.Down] = traffic.Tally{Bytes: 3 * 1514, Packets: 3}
 		d := drainFunc(func() ([]traffic.Sample, error) {
 			samples := make([]traffic.Sample, 0, forgedPerMinute+realClients)
 			for range forgedPerMinute {
@@ -82,21 +88,38 @@ func BenchmarkFloodDatabaseGrowth(b *testing.B) {
 				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(1_000_000 + n)), Traffic: forged})
 			}
 			for i := range realClients {
-				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: dbtest.Seeded(uint64(i + 10))})
+				samples = append(samples, traffic.Sample{Client: traffic.ClientOf(clientAddr(i)), Traffic: dbtest.Seeded(uint64(i + 10)), Proven: true})
 			}
 			return samples, nil
 		})
-		a := NewAggregator(d, Config{Log: discard, Now: clk.now, MinClientBytes: DefaultMinClientBytes}, st)
+		a := NewAggregator(d, Config{Log: discard, Now: clk.now}, st)
 		before := fileSize(b, path)
+		var flushing, longest time.Duration
 		for range minutes {
 			clk.set(clk.now().Add(time.Minute))
+			began := time.Now()
 			if err := a.Flush(b.Context()); err != nil {
 				b.Fatal(err)
 			}
+			took := time.Since(began)
+			flushing += took
+			longest = max(longest, took)
 		}
 		grown := fileSize(b, path) - before
+		hourly := readRows(b, st, store.Hours)
+		for i := range realClients {
+			if _, ok := hourly[rowKey{midnight.Add(-time.Hour).Unix(), traffic.ClientOf(clientAddr(i))}]; !ok {
+				b.Fatalf("renter %s has no hourly row of its own", clientAddr(i))
+			}
+		}
+		if len(hourly) > DefaultMaxClientRows+1 {
+			b.Fatalf("%d hourly rows, want at most %d and 'other'", len(hourly), DefaultMaxClientRows)
+		}
 		b.ReportMetric(float64(grown)*24/1e6, "db-MB/day")
+		b.ReportMetric(float64(flushing.Milliseconds())/minutes, "ms/flush")
+		b.ReportMetric(float64(longest.Milliseconds()), "max-ms/flush")
 	}
+	reportPeakRSS(b)
 }
 
 // fileSize is the size of a database with its WAL.

@@ -11,23 +11,23 @@ import (
 )
 
 // Source addresses are attacker input: a flood of forged ones must cost
-// neither the database nor the real clients their rows. Three things here
+// neither the database nor the real clients their rows. Four things here
 // see to it:
 //
-//   - a client gets a row of its own only when it moved at least
-//     MinClientBytes in a flush period; the traffic of the rest is added to
-//     that minute's 'other' row, so totals stay exact;
-//   - the clients that had rows of their own in the last recentFor keep
-//     their place in the kernel's counter map: the map that is swapped in
-//     next is seeded with them (Seeder), so forged addresses that fill it
-//     cannot push them into 'other';
-//   - the kernel map filling up is logged once as it starts and once as it
-//     ends, with what went to 'other' meanwhile.
-
-// DefaultMinClientBytes is the default of Config.MinClientBytes: more than
-// two full-size frames, which is what a forged source mostly sends, and far
-// less than a renter or a syncing peer moves in a minute.
-const DefaultMinClientBytes = 4096
+//   - every client with traffic gets a row of its own, until a flush period
+//     holds more than MaxClientRows of them: then the clients that proved
+//     lately that they are real keep theirs first, then the busiest, and the
+//     traffic of the rest is added to that minute's 'other' row, so totals
+//     stay exact (budget.go);
+//   - MinClientBytes, when set, also adds clients that moved less than it
+//     in a flush period to 'other';
+//   - the proven clients, then the clients that had rows of their own in
+//     the last recentFor, keep their place in the kernel's counter map: the
+//     map that is swapped in next is seeded with them (Seeder), so forged
+//     addresses that fill it cannot push them into 'other';
+//   - the kernel map filling up, and the row budget folding clients, are
+//     each logged once as it starts and once as it ends, with what went to
+//     'other' meanwhile.
 
 // recentFor is how long a client that had a row of its own keeps its place
 // in the counter map.
@@ -39,21 +39,23 @@ type Seeder interface {
 	Seed(clients []netip.Addr)
 }
 
-// recentClients are the clients that had rows of their own lately, with
-// when they last did, bounded to max.
+// recentClients are the clients that did something (had rows of their
+// own, proved they are real) in the last keep, with when they last did,
+// bounded to max.
 type recentClients struct {
 	max  int
+	keep time.Duration
 	seen map[netip.Addr]time.Time
 }
 
-// note records that the clients had rows of their own at now. Past max,
-// a client not yet known waits for room: those known keep their place.
+// note records that the clients did it at now. Past max, a client not yet
+// known waits for room: those known keep their place.
 func (r *recentClients) note(now time.Time, clients []netip.Addr) {
 	if r.seen == nil {
 		r.seen = make(map[netip.Addr]time.Time)
 	}
 	for addr, at := range r.seen {
-		if now.Sub(at) > recentFor {
+		if now.Sub(at) > r.keep {
 			delete(r.seen, addr)
 		}
 	}
@@ -62,6 +64,12 @@ func (r *recentClients) note(now time.Time, clients []netip.Addr) {
 			r.seen[c] = now
 		}
 	}
+}
+
+// has reports whether addr did it in the last keep, as of the last note.
+func (r *recentClients) has(addr netip.Addr) bool {
+	_, ok := r.seen[addr]
+	return ok
 }
 
 // list returns the recent clients, latest first.

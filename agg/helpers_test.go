@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/internal/dbtest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

@@ -23,19 +23,27 @@ type queue struct {
 	name     string
 	since    time.Time // the start of the oldest period waiting
 	pending  map[rowKey]*traffic.Traffic
-	nearCap  bool // warned that pending nears MaxPending
+	proven   map[traffic.Client]bool // proven clients of the rows waiting
+	nearCap  bool                    // warned that pending nears MaxPending
 	failing  outage.Outage
 }
 
-func newQueue(c Consumer) *queue {
-	name := fmt.Sprintf("%T", c)
+// nameOf names c in the journal and the metrics: its String, or its type
+// without one.
+func nameOf(c Consumer) string {
 	if s, ok := c.(fmt.Stringer); ok {
-		name = s.String()
+		return s.String()
 	}
+	return fmt.Sprintf("%T", c)
+}
+
+func newQueue(c Consumer) *queue {
+	name := nameOf(c)
 	return &queue{
 		consumer: c,
 		name:     name,
 		pending:  make(map[rowKey]*traffic.Traffic),
+		proven:   make(map[traffic.Client]bool),
 		failing: outage.Outage{
 			Start: "cannot hand traffic to " + name + "; keeping it in memory and retrying every flush",
 			End:   "handing traffic to " + name + " again",
@@ -46,20 +54,21 @@ func newQueue(c Consumer) *queue {
 // hand gives the consumer p with the rows it did not take before, and
 // keeps them all, bounded, when it fails.
 func (q *queue) hand(ctx context.Context, p period, cfg Config) error {
-	rows, since := p.rows, p.start
+	rows, proven, since := p.rows, p.proven, p.start
 	if len(q.pending) > 0 {
-		q.keep(p.rows)
-		rows, since = list(q.pending), q.since
+		q.keep(p)
+		rows, proven, since = list(q.pending), slices.Collect(maps.Keys(q.proven)), q.since
 	}
-	err := q.consumer.Consume(ctx, traffic.Period{Start: since, End: p.end, Rows: rows})
+	err := q.consumer.Consume(ctx, traffic.Period{Start: since, End: p.end, Rows: rows, Proven: proven})
 	q.failing.Update(ctx, cfg.Log, cfg.Now(), err, "rows", len(rows))
 	switch {
 	case err == nil:
 		clear(q.pending)
+		clear(q.proven)
 		q.nearCap = false
 	case len(q.pending) == 0:
 		q.since = p.start
-		q.keep(p.rows)
+		q.keep(p)
 		q.bound(cfg)
 	default:
 		q.bound(cfg)
@@ -67,10 +76,14 @@ func (q *queue) hand(ctx context.Context, p period, cfg Config) error {
 	return err
 }
 
-// keep adds rows to those waiting.
-func (q *queue) keep(rows []traffic.Row) {
-	for i := range rows {
-		add(q.pending, rowKey{minute: rows[i].Start.Unix(), client: rows[i].Client}, &rows[i].Traffic)
+// keep adds the rows of p to those waiting, and its proven clients to
+// theirs: no more than the clients of the rows waiting.
+func (q *queue) keep(p period) {
+	for i := range p.rows {
+		add(q.pending, rowKey{minute: p.rows[i].Start.Unix(), client: p.rows[i].Client}, &p.rows[i].Traffic)
+	}
+	for _, c := range p.proven {
+		q.proven[c] = true
 	}
 }
 
@@ -113,6 +126,7 @@ func (q *queue) bound(cfg Config) {
 		}
 	}
 	rows, bytes := q.foldSmallest(limit)
+	q.forgetProvenWithoutRows()
 	cfg.Log.Error("too much traffic waiting for "+q.name+"; merged each client's rows into one per day and the smallest clients into 'other'",
 		"client_days", rows, "bytes", bytes, "rows_before", n, "rows_after", len(q.pending), "max_rows", limit)
 }
@@ -126,6 +140,18 @@ func regroup(rows map[rowKey]*traffic.Traffic, key func(rowKey) rowKey) {
 			add(rows, to, t)
 		}
 	}
+}
+
+// forgetProvenWithoutRows drops the proven clients none of whose rows
+// wait any more, so that they stay as bounded as the rows.
+func (q *queue) forgetProvenWithoutRows() {
+	waiting := make(map[traffic.Client]bool, len(q.proven))
+	for k := range q.pending {
+		if q.proven[k.client] {
+			waiting[k.client] = true
+		}
+	}
+	q.proven = waiting
 }
 
 // foldSmallest merges client rows into the Other row of the same time,

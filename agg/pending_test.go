@@ -3,11 +3,12 @@ package agg
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -240,3 +241,20 @@ func TestFoldSmallest(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Past MaxPending, a proven client whose rows were all folded into
+// 'other' is no longer handed as proven; one with rows still is.
+func TestBoundForgetsFoldedProven(t *testing.T) {
+	q := newQueue(&recorder{name: "folded"})
+	day := t0.Truncate(24 * time.Hour)
+	var p period
+	for i, seed := range []uint64{5, 1, 9, 3} {
+		p.rows = append(p.rows, traffic.Row{Start: day, Client: addrN(i), Traffic: dbtest.Seeded(seed)})
+	}
+	p.proven = []traffic.Client{addrN(1), addrN(2)} // the smallest and the busiest
+	q.keep(p)
+	q.bound(Config{Log: discard, MaxPending: 2})
+	if want := map[traffic.Client]bool{addrN(2): true}; !maps.Equal(q.proven, want) {
+		t.Errorf("proven %v, want %v", q.proven, want)
+	}
+}

@@ -30,6 +30,10 @@ type Stats struct {
 	// Overflow is what the kernel counted in its overflow entry, for the
 	// clients that found the counter map full (MAX_CLIENTS).
 	Overflow traffic.Tally
+	// FoldedRows counts the client rows the row budget (MaxClientRows)
+	// added to Other instead, and FoldedBytes the bytes they held.
+	FoldedRows  uint64
+	FoldedBytes uint64
 	// Consumers are the consumers, in the order they are handed periods.
 	Consumers []ConsumerStats
 	// OpenSince is when the period being counted began: what the kernel
@@ -97,6 +101,15 @@ func (s *stats) overflowed(t *traffic.Traffic) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.s.Overflow.Add(traffic.Tally{Bytes: t.Bytes(), Packets: t.Packets()})
+}
+
+// folded adds the client rows and bytes a flush's row budget added to
+// Other.
+func (s *stats) folded(rows int, bytes uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.s.FoldedRows += uint64(rows)
+	s.s.FoldedBytes += bytes
 }
 
 // handed records that consumer i was handed a period and now has pending

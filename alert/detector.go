@@ -125,8 +125,8 @@ func (d *Detector) Load(ctx context.Context) error {
 		errs = append(errs, d.learn(ctx, now))
 	}
 	if d.quotas != nil {
-		start, _ := d.quotas.cfg.Period(now)
-		top, err := d.cfg.Store.TopClients(ctx, store.Query{Since: start}, -1, nil)
+		period := d.quotas.cfg.Billing.Period(now)
+		top, err := d.cfg.Store.TopClients(ctx, store.Query{Since: period.Start}, -1, nil)
 		errs = append(errs, err)
 		d.quotas.begin(now, top.Rest)
 	}

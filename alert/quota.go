@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -23,9 +24,9 @@ type Quota struct {
 	// Thresholds are the shares of a quota that alert, once each per
 	// period; default DefaultThresholds.
 	Thresholds []float64
-	// Period returns the billing period holding t, in t's location: the
-	// span the reports call billing. Required when a quota is set.
-	Period func(t time.Time) (start, end time.Time)
+	// Billing is the billing calendar the quotas count by (BILLING_DAY
+	// in the operator's zone). Required when a quota is set.
+	Billing billing.Cycle
 }
 
 // QuotaUse is how much of one quota a billing period used.
@@ -66,7 +67,7 @@ func (q Quota) withDefaults() (Quota, error) {
 	if !q.Set() {
 		return q, nil
 	}
-	if q.Period == nil {
+	if q.Billing.IsZero() {
 		return q, errors.New("quota: no billing period")
 	}
 	if len(q.Thresholds) == 0 {
@@ -84,11 +85,11 @@ func (q Quota) withDefaults() (Quota, error) {
 // quotas follows the billing period's use of the quotas. It does no I/O:
 // the alerts it raises wait in out for the Detector.
 type quotas struct {
-	cfg        Quota
-	start, end time.Time
-	used       traffic.Traffic
-	firing     map[string]*Alert // by ID: this period's thresholds crossed
-	out        []Alert
+	cfg    Quota
+	period billing.Period // zero before begin
+	used   traffic.Traffic
+	firing map[string]*Alert // by ID: this period's thresholds crossed
+	out    []Alert
 }
 
 func newQuotas(cfg Quota) *quotas {
@@ -99,7 +100,7 @@ func newQuotas(cfg Quota) *quotas {
 // alerts of the period before.
 func (q *quotas) begin(t time.Time, used traffic.Traffic) {
 	for _, a := range q.active() {
-		a.Status, a.ResolvedAt = Resolved, q.end
+		a.Status, a.ResolvedAt = Resolved, q.period.End
 		for _, u := range q.cfg.Uses(&q.used) {
 			if u.Direction == a.Subject {
 				a.Quota.Used, a.Quota.Share = u.Used, u.Share()
@@ -108,7 +109,7 @@ func (q *quotas) begin(t time.Time, used traffic.Traffic) {
 		q.out = append(q.out, a)
 	}
 	clear(q.firing)
-	q.start, q.end = q.cfg.Period(t)
+	q.period = q.cfg.Billing.Period(t)
 	q.used = used
 }
 
@@ -116,17 +117,17 @@ func (q *quotas) begin(t time.Time, used traffic.Traffic) {
 // belong to, fires the thresholds crossed, and begins the next billing
 // period once the closed one reaches it.
 func (q *quotas) consume(p traffic.Period) {
-	if !p.Start.Before(q.end) {
+	if !p.Start.Before(q.period.End) {
 		q.begin(p.Start, traffic.Traffic{})
 	}
 	for i := range p.Rows {
 		r := &p.Rows[i]
-		if !r.Start.Before(q.start) && r.Start.Before(q.end) {
+		if q.period.Contains(r.Start) {
 			q.used.Add(&r.Traffic)
 		}
 	}
 	q.check(p.End)
-	if !p.End.Before(q.end) {
+	if !p.End.Before(q.period.End) {
 		q.begin(p.End, traffic.Traffic{})
 	}
 }
@@ -135,14 +136,14 @@ func (q *quotas) consume(p traffic.Period) {
 func (q *quotas) check(t time.Time) {
 	for _, u := range q.cfg.Uses(&q.used) {
 		for _, th := range q.cfg.Thresholds {
-			id := quotaID(u.Direction, q.start, th)
+			id := quotaID(u.Direction, q.period.Start, th)
 			if _, fired := q.firing[id]; fired || u.Share() < th {
 				continue
 			}
 			a := Alert{
 				ID: id, Status: Firing, Kind: QuotaThreshold, Subject: u.Direction, StartedAt: t,
 				Quota: &QuotaDetails{Threshold: th, Quota: u.Limit, Used: u.Used, Share: u.Share(),
-					PeriodStart: q.start, PeriodEnd: q.end},
+					PeriodStart: q.period.Start, PeriodEnd: q.period.End},
 			}
 			q.firing[id] = &a
 			q.out = append(q.out, a.clone())
@@ -153,7 +154,7 @@ func (q *quotas) check(t time.Time) {
 // restore takes up an alert that was firing before a restart: one of this
 // period stays firing, one of a period over resolves as that period ended.
 func (q *quotas) restore(a Alert) {
-	if a.Quota.PeriodStart.Equal(q.start) {
+	if a.Quota.PeriodStart.Equal(q.period.Start) {
 		q.firing[a.ID] = &a
 		return
 	}

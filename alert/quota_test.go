@@ -6,19 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/traffic"
 )
 
-// billing returns the billing periods that start on day (1 to 28) of each
-// month, in the location of the time asked about.
-func billing(day int) func(time.Time) (time.Time, time.Time) {
-	return func(t time.Time) (time.Time, time.Time) {
-		start := time.Date(t.Year(), t.Month(), day, 0, 0, 0, 0, t.Location())
-		if t.Before(start) {
-			start = start.AddDate(0, -1, 0)
-		}
-		return start, start.AddDate(0, 1, 0)
+// billedOn returns the billing cycle whose periods start on day of each
+// month in UTC, the zone of the tests' times.
+func billedOn(day int) billing.Cycle {
+	c, err := billing.NewCycle(day, time.UTC)
+	if err != nil {
+		panic(err) // a test's own day
 	}
+	return c
 }
 
 // uploading sends about 11 MB a minute up: 80% of a 1 GB quota in about
@@ -27,7 +26,7 @@ var uploading = world{upload: 10_000_000}
 
 // quotaConfig sets a 1 GB quota up, and one down that is never reached,
 // billed from day 10: live is the last day of a period.
-var quotaConfig = Config{Spike: Spike{Off: true}, Quota: Quota{Up: 1e9, Down: 1e12, Period: billing(10)}}
+var quotaConfig = Config{Spike: Spike{Off: true}, Quota: Quota{Up: 1e9, Down: 1e12, Billing: billedOn(10)}}
 
 // used returns what w moves in [from, to).
 func used(w world, from, to time.Time) traffic.Traffic {
@@ -184,8 +183,8 @@ func TestQuotaSettings(t *testing.T) {
 		err   string
 	}{
 		{Quota{Up: 1}, "no billing period"},
-		{Quota{Up: 1, Period: billing(1), Thresholds: []float64{0.5, 0}}, "quota threshold 0"},
-		{Quota{Total: 1, Period: billing(1), Thresholds: []float64{1, 0.5, 1}}, ""},
+		{Quota{Up: 1, Billing: billedOn(1), Thresholds: []float64{0.5, 0}}, "quota threshold 0"},
+		{Quota{Total: 1, Billing: billedOn(1), Thresholds: []float64{1, 0.5, 1}}, ""},
 		{Quota{}, ""},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ const (
 // the daemon stops.
 const shutdownGrace = 5 * time.Second
 
+// maxRedirects bounds the 307 and 308 redirects one attempt follows.
+const maxRedirects = 5
+
 // WebhookOptions tune a Webhook; the zero value of each field gives its
 // default.
 type WebhookOptions struct {
@@ -40,11 +44,13 @@ type WebhookOptions struct {
 	// Timeout bounds one attempt; default DefaultWebhookTimeout.
 	Timeout time.Duration
 	// Backoff is the wait after the first failed attempt, doubled after
-	// each failure up to MaxWait; defaults DefaultWebhookBackoff and
+	// each failure up to MaxWait, which also caps the wait a receiver asks
+	// for in Retry-After; defaults DefaultWebhookBackoff and
 	// DefaultWebhookMaxWait.
 	Backoff, MaxWait time.Duration
 	// Queue bounds the alerts waiting to be delivered; past it the oldest
-	// is dropped, and logged. Default DefaultWebhookQueue.
+	// is dropped, counted and logged: the one way an alert is lost.
+	// Default DefaultWebhookQueue.
 	Queue int
 	// Log hears about failed deliveries and drops; default
 	// slog.Default().
@@ -81,18 +87,33 @@ type WebhookOptions struct {
 //	  }
 //	}
 //
-// Any 2xx answer delivers it. Other answers, errors and timeouts are tried
-// again with exponential backoff; 4xx answers but 408 and 429 mean the
-// receiver refuses the body, which is then dropped and logged. Delivery is
-// at least once: a receiver that answered too late may see an alert twice,
-// and can drop the repeat by id and status. Alerts wait in memory, a
-// restart loses what is pending (the journal and the database keep them).
-// Logs and errors name the URL by its scheme and host alone: its user,
-// path, query and the token may hold secrets.
+// Any 2xx answer delivers it. Every other answer, error and timeout is
+// tried again, with exponential backoff, or after the Retry-After a 429 or
+// 503 asks for, within MaxWait. That includes 401, 403 and 404, which a
+// token being rotated or a receiver being redeployed answers for a while:
+// they are logged once as they start, and Stats().Refused says they last.
+// An alert is dropped only when the queue overflows.
+//
+// A redirect never turns the POST into a GET: a 307 or 308 is followed
+// with the same method and body, any other redirect (301, 302, 303) is a
+// failure, retried and logged with where it pointed, for the operator to
+// set the URL to. The token follows a 307 or 308 only to the same host and
+// port, and never from https to http: it proves who we are to the receiver
+// the operator named, not to wherever that sends us.
+//
+// Delivery is at least once: a receiver that answered too late may see an
+// alert twice, and can drop the repeat by id and status. Alerts wait in
+// memory, a restart loses what is pending (the journal and the database
+// keep them). Logs and errors name URLs by their scheme and host alone:
+// their user, path, query and the token may hold secrets.
 type Webhook struct {
 	url, safeURL string
 	opts         WebhookOptions
 	client       *http.Client
+
+	// sleep waits between attempts; tests replace it so that they do not
+	// wait for real backoff lengths.
+	sleep func(ctx context.Context, d time.Duration) error
 
 	mu      sync.Mutex
 	queue   []delivery
@@ -112,9 +133,12 @@ type delivery struct {
 type WebhookStats struct {
 	// Queued is how many alerts wait to be delivered.
 	Queued int
+	// Refused is whether the receiver's last answer refused the alert
+	// (401, 403, 404 or another 4xx but 408 and 429): a token or URL to
+	// fix. It is retried all the same.
+	Refused bool
 	// Sent counts alerts delivered; Failures failed attempts; Dropped
-	// alerts given up, refused by the receiver or pushed out of a full
-	// queue.
+	// alerts pushed out of a full queue.
 	Sent, Failures, Dropped uint64
 }
 
@@ -137,9 +161,46 @@ func NewWebhook(rawURL string, opts WebhookOptions) (*Webhook, error) {
 	}
 	return &Webhook{
 		url: rawURL, safeURL: redact(rawURL), opts: opts,
-		client:  &http.Client{},
+		client:  &http.Client{CheckRedirect: checkRedirect},
+		sleep:   sleep,
 		pending: make(chan struct{}, 1),
 	}, nil
+}
+
+// checkRedirect follows 307 and 308, which keep the method and body, and
+// hands any other redirect back to send as the answer, so that it is not
+// turned into a GET. The token goes along only where keepsToken says.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if code := req.Response.StatusCode; code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if !keepsToken(via[0].URL, req.URL) {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+// keepsToken reports whether a redirect from the webhook URL to to may
+// carry the token: to the same host and port (another port can be another
+// service), and not down from https to http, where it would cross the
+// network in clear.
+func keepsToken(from, to *url.URL) bool {
+	return from.Host == to.Host && (from.Scheme == to.Scheme || to.Scheme == "https")
+}
+
+// sleep waits for d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // body is what the webhook posts: the alert, the host and a summary.
@@ -181,7 +242,7 @@ func (w *Webhook) Stats() WebhookStats {
 // still pending a few seconds and returns. It never returns an error:
 // failures are logged and retried.
 func (w *Webhook) Run(ctx context.Context) error {
-	failing := outage.Outage{Start: "cannot deliver alerts to the webhook; retrying with backoff", End: "delivering alerts to the webhook again"}
+	p := newProblems()
 	wait := w.opts.Backoff
 	for {
 		d, ok := w.next()
@@ -197,25 +258,23 @@ func (w *Webhook) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return w.flush(ctx)
 		}
-		var refused refusedError
-		switch {
-		case err == nil:
-			failing.Update(ctx, w.opts.Log, time.Now(), nil, "url", w.safeURL)
-			w.done(d, &w.stats.Sent)
+		p.update(ctx, w.opts.Log, err, "url", w.safeURL, "queued", w.Stats().Queued)
+		if err == nil {
+			w.done(d)
 			wait = w.opts.Backoff
-		case errors.As(err, &refused):
-			w.opts.Log.Error("the webhook refuses an alert; dropping it", "alert", d.id, "url", w.safeURL, "err", err)
-			w.done(d, &w.stats.Dropped)
-		default:
-			failing.Update(ctx, w.opts.Log, time.Now(), err, "url", w.safeURL, "queued", w.Stats().Queued)
-			w.count(&w.stats.Failures)
-			select {
-			case <-ctx.Done():
-				return w.flush(ctx)
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, w.opts.MaxWait)
+			continue
 		}
+		var answer answerError
+		errors.As(err, &answer)
+		w.failed(answer.refused())
+		pause := wait
+		if answer.retryAfter > 0 {
+			pause = min(answer.retryAfter, w.opts.MaxWait)
+		}
+		if w.sleep(ctx, pause) != nil {
+			return w.flush(ctx)
+		}
+		wait = min(2*wait, w.opts.MaxWait)
 	}
 }
 
@@ -236,7 +295,7 @@ func (w *Webhook) flush(ctx context.Context) error {
 				"url", w.safeURL, "alerts", left, "err", err)
 			return nil
 		}
-		w.done(d, &w.stats.Sent)
+		w.done(d)
 	}
 }
 
@@ -250,27 +309,102 @@ func (w *Webhook) next() (delivery, bool) {
 	return w.queue[0], true
 }
 
-// done takes d off the queue, unless a full queue dropped it meanwhile,
-// and counts it in counter.
-func (w *Webhook) done(d delivery, counter *uint64) {
+// done takes d, delivered, off the queue, unless a full queue dropped it
+// meanwhile, and counts it sent.
+func (w *Webhook) done(d delivery) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.queue) > 0 && w.queue[0].seq == d.seq {
 		w.queue = w.queue[1:]
 	}
-	*counter++
+	w.stats.Sent++
+	w.stats.Refused = false
 }
 
-func (w *Webhook) count(counter *uint64) {
+// failed counts a failed attempt, refused by the receiver or not.
+func (w *Webhook) failed(refused bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	*counter++
+	w.stats.Failures++
+	w.stats.Refused = refused
 }
 
-// refusedError is an answer saying the receiver will never take the body.
-type refusedError struct{ status int }
+// problems logs each kind of failed delivery once as it starts and once
+// as an alert gets through again, not on every attempt.
+type problems struct{ failing, redirected, refused outage.Outage }
 
-func (e refusedError) Error() string { return fmt.Sprintf("answered %d", e.status) }
+func newProblems() *problems {
+	return &problems{
+		failing: outage.Outage{Start: "cannot deliver alerts to the webhook; retrying with backoff", End: "delivering alerts to the webhook again"},
+		redirected: outage.Outage{Start: "the webhook answers with a redirect that would turn the POST into a GET; retrying with backoff: set its URL to where it points",
+			End: "the webhook takes alerts without that redirect again"},
+		refused: outage.Outage{Start: "the webhook refuses alerts; retrying with backoff: check its URL and ALERT_WEBHOOK_TOKEN",
+			End: "the webhook takes alerts again"},
+	}
+}
+
+// update records the outcome of an attempt: err, or nil for an alert
+// delivered, which ends every kind of failure.
+func (p *problems) update(ctx context.Context, log *slog.Logger, err error, attrs ...any) {
+	now := time.Now()
+	if err != nil {
+		p.of(err).Update(ctx, log, now, err, attrs...)
+		return
+	}
+	for _, o := range []*outage.Outage{&p.failing, &p.redirected, &p.refused} {
+		o.Update(ctx, log, now, nil, attrs...)
+	}
+}
+
+// of returns the kind of failure err is.
+func (p *problems) of(err error) *outage.Outage {
+	var answer answerError
+	switch {
+	case !errors.As(err, &answer):
+		return &p.failing
+	case answer.location != "":
+		return &p.redirected
+	case answer.refused():
+		return &p.refused
+	}
+	return &p.failing
+}
+
+// answerError is an answer other than 2xx. Every one is tried again.
+type answerError struct {
+	status int
+	// location is where a redirect not followed pointed, redacted.
+	location string
+	// retryAfter is the wait a 429 or 503 asked for; 0 when none.
+	retryAfter time.Duration
+}
+
+func (e answerError) Error() string {
+	if e.location != "" {
+		return fmt.Sprintf("answered %d, a redirect to %s", e.status, e.location)
+	}
+	return fmt.Sprintf("answered %d", e.status)
+}
+
+// refused reports whether the answer refuses the alert itself, as a
+// receiver does with a token it no longer takes (401) or at a path it no
+// longer serves (404), rather than asking for it later.
+func (e answerError) refused() bool {
+	return e.status >= 400 && e.status < 500 && e.status != http.StatusRequestTimeout && e.status != http.StatusTooManyRequests
+}
+
+// retryAfter reads a Retry-After header, seconds or an HTTP date; 0 when
+// there is none or it cannot be read. Seconds are bounded to some 34 years
+// so that they cannot overflow a Duration; MaxWait caps the wait anyway.
+func retryAfter(h string, now time.Time) time.Duration {
+	if s, err := strconv.Atoi(h); err == nil && s > 0 {
+		return time.Duration(min(s, 1<<30)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
 
 // send posts d once.
 func (w *Webhook) send(ctx context.Context, d delivery) error {
@@ -291,14 +425,18 @@ func (w *Webhook) send(ctx context.Context, d delivery) error {
 	defer resp.Body.Close()
 	// Read a little of the body so the connection can be used again.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
 		return nil
-	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
-		return refusedError{code}
-	default:
-		return fmt.Errorf("answered %d", code)
 	}
+	answer := answerError{status: code, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	if code >= 300 && code < 400 {
+		answer.location = "(no Location)"
+		if loc, err := resp.Location(); err == nil {
+			answer.location = redact(loc.String())
+		}
+	}
+	return answer
 }
 
 // redact returns the scheme and host of a URL, without its user, path,

@@ -9,13 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 )
 
 // The secrets of the tests' webhook URL and token, which must never show.
@@ -56,10 +57,14 @@ type receiver struct {
 	t    *testing.T
 	mode atomic.Int32 // one of the modes below
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// script holds answers given before the mode is looked at, one a
+	// request.
+	script   []answer
 	attempts map[int32]int
 	got      map[string]int // id + " " + status, counted
 	order    []string
+	paths    []string // where each alert taken was posted
 }
 
 const (
@@ -84,6 +89,9 @@ func newReceiver(t *testing.T) (*receiver, string) {
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.scripted(w, req) {
+		return
+	}
 	mode := r.mode.Load()
 	r.mu.Lock()
 	r.attempts[mode]++
@@ -106,8 +114,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	if got := req.Header.Get("Authorization"); got != "Bearer SECRETTOKEN" || req.Header.Get("Content-Type") != "application/json" {
-		r.t.Errorf("headers %v, want the token and JSON", req.Header)
+	if got := req.Header.Get("Authorization"); got != "Bearer SECRETTOKEN" || req.Header.Get("Content-Type") != "application/json" || req.Method != http.MethodPost {
+		r.t.Errorf("%s with headers %v, want a POST with the token and JSON", req.Method, req.Header)
 	}
 	var b struct {
 		ID      string `json:"id"`
@@ -122,7 +130,31 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	key := b.ID + " " + string(b.Status)
 	r.got[key]++
 	r.order = append(r.order, key)
+	r.paths = append(r.paths, req.URL.Path)
 	r.mu.Unlock()
+}
+
+// scripted answers req with the next answer of the script, if there is
+// one left.
+func (r *receiver) scripted(w http.ResponseWriter, req *http.Request) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.script) == 0 {
+		return false
+	}
+	a := r.script[0]
+	r.script = r.script[1:]
+	if a.header != "" {
+		w.Header().Set(a.header, a.value)
+	}
+	w.WriteHeader(a.status)
+	return true
+}
+
+// answer is a status a receiver answers with, and a header to go with it.
+type answer struct {
+	status        int
+	header, value string
 }
 
 // tried returns how many requests came in mode.
@@ -200,7 +232,7 @@ func TestWebhookDeliversEveryAlertAfterOutage(t *testing.T) {
 	d := load(t, st, Config{
 		Log:    log,
 		Notify: tee{rec, w},
-		Quota:  Quota{Up: 2e9, Period: billing(10)},
+		Quota:  Quota{Up: 2e9, Billing: billedOn(10)},
 	}, live)
 	counted := world{bursts: []burst{spike}, upload: 10_000_000}
 
@@ -255,8 +287,8 @@ func testAlert(id string) Alert {
 		Quota: &QuotaDetails{Threshold: 0.8, Quota: 100, Used: 80, Share: 0.8, PeriodStart: day0, PeriodEnd: live}}
 }
 
-// A full queue drops its oldest alert, logged; a refused alert is dropped,
-// not retried.
+// A full queue drops its oldest alert, counted and logged; a refused alert
+// is retried, not dropped.
 func TestWebhookDrops(t *testing.T) {
 	r, u := newReceiver(t)
 	var logs syncbuf.Buffer
@@ -270,15 +302,15 @@ func TestWebhookDrops(t *testing.T) {
 	r.mode.Store(refusing)
 	start(t, w)
 	waitFor(t, "the queue to empty", func() bool { return w.Stats().Queued == 0 })
-	if _, order := r.delivered(); strings.Join(order, ",") != "d firing,e firing" {
-		t.Errorf("delivered %q, want d and e: a and b pushed out, c refused", order)
+	if _, order := r.delivered(); strings.Join(order, ",") != "c firing,d firing,e firing" {
+		t.Errorf("delivered %q, want c, d and e: a and b pushed out, c refused once and retried", order)
 	}
-	if r.tried(refusing) != 1 {
-		t.Errorf("%d attempts refused, want one: a refusal is not retried", r.tried(refusing))
+	if s := w.Stats(); r.tried(refusing) != 1 || s.Dropped != 2 || s.Failures != 1 || s.Refused {
+		t.Errorf("%d attempts refused, stats %+v; want one refusal, retried, and the 2 pushed out dropped", r.tried(refusing), s)
 	}
 	text := logs.String()
-	if !strings.Contains(text, "webhook queue full") || !strings.Contains(text, "refuses an alert") {
-		t.Errorf("drops not logged:\n%s", text)
+	if !strings.Contains(text, "webhook queue full") || !strings.Contains(text, "the webhook refuses alerts") || !strings.Contains(text, "takes alerts again") {
+		t.Errorf("drop and refusal not logged:\n%s", text)
 	}
 	checkNoSecrets(t, text)
 }
@@ -335,5 +367,173 @@ func TestWebhookBody(t *testing.T) {
 	var back Alert
 	if err := json.Unmarshal(b, &back); err != nil || back.Spike.Clients[0] != peers[0] || !back.ResolvedAt.Equal(a.ResolvedAt) {
 		t.Errorf("read back %+v, %v", back, err)
+	}
+}
+
+// waits records the waits between attempts instead of sleeping them, with
+// what the webhook's stats said as each began.
+type waits struct {
+	mu      sync.Mutex
+	lengths []time.Duration
+	refused []bool
+}
+
+// record makes w record its waits in ws.
+func (ws *waits) record(w *Webhook) {
+	w.sleep = func(ctx context.Context, d time.Duration) error {
+		refused := w.Stats().Refused
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		ws.lengths = append(ws.lengths, d)
+		ws.refused = append(ws.refused, refused)
+		return ctx.Err()
+	}
+}
+
+func (ws *waits) list() ([]time.Duration, []bool) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return slices.Clone(ws.lengths), slices.Clone(ws.refused)
+}
+
+// A receiver that moves with a 301 until the URL is fixed, rotates its
+// token (401 for a while), rate-limits (429) and moves with a 308 gets
+// every alert once it recovers, each id and status exactly once, in
+// order, none dropped: the 301 is not followed (it would turn the POST
+// into a GET) but retried and logged with where it pointed, the 308 is
+// followed with the POST, its body and the token, Retry-After is honoured
+// within MaxWait, and the refusal shows in the stats while it lasts.
+func TestWebhookReceiverRecovers(t *testing.T) {
+	r, u := newReceiver(t)
+	r.mode.Store(taking)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		t.Errorf("the 301 was followed: %s %s", req.Method, req.URL.Path)
+	}))
+	t.Cleanup(elsewhere.Close)
+	r.script = []answer{
+		{http.StatusMovedPermanently, "Location", elsewhere.URL + "/hooks/SECRETPATH"},
+		{http.StatusMovedPermanently, "Location", elsewhere.URL + "/hooks/SECRETPATH"},
+		{status: http.StatusUnauthorized},
+		{status: http.StatusUnauthorized},
+		{status: http.StatusForbidden},
+		{http.StatusTooManyRequests, "Retry-After", "7"},
+		{http.StatusTooManyRequests, "Retry-After", "100000"},
+		{http.StatusPermanentRedirect, "Location", "/v2/hooks/SECRETPATH?key=SECRETQUERY"},
+	}
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	// Real lengths: the waits are recorded, not slept.
+	w, err := NewWebhook(u, WebhookOptions{Host: "test-host", Token: "SECRETTOKEN", Log: log,
+		Backoff: time.Second, MaxWait: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws waits
+	ws.record(w)
+	var want []string
+	for _, id := range []string{"a", "b", "c"} {
+		for _, status := range []Status{Firing, Resolved} {
+			a := testAlert(id)
+			a.Status = status
+			w.Notify(a)
+			want = append(want, id+" "+string(status))
+		}
+	}
+	start(t, w)
+	waitFor(t, "every alert", func() bool { return w.Stats().Queued == 0 })
+
+	got, order := r.delivered()
+	if !slices.Equal(order, want) {
+		t.Errorf("delivered %q, want %q: each once, in order", order, want)
+	}
+	for _, key := range want {
+		if got[key] != 1 {
+			t.Errorf("%s delivered %d times, want once", key, got[key])
+		}
+	}
+	if r.paths[0] != "/v2/hooks/SECRETPATH" || r.paths[1] != "/hooks/SECRETPATH" {
+		t.Errorf("alerts posted to %q, want the first where the 308 pointed", r.paths)
+	}
+	lengths, refused := ws.list()
+	s := time.Second
+	if wantLengths := []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s, 7 * s, 10 * time.Minute}; !slices.Equal(lengths, wantLengths) {
+		t.Errorf("waited %v, want %v: backoff doubling, then Retry-After within MaxWait", lengths, wantLengths)
+	}
+	if wantRefused := []bool{false, false, true, true, true, false, false}; !slices.Equal(refused, wantRefused) {
+		t.Errorf("refused during the waits: %v, want %v: while 401 and 403 last", refused, wantRefused)
+	}
+	if st := w.Stats(); st.Sent != 6 || st.Failures != 7 || st.Dropped != 0 || st.Refused {
+		t.Errorf("stats %+v, want 6 sent after 7 failures, none dropped", st)
+	}
+	text := logs.String()
+	for _, line := range []string{
+		"a redirect to " + elsewhere.URL, // where it pointed, scheme and host only
+		"the webhook refuses alerts", "answered 401",
+		"cannot deliver alerts to the webhook", "answered 429",
+		"takes alerts without that redirect again", "the webhook takes alerts again", "delivering alerts to the webhook again",
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("log lacks %q:\n%s", line, text)
+		}
+	}
+	checkNoSecrets(t, text)
+}
+
+// A 307 or 308 to another host is followed with the POST and its body,
+// but without the token, which was meant for the receiver the URL names.
+func TestWebhookRedirectElsewhereDropsToken(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		var got atomic.Value
+		elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			b, _ := io.ReadAll(req.Body)
+			got.Store(req.Method + " " + req.Header.Get("Authorization") + " " + string(b))
+		}))
+		t.Cleanup(elsewhere.Close)
+		r, u := newReceiver(t)
+		r.script = []answer{{code, "Location", elsewhere.URL + "/hook"}}
+		var logs syncbuf.Buffer
+		w := webhook(t, u, slog.New(slog.NewTextHandler(&logs, nil)), WebhookOptions{})
+		w.Notify(testAlert("a"))
+		start(t, w)
+		waitFor(t, "the alert", func() bool { return w.Stats().Sent == 1 })
+		if s, _ := got.Load().(string); !strings.HasPrefix(s, "POST  {") || !strings.Contains(s, `"id":"a"`) {
+			t.Errorf("%d: the other host got %q, want a POST of the alert without the token", code, s)
+		}
+		checkNoSecrets(t, logs.String())
+	}
+}
+
+func TestKeepsToken(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"https://hooks.example/a", "https://hooks.example/b", true},
+		{"http://hooks.example/a", "https://hooks.example/a", true},
+		{"http://hooks.example/a", "https://hooks.example:8443/a", false},
+		{"http://127.0.0.1:9000/a", "http://127.0.0.1:9001/a", false},
+		{"https://hooks.example/a", "http://hooks.example/a", false},
+		{"https://hooks.example/a", "https://cdn.hooks.example/a", false},
+		{"https://hooks.example/a", "https://elsewhere.example/a", false},
+	} {
+		from, _ := url.Parse(tc.from)
+		to, _ := url.Parse(tc.to)
+		if got := keepsToken(from, to); got != tc.want {
+			t.Errorf("keepsToken(%s, %s) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 9, 10, 0, 0, 0, time.UTC)
+	for h, want := range map[string]time.Duration{
+		"7": 7 * time.Second, "0": 0, "-3": 0, "": 0, "soon": 0,
+		"99999999999999": (1 << 30) * time.Second,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
+	} {
+		if got := retryAfter(h, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", h, got, want)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/traffic"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/back2basic/collector/internal/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/traffic"
 	"github.com/cilium/ebpf"
 )

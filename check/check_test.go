@@ -17,7 +17,7 @@ import (
 
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/golden"
 )
 
 // writeFiles writes files (path relative to root: contents) under root.

@@ -15,8 +15,8 @@ import (
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/traffic"
 )
 

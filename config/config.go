@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -53,10 +54,15 @@ type Config struct {
 	TCMode        bpfgo.TCMode
 	MaxClients    uint32
 	// MinClientBytes is what a client moves in a flush period to get a
-	// row of its own; the rest is stored as 'other'.
+	// row of its own; the rest is stored as 'other'. 0, the default,
+	// gives every client a row.
 	MinClientBytes uint64
-	ReverseDNS     bool
-	LogLevel       slog.Level
+	// MaxClientRows bounds the client rows of a flush period, of an hour
+	// and of a day; past it proven clients keep theirs first, then the
+	// busiest, and the rest is stored as 'other'.
+	MaxClientRows int
+	ReverseDNS    bool
+	LogLevel      slog.Level
 	// MinuteRetention and HourlyRetention are how long minute and hourly
 	// rows are kept once rolled up; daily rows are kept forever.
 	MinuteRetention time.Duration
@@ -70,6 +76,10 @@ type Config struct {
 	// WebConfigFile is the Prometheus web configuration file (TLS, basic
 	// auth) of the HTTP server; empty serves plain HTTP without auth.
 	WebConfigFile string
+	// HTTPAllowedHosts are the host names, besides HTTPListen's and
+	// loopback's, that requests to the HTTP server may give in their
+	// Host header: those of a reverse proxy in front of it.
+	HTTPAllowedHosts []string
 	// MetricsTopClients is how many clients of the last period get series
 	// of their own in /metrics, beside 'other'; 0 gives none.
 	MetricsTopClients int
@@ -141,8 +151,8 @@ var settings = []setting{
 		c.PinPath = v
 		return nil
 	}},
-	{"FLUSH_INTERVAL", "1m", "how often counters are written to SQLite, on wall-clock boundaries", func(c *Config, v string) (err error) {
-		c.FlushInterval, err = parseDuration(v, time.Second)
+	{"FLUSH_INTERVAL", "1m", "how often counters are written to SQLite, on wall-clock boundaries: " + acceptedFlushIntervals, func(c *Config, v string) (err error) {
+		c.FlushInterval, err = parseFlushInterval(v)
 		return err
 	}},
 	{"LIVE_INTERVAL", "30s", "how often live counters are printed to the journal; 0 turns it off", func(c *Config, v string) (err error) {
@@ -177,12 +187,20 @@ var settings = []setting{
 		c.MaxClients = uint32(n)
 		return nil
 	}},
-	{"MIN_CLIENT_BYTES", strconv.Itoa(agg.DefaultMinClientBytes), "bytes a client moves in a flush period to get a row of its own; less is stored as 'other'; 0 gives every client a row", func(c *Config, v string) error {
+	{"MIN_CLIENT_BYTES", "0", "bytes a client moves in a flush period to get a row of its own, less is stored as 'other'; 0 gives every client a row (MAX_CLIENT_ROWS bounds them under a flood)", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n > 1<<30 {
 			return errors.New("not a byte count; accepted: 0 to 1073741824")
 		}
 		c.MinClientBytes = n
+		return nil
+	}},
+	{"MAX_CLIENT_ROWS", strconv.Itoa(agg.DefaultMaxClientRows), "client rows a flush period, an hour and a day store at most, beside 'other'; past it clients proven real keep theirs first, then the busiest, the rest is stored as 'other'", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<24 {
+			return errors.New("not a count; accepted: 1 to 16777216")
+		}
+		c.MaxClientRows = n
 		return nil
 	}},
 	{"REVERSE_DNS", "1", "1 looks up host names of clients in the background for the dns column", func(c *Config, v string) (err error) {
@@ -211,6 +229,16 @@ var settings = []setting{
 	}},
 	{"WEB_CONFIG_FILE", "", "Prometheus web configuration file (TLS, basic auth) for the HTTP server; empty: plain HTTP", func(c *Config, v string) error {
 		c.WebConfigFile = v
+		return nil
+	}},
+	{"HTTP_ALLOWED_HOSTS", "", "host names the HTTP server answers to besides HTTP_LISTEN's and loopback's (localhost, 127.0.0.1, ::1), comma-separated: those a reverse proxy or a browser uses for it; any other Host gets 421", func(c *Config, v string) error {
+		c.HTTPAllowedHosts = nil
+		for _, host := range splitList(v) {
+			if !isHostName(host) {
+				return fmt.Errorf("%q is not a host name; accepted: names or IP addresses without a port, comma-separated, such as collector.example.net", host)
+			}
+			c.HTTPAllowedHosts = append(c.HTTPAllowedHosts, host)
+		}
 		return nil
 	}},
 	{"METRICS_TOP_CLIENTS", "20", "clients of the last flush period with series of their own in /metrics, beside other; 0 gives none", func(c *Config, v string) error {
@@ -437,6 +465,17 @@ func splitList(v string) []string {
 	return out
 }
 
+// isHostName reports whether v is a DNS name or an IP address, without a
+// port.
+func isHostName(v string) bool {
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")); err == nil {
+		return true
+	}
+	return len(v) <= 253 && !strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	})
+}
+
 func portList(field func(*Config) *[]uint16) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		ports := field(c)
@@ -488,6 +527,26 @@ func parseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New("not a switch; accepted: 1 or 0 (true/false, yes/no)")
+}
+
+// flushIntervals are the flush intervals that tile a minute, and so
+// hours, days and billing periods: a flush period never straddles a
+// minute, the unit of the stored rows, nor the end of a day or a period,
+// and the spike detector's steps stay whole minutes.
+var flushIntervals = []time.Duration{
+	1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second,
+	10 * time.Second, 12 * time.Second, 15 * time.Second, 20 * time.Second, 30 * time.Second, time.Minute,
+}
+
+// acceptedFlushIntervals spells flushIntervals for the help and errors.
+const acceptedFlushIntervals = "1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 30s or 1m"
+
+func parseFlushInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || !slices.Contains(flushIntervals, d) {
+		return 0, errors.New("not an interval that tiles a minute; accepted: " + acceptedFlushIntervals)
+	}
+	return d, nil
 }
 
 func parseDuration(v string, minimum time.Duration) (time.Duration, error) {

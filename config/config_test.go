@@ -36,16 +36,16 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		SQLitePath:     "/var/lib/collector/collector.db",
-		Ports:          traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
-		PinPath:        bpfgo.DefaultPinPath,
-		FlushInterval:  time.Minute,
-		LiveInterval:   30 * time.Second,
-		XDPMode:        bpfgo.XDPAuto,
-		TCMode:         bpfgo.TCAuto,
-		MaxClients:     bpfgo.DefaultMaxClients,
-		MinClientBytes: agg.DefaultMinClientBytes,
-		ReverseDNS:     true,
+		SQLitePath:    "/var/lib/collector/collector.db",
+		Ports:         traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}},
+		PinPath:       bpfgo.DefaultPinPath,
+		FlushInterval: time.Minute,
+		LiveInterval:  30 * time.Second,
+		XDPMode:       bpfgo.XDPAuto,
+		TCMode:        bpfgo.TCAuto,
+		MaxClients:    bpfgo.DefaultMaxClients,
+		MaxClientRows: agg.DefaultMaxClientRows,
+		ReverseDNS:    true,
 		// The issue asked for two weeks of minutes and 400 days of
 		// hours.
 		MinuteRetention: 14 * 24 * time.Hour,
@@ -97,11 +97,18 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"PORT_RHP4_QUIC": ""}, "PORT_RHP4_QUIC"},
 		{map[string]string{"PORT_RHP4_SIAMUX": "9981"}, "both a consensus and a siamux port"},
 		{map[string]string{"FLUSH_INTERVAL": "10ms"}, "FLUSH_INTERVAL"},
-		{map[string]string{"FLUSH_INTERVAL": "soon"}, "accepted: 1s or longer"},
+		{map[string]string{"FLUSH_INTERVAL": "soon"}, `FLUSH_INTERVAL="soon" (from environment): not an interval that tiles a minute; accepted: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 30s or 1m`},
+		{map[string]string{"FLUSH_INTERVAL": "7m"}, `FLUSH_INTERVAL="7m" (from environment): not an interval that tiles a minute`},
+		{map[string]string{"FLUSH_INTERVAL": "90s"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "7s"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "2m"}, "FLUSH_INTERVAL"},
+		{map[string]string{"FLUSH_INTERVAL": "1.5s"}, "FLUSH_INTERVAL"},
 		{map[string]string{"PINNED_MAPS": "maybe"}, "PINNED_MAPS"},
 		{map[string]string{"XDP_MODE": "offload"}, "accepted: auto, native, generic"},
 		{map[string]string{"TC_MODE": "qdisc"}, "TC_MODE"},
 		{map[string]string{"MAX_CLIENTS": "0"}, "MAX_CLIENTS"},
+		{map[string]string{"MAX_CLIENT_ROWS": "0"}, `MAX_CLIENT_ROWS="0" (from environment): not a count; accepted: 1 to 16777216`},
+		{map[string]string{"MAX_CLIENT_ROWS": "many"}, "MAX_CLIENT_ROWS"},
 		{map[string]string{"INTERFACE": "a-very-long-interface-name"}, "INTERFACE"},
 		{map[string]string{"PIN_PATH": "relative/dir"}, "PIN_PATH"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
@@ -111,6 +118,8 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"PENDING_MAX_ROWS": "10"}, "PENDING_MAX_ROWS"},
 		{map[string]string{"HTTP_LISTEN": "9986"}, "HTTP_LISTEN"},
 		{map[string]string{"HTTP_LISTEN": "127.0.0.1:99999"}, "HTTP_LISTEN"},
+		{map[string]string{"HTTP_ALLOWED_HOSTS": "collector.example.net,proxy.example.net:443"}, `HTTP_ALLOWED_HOSTS="collector.example.net,proxy.example.net:443" (from environment): "proxy.example.net:443" is not a host name; accepted: names or IP addresses without a port, comma-separated, such as collector.example.net`},
+		{map[string]string{"HTTP_ALLOWED_HOSTS": "https://collector.example.net"}, "HTTP_ALLOWED_HOSTS"},
 		{map[string]string{"METRICS_TOP_CLIENTS": "-1"}, "METRICS_TOP_CLIENTS"},
 		{map[string]string{"BILLING_DAY": "32"}, "BILLING_DAY"},
 		{map[string]string{"BILLING_DAY": "0"}, "BILLING_DAY"},
@@ -131,6 +140,20 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 				t.Fatalf("error shows the secret: %q", err)
 			}
 		})
+	}
+}
+
+// Every interval that tiles a minute is taken, however it is written.
+func TestFlushIntervalsTileAMinute(t *testing.T) {
+	for _, v := range []string{"1s", "2s", "3s", "4s", "5s", "6s", "10s", "12s", "15s", "20s", "30s", "60s", "1m", "1m0s", "1000ms"} {
+		c, err := load(t, "\n", map[string]string{"FLUSH_INTERVAL": v})
+		if err != nil {
+			t.Errorf("FLUSH_INTERVAL=%s: %v", v, err)
+			continue
+		}
+		if time.Minute%c.FlushInterval != 0 {
+			t.Errorf("FLUSH_INTERVAL=%s read as %v, which does not tile a minute", v, c.FlushInterval)
+		}
 	}
 }
 
@@ -188,5 +211,16 @@ func TestDefaultRouteInterface(t *testing.T) {
 	}
 	if _, err := DefaultRouteInterface(t.TempDir()); err == nil {
 		t.Error("no route files: want an error")
+	}
+}
+
+// HTTP_ALLOWED_HOSTS takes names and addresses, comma-separated.
+func TestHTTPAllowedHosts(t *testing.T) {
+	c, err := load(t, "HTTP_ALLOWED_HOSTS=collector.example.net, 192.0.2.7,[2001:db8::1]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"collector.example.net", "192.0.2.7", "[2001:db8::1]"}; !reflect.DeepEqual(c.HTTPAllowedHosts, want) {
+		t.Errorf("allowed hosts %q, want %q", c.HTTPAllowedHosts, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/alert"
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
@@ -68,7 +69,11 @@ func Collect(ctx context.Context, cfg *config.Config, build Build, log *slog.Log
 		log.Info("INTERFACE is unset; using the interface of the default route", "interface", iface)
 		cfg.Interfaces = []string{iface}
 	}
-	c := &collector{cfg: cfg, build: build, log: log}
+	cycle, err := billing.NewCycle(cfg.BillingDay, time.Local)
+	if err != nil {
+		return config.Error{Err: err}
+	}
+	c := &collector{cfg: cfg, build: build, log: log, billing: cycle}
 	if err := Run(ctx, log, c.services()...); err != nil {
 		return err
 	}
@@ -79,14 +84,15 @@ func Collect(ctx context.Context, cfg *config.Config, build Build, log *slog.Log
 // collector holds the parts of a running collector as its services
 // create them.
 type collector struct {
-	cfg   *config.Config
-	build Build
-	log   *slog.Logger
+	cfg     *config.Config
+	build   Build
+	log     *slog.Logger
+	billing billing.Cycle // BILLING_DAY in the local time zone
 
+	writer     *writerLock
 	store      *store.Store
 	counters   *bpfgo.Counters
 	aggregator *agg.Aggregator
-	consumers  []agg.Consumer
 	today      *live.Today
 	resolver   *dns.Resolver
 	syncer     *pgsync.Syncer
@@ -104,8 +110,10 @@ type collector struct {
 // once everything it reads exists, and stops first.
 func (c *collector) services() []Service {
 	services := []Service{
-		// The database first: a path that cannot be written should
-		// stop us before anything is attached.
+		// The database first: a second daemon on it, or a path that
+		// cannot be written, should stop us before anything is attached
+		// or a pinned map is touched.
+		{Name: "one writer", Start: c.lockDatabase, Stop: func() error { return c.writer.release() }},
 		{Name: "database", Start: c.openStore, Stop: func() error { return c.store.Close() }},
 		{Name: "datapath", Start: c.loadDatapath, Stop: func() error { return c.counters.Close() }},
 	}
@@ -138,16 +146,43 @@ func (c *collector) services() []Service {
 	return append(services, Service{Name: "journal", Start: c.logStarted, Stop: c.logStopping})
 }
 
+// consumers lists, in order, what the aggregator hands each closed period
+// to: the parts the services before it made, less those a setting turns
+// off. The database comes first, with the sync hooked to it, which sends
+// what the database has just written.
+func (c *collector) consumers() []agg.Consumer {
+	stored := agg.Consumer(c.store)
+	if c.syncer != nil {
+		stored = agg.Then(c.store, c.syncer.AfterFlush)
+	}
+	consumers := []agg.Consumer{stored}
+	if c.today != nil {
+		consumers = append(consumers, c.today)
+	}
+	if c.resolver != nil {
+		consumers = append(consumers, c.resolver)
+	}
+	consumers = append(consumers, c.alerts)
+	if c.metrics != nil {
+		consumers = append(consumers, c.metrics)
+	}
+	return consumers
+}
+
+func (c *collector) lockDatabase(context.Context) error {
+	var err error
+	c.writer, err = lockWriter(c.cfg.SQLitePath)
+	return err
+}
+
 func (c *collector) openStore(context.Context) error {
 	var err error
 	c.store, err = store.Open(c.cfg.SQLitePath, store.Options{
 		Log:            c.log.With("component", "store"),
 		Retention:      store.Retention{Minutes: c.cfg.MinuteRetention, Hourly: c.cfg.HourlyRetention},
 		MaintainBudget: c.cfg.FlushInterval / 2,
+		MaxClientRows:  c.cfg.MaxClientRows,
 	})
-	if err == nil {
-		c.consumers = append(c.consumers, c.store)
-	}
 	return err
 }
 
@@ -168,14 +203,12 @@ func (c *collector) loadToday(ctx context.Context) error {
 	if err := c.today.Load(ctx, c.store); err != nil {
 		c.log.Warn("the live table's stored block starts empty", "err", err)
 	}
-	c.consumers = append(c.consumers, c.today)
 	return nil
 }
 
 // newResolver looks up the names of the clients of each period.
 func (c *collector) newResolver(context.Context) error {
 	c.resolver = dns.New(dns.Config{Save: c.store, Log: c.log.With("component", "dns")})
-	c.consumers = append(c.consumers, c.resolver)
 	return nil
 }
 
@@ -187,7 +220,6 @@ func (c *collector) newSyncer(context.Context) error {
 	if err != nil {
 		return config.Error{Err: err}
 	}
-	c.consumers = append(c.consumers, c.syncer)
 	return nil
 }
 
@@ -229,7 +261,7 @@ func (c *collector) newAlerts(ctx context.Context) error {
 		Quota: alert.Quota{
 			Up: c.cfg.QuotaUp, Down: c.cfg.QuotaDown, Total: c.cfg.QuotaTotal,
 			Thresholds: c.cfg.QuotaThresholds,
-			Period:     c.billingPeriod,
+			Billing:    c.billing,
 		},
 		Notify: notify,
 	})
@@ -239,7 +271,6 @@ func (c *collector) newAlerts(ctx context.Context) error {
 	if err := c.alerts.Load(ctx); err != nil {
 		c.log.Warn("the alerts start without what the database holds of their history", "err", err)
 	}
-	c.consumers = append(c.consumers, c.alerts)
 	return nil
 }
 
@@ -252,33 +283,24 @@ func (c *collector) sendAlerts(ctx context.Context) error {
 	return c.webhook.Run(ctx)
 }
 
-// billingPeriod is the billing period holding t, as the reports count it.
-func (c *collector) billingPeriod(t time.Time) (start, end time.Time) {
-	span, err := report.PeriodSpan("billing", t, c.cfg.BillingDay)
-	if err != nil {
-		// BILLING_DAY is checked to be 1-31 when it is read.
-		panic(err)
-	}
-	return span.Since, span.Until
-}
-
 // newMetrics makes the metrics, which add up every period as a consumer
 // and read the rest of the daemon's state at scrape time.
 func (c *collector) newMetrics(context.Context) error {
 	c.metrics = metrics.New(metrics.Config{
-		TopClients: c.cfg.MetricsTopClients,
-		Flushes:    func() agg.Stats { return c.aggregator.Stats() },
-		Datapath:   c.counters.Stats,
-		Interfaces: func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
-		Billing:    c.billing,
-		Alerts:     c.alertMetrics(),
-		Sync:       c.syncStats(),
-		Version:    c.build.Version,
-		Commit:     c.build.Commit,
-		BPFObject:  bpf.ObjectSHA256(),
-		Log:        c.log.With("component", "metrics"),
+		TopClients:   c.cfg.MetricsTopClients,
+		Flushes:      func() agg.Stats { return c.aggregator.Stats() },
+		Datapath:     c.counters.Stats,
+		Interfaces:   func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
+		Billing:      c.billing,
+		BillingBytes: c.billedBytes,
+		Alerts:       c.alertMetrics(),
+		Sync:         c.syncStats(),
+		Folds:        c.store.RollupFolds,
+		Version:      c.build.Version,
+		Commit:       c.build.Commit,
+		BPFObject:    bpf.ObjectSHA256(),
+		Log:          c.log.With("component", "metrics"),
 	})
-	c.consumers = append(c.consumers, c.metrics)
 	return nil
 }
 
@@ -299,13 +321,11 @@ func (c *collector) alertMetrics() metrics.Alerts {
 	return a
 }
 
-// billing reads what the billing period so far holds, per direction,
-// through the same report code as collector report -period billing.
-func (c *collector) billing(ctx context.Context) (down, up uint64, err error) {
-	now := time.Now()
-	since, until := c.billingPeriod(now)
-	span := report.Span{Since: since, Until: until, Period: "billing"}
-	res, err := report.Build(ctx, c.store, report.Request{Span: span, By: report.ByClass, Now: now})
+// billedBytes reads what the database holds of billing period p so far,
+// per direction, through the same report code as collector report
+// -period billing.
+func (c *collector) billedBytes(ctx context.Context, p billing.Period) (down, up uint64, err error) {
+	res, err := report.Build(ctx, c.store, report.Request{Span: report.BillingSpan(p), By: report.ByClass, Now: time.Now()})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -321,27 +341,20 @@ func (c *collector) startHTTP(ctx context.Context) error {
 	var err error
 	c.http, err = web.New(web.Config{
 		Listen:        c.cfg.HTTPListen,
+		AllowedHosts:  c.cfg.HTTPAllowedHosts,
 		WebConfigFile: c.cfg.WebConfigFile,
 		Log:           c.log.With("component", "http"),
 		Metrics:       metrics.NewRegistry(c.metrics),
 		Reports:       c.store,
-		Live:          c.liveCounters,
+		Live:          c.aggregator.Open,
 		Names:         c.store.Names,
-		BillingDay:    c.cfg.BillingDay,
+		Billing:       c.billing,
 		Dashboard:     dashboard.Handler(),
 	})
 	if err != nil {
 		return err
 	}
 	return c.http.Start(ctx)
-}
-
-// liveCounters is what the kernel counted since the period being counted
-// began, read without draining.
-func (c *collector) liveCounters(context.Context) (time.Time, []traffic.Sample, error) {
-	since := c.aggregator.Stats().OpenSince
-	samples, err := c.counters.Peek()
-	return since, samples, err
 }
 
 func (c *collector) newAggregator(context.Context) error {
@@ -352,9 +365,12 @@ func (c *collector) newAggregator(context.Context) error {
 		// Clients that moved real data keep their place in the counter
 		// map when a flood fills it; half of it stays for new ones.
 		MinClientBytes: c.cfg.MinClientBytes,
+		MaxClientRows:  c.cfg.MaxClientRows,
 		Seeder:         c.counters,
 		MaxSeeded:      int(c.cfg.MaxClients / 2),
-	}, c.consumers...)
+		// The live views read the open period through the aggregator.
+		Peeker: c.counters,
+	}, c.consumers()...)
 	return nil
 }
 
@@ -370,7 +386,7 @@ func (c *collector) watch(ctx context.Context) error {
 }
 
 func (c *collector) printLive(ctx context.Context) error {
-	return live.NewPrinter(c.counters, c.today, os.Stderr, c.cfg.LiveInterval, c.log.With("component", "live")).Run(ctx)
+	return live.NewPrinter(c.aggregator, c.today, os.Stderr, c.cfg.LiveInterval, c.log.With("component", "live")).Run(ctx)
 }
 
 func (c *collector) logStarted(context.Context) error {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/traffic"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/back2basic/collector/internal/kerneltest"
-	"github.com/back2basic/collector/internal/labtest"
+	"github.com/back2basic/collector/internal/testkit/kerneltest"
+	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/lab"
 	"github.com/back2basic/collector/traffic"
 	"github.com/prometheus/procfs"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/floodtest"
+	"github.com/back2basic/collector/internal/testkit/floodtest"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

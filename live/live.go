@@ -1,6 +1,6 @@
 // Package live prints the traffic table to the journal: what each client
-// moved since the last flush (read from the kernel without draining it) and
-// what is stored for today.
+// moved since the last flush (the open period, which the aggregator reads
+// from the kernel without draining it) and what is stored for today.
 //
 // The lines keep the earlier tool's shape, which operators grep for:
 //
@@ -41,26 +41,26 @@ const (
 	untrackedLabel = "---- more clients"
 )
 
-// Peeker reads the kernel's counters since the last drain without resetting
-// them.
-type Peeker interface {
-	Peek() ([]traffic.Sample, error)
+// Counting offers the open period: what the kernel counted since the
+// last drain, not handed to any consumer yet. agg.Aggregator's Open does.
+type Counting interface {
+	Open() (traffic.OpenPeriod, error)
 }
 
 // Printer writes the live and stored traffic of every active client to a
 // writer at a fixed interval.
 type Printer struct {
 	out      io.Writer
-	live     Peeker
+	live     Counting
 	today    *Today
 	log      *slog.Logger
 	interval time.Duration
 }
 
-// NewPrinter returns a Printer writing to out (the daemon passes os.Stderr,
-// so each line lands in the journal) every interval, logging failures to
-// log (nil: slog.Default()).
-func NewPrinter(live Peeker, today *Today, out io.Writer, interval time.Duration, log *slog.Logger) *Printer {
+// NewPrinter returns a Printer of the open period of live and of today,
+// writing to out (the daemon passes os.Stderr, so each line lands in the
+// journal) every interval, logging failures to log (nil: slog.Default()).
+func NewPrinter(live Counting, today *Today, out io.Writer, interval time.Duration, log *slog.Logger) *Printer {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -94,10 +94,10 @@ func (p *Printer) Print(ctx context.Context) error {
 		b    bytes.Buffer
 		errs []error
 	)
-	if samples, err := p.live.Peek(); err != nil {
+	if open, err := p.live.Open(); err != nil {
 		errs = append(errs, fmt.Errorf("peek live counters: %w", err))
 	} else {
-		writeBlock(&b, liveTitle, liveNone, samples, traffic.Traffic{})
+		writeBlock(&b, liveTitle, liveNone, open.Samples, traffic.Traffic{})
 		b.WriteByte('\n')
 	}
 	samples, untracked := p.today.samples()

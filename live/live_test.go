@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -21,9 +21,13 @@ func client(addr string) traffic.Client {
 	return traffic.ClientOf(netip.MustParseAddr(addr))
 }
 
+// peekFunc offers the samples it returns as the open period.
 type peekFunc func() ([]traffic.Sample, error)
 
-func (f peekFunc) Peek() ([]traffic.Sample, error) { return f() }
+func (f peekFunc) Open() (traffic.OpenPeriod, error) {
+	samples, err := f()
+	return traffic.OpenPeriod{Samples: samples}, err
+}
 
 // topClients is a report.Source answering TopClients from a prepared Top
 // and recording the query it was asked; today's totals ask nothing else.

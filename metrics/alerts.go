@@ -37,13 +37,15 @@ var (
 	webhookFailuresDesc = prometheus.NewDesc("collector_alert_webhook_failures_total",
 		"Failed attempts to deliver an alert to ALERT_WEBHOOK_URL; each is retried.", nil, nil)
 	webhookDroppedDesc = prometheus.NewDesc("collector_alert_webhook_dropped_total",
-		"Alerts given up: refused by the receiver, or pushed out of a full queue.", nil, nil)
+		"Alerts lost: pushed out of a full queue, the oldest first, while ALERT_WEBHOOK_URL took none.", nil, nil)
+	webhookRefusedDesc = prometheus.NewDesc("collector_alert_webhook_refused",
+		"1 while ALERT_WEBHOOK_URL refuses alerts (401, 403, 404 or another 4xx: a token or URL to fix), else 0; they are retried.", nil, nil)
 )
 
 // alertDescs describe the series collectAlerts may emit.
 var alertDescs = []*prometheus.Desc{
 	alertsActiveDesc, quotaBytesDesc, quotaUsedBytesDesc, quotaUsedRatioDesc,
-	webhookQueuedDesc, webhookSentDesc, webhookFailuresDesc, webhookDroppedDesc,
+	webhookQueuedDesc, webhookSentDesc, webhookFailuresDesc, webhookDroppedDesc, webhookRefusedDesc,
 }
 
 // collectAlerts sends the alerts firing by kind, every kind present even
@@ -72,5 +74,10 @@ func collectAlerts(ch chan<- prometheus.Metric, a Alerts) {
 		ch <- counter(webhookSentDesc, float64(s.Sent))
 		ch <- counter(webhookFailuresDesc, float64(s.Failures))
 		ch <- counter(webhookDroppedDesc, float64(s.Dropped))
+		refused := 0.0
+		if s.Refused {
+			refused = 1
+		}
+		ch <- gauge(webhookRefusedDesc, refused)
 	}
 }

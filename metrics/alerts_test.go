@@ -17,8 +17,10 @@ func TestAlertMetrics(t *testing.T) {
 				{Kind: alert.ConsensusSpike, Subject: "203.0.113.7"},
 			}
 		},
-		Quotas:  func() []alert.QuotaUse { return []alert.QuotaUse{{Direction: "up", Used: 800, Limit: 1000}} },
-		Webhook: func() alert.WebhookStats { return alert.WebhookStats{Queued: 2, Sent: 5, Failures: 3, Dropped: 1} },
+		Quotas: func() []alert.QuotaUse { return []alert.QuotaUse{{Direction: "up", Used: 800, Limit: 1000}} },
+		Webhook: func() alert.WebhookStats {
+			return alert.WebhookStats{Queued: 2, Refused: true, Sent: 5, Failures: 3, Dropped: 1}
+		},
 	}})
 	want := `
 # HELP collector_alerts_active Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up).
@@ -31,13 +33,36 @@ collector_quota_used_ratio{direction="up"} 0.8
 # HELP collector_alert_webhook_failures_total Failed attempts to deliver an alert to ALERT_WEBHOOK_URL; each is retried.
 # TYPE collector_alert_webhook_failures_total counter
 collector_alert_webhook_failures_total 3
+# HELP collector_alert_webhook_refused 1 while ALERT_WEBHOOK_URL refuses alerts (401, 403, 404 or another 4xx: a token or URL to fix), else 0; they are retried.
+# TYPE collector_alert_webhook_refused gauge
+collector_alert_webhook_refused 1
+# HELP collector_alert_webhook_dropped_total Alerts lost: pushed out of a full queue, the oldest first, while ALERT_WEBHOOK_URL took none.
+# TYPE collector_alert_webhook_dropped_total counter
+collector_alert_webhook_dropped_total 1
 `
-	err := testutil.CollectAndCompare(m, strings.NewReader(want),
-		"collector_alerts_active", "collector_quota_used_ratio", "collector_alert_webhook_failures_total")
+	err := testutil.CollectAndCompare(m, strings.NewReader(want), "collector_alerts_active", "collector_quota_used_ratio",
+		"collector_alert_webhook_failures_total", "collector_alert_webhook_refused", "collector_alert_webhook_dropped_total")
 	if err != nil {
 		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	if n := testutil.CollectAndCount(New(Config{}), "collector_alerts_active", "collector_quota_bytes"); n != 0 {
 		t.Errorf("%d alert series without alert sources, want none", n)
 	}
+}
+
+// The alert and webhook series pass promtool check metrics, as CI checks
+// them.
+func TestPromtoolCheckAlertMetrics(t *testing.T) {
+	promtool(t, scrape(t, New(Config{Alerts: Alerts{
+		Active:  func() []alert.Alert { return nil },
+		Quotas:  func() []alert.QuotaUse { return []alert.QuotaUse{{Direction: "up", Used: 800, Limit: 1000}} },
+		Webhook: func() alert.WebhookStats { return alert.WebhookStats{Refused: true} },
+	}})), "check", "metrics")
 }

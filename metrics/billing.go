@@ -34,7 +34,7 @@ type billingCache struct {
 // came since, and the count of failures to read it. A failure leaves the
 // period out of this scrape.
 func (m *Metrics) collectBilling(ch chan<- prometheus.Metric) {
-	if m.cfg.Billing == nil {
+	if m.cfg.BillingBytes == nil || m.cfg.Billing.IsZero() {
 		return
 	}
 	m.mu.Lock()
@@ -56,13 +56,14 @@ func (m *Metrics) collectBilling(ch chan<- prometheus.Metric) {
 	}
 }
 
-// read asks cfg.Billing for the billing period after flushes periods.
-// b.mu must be held.
+// read asks cfg.BillingBytes for the billing period holding now, after
+// flushes periods. b.mu must be held.
 func (b *billingCache) read(cfg Config, flushes uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), billingTimeout)
 	defer cancel()
-	down, up, err := cfg.Billing(ctx)
-	b.failing.Update(ctx, cfg.Log, time.Now(), err)
+	now := time.Now()
+	down, up, err := cfg.BillingBytes(ctx, cfg.Billing.Period(now))
+	b.failing.Update(ctx, cfg.Log, now, err)
 	if err != nil {
 		b.valid = false
 		b.errors++

@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v2"
 
-	"github.com/back2basic/collector/internal/promnames"
+	"github.com/back2basic/collector/internal/testkit/promnames"
 )
 
 // The Grafana dashboard and the Prometheus rules shipped for these

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/pgsync"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -41,12 +43,18 @@ type Config struct {
 	Datapath func() bpfgo.Stats
 	// Interfaces reads the interfaces counted on: the Interfaces' Stats.
 	Interfaces func() bpfgo.InterfaceStats
-	// Billing returns the bytes the database holds for the billing
-	// period so far, within billingTimeout. Only a flush changes the
-	// answer, so it is asked again only after one, or after it failed.
-	Billing func(ctx context.Context) (down, up uint64, err error)
+	// Billing is the billing calendar (BILLING_DAY in the operator's
+	// zone), and BillingBytes returns the bytes the database holds for
+	// its period holding the scrape, within billingTimeout. Only a flush
+	// changes the answer, so it is asked again only after one, or after
+	// it failed.
+	Billing      billing.Cycle
+	BillingBytes func(ctx context.Context, p billing.Period) (down, up uint64, err error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
+	// Folds reads what the row budgets of the hourly and daily
+	// rollups folded: the Store's RollupFolds.
+	Folds func() (hourly, daily store.Folds)
 	// Sync reads how the copy to the central PostgreSQL is doing; nil
 	// without one.
 	Sync func() pgsync.Stats
@@ -129,7 +137,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range slices.Concat(descs, alertDescs, syncDescs) {
+	for _, d := range slices.Concat(descs, budgetDescs, alertDescs, syncDescs) {
 		ch <- d
 	}
 }
@@ -140,7 +148,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.collectTraffic(ch)
 	m.collectBilling(ch)
 	if m.cfg.Flushes != nil {
-		collectFlushes(ch, m.cfg.Flushes())
+		s := m.cfg.Flushes()
+		collectFlushes(ch, s)
+		collectFlushFolds(ch, s)
+	}
+	if m.cfg.Folds != nil {
+		hourly, daily := m.cfg.Folds()
+		collectRollupFolds(ch, hourly, daily)
 	}
 	if m.cfg.Datapath != nil {
 		collectDatapath(ch, m.cfg.Datapath())

@@ -21,9 +21,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/internal/dbtest"
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -35,20 +36,31 @@ var discard = slog.New(slog.DiscardHandler)
 
 // state is the daemon's state as fakes hand it to Metrics.
 type state struct {
-	flushes      agg.Stats
-	datapath     bpfgo.Stats
-	ifaces       bpfgo.InterfaceStats
-	down, up     uint64
-	billingErr   error
-	billingReads int
+	flushes        agg.Stats
+	datapath       bpfgo.Stats
+	ifaces         bpfgo.InterfaceStats
+	down, up       uint64
+	billing        billing.Cycle
+	billingErr     error
+	billingReads   int
+	billingPeriods []billing.Period // as asked, in order
+	hourlyFolds    store.Folds
+	dailyFolds     store.Folds
 }
+
+// billedOn1 is the billing calendar of the tests: from the 1st, in UTC.
+// An error leaves it zero, which leaves the billing series out and fails
+// the tests that expect them.
+var billedOn1, _ = billing.NewCycle(1, time.UTC)
 
 // busy is a state in which every series has a value.
 func busy() *state {
 	return &state{
+		billing: billedOn1,
 		flushes: agg.Stats{
 			Flushes: 42, LastFlush: t0.Add(-time.Minute), LastFlushDuration: 120 * time.Millisecond,
 			LastSuccess: t0.Add(-2 * time.Minute), DrainErrors: 1, Overflow: traffic.Tally{Bytes: 1500, Packets: 3},
+			FoldedRows: 65_000, FoldedBytes: 295_230_000,
 			Consumers: []agg.ConsumerStats{{Name: "the database /var/lib/collector/traffic.db", PendingRows: 7, Errors: 2}, {Name: "metrics"}},
 		},
 		datapath: bpfgo.Stats{Drains: 43, DrainTime: 2500 * time.Millisecond, MapEntries: 120, MapCapacity: 65536},
@@ -57,6 +69,8 @@ func busy() *state {
 			AttachErrors: 4,
 		},
 		down: 5_000_000_000, up: 70_000_000_000,
+		hourlyFolds: store.Folds{Rows: 3_900_000, Bytes: 17_713_800_000},
+		dailyFolds:  store.Folds{Rows: 93_600_000, Bytes: 425_131_200_000},
 	}
 }
 
@@ -68,10 +82,13 @@ func newMetrics(top int, s *state) *Metrics {
 		Flushes:    func() agg.Stats { return s.flushes },
 		Datapath:   func() bpfgo.Stats { return s.datapath },
 		Interfaces: func() bpfgo.InterfaceStats { return s.ifaces },
-		Billing: func(context.Context) (uint64, uint64, error) {
+		Billing:    s.billing,
+		BillingBytes: func(_ context.Context, p billing.Period) (uint64, uint64, error) {
 			s.billingReads++
+			s.billingPeriods = append(s.billingPeriods, p)
 			return s.down, s.up, s.billingErr
 		},
+		Folds:   func() (store.Folds, store.Folds) { return s.hourlyFolds, s.dailyFolds },
 		Version: "1.2.3", Commit: "0123abc", BPFObject: "5e1f",
 		Log: discard,
 	})
@@ -307,10 +324,12 @@ func TestSourcesLeftOut(t *testing.T) {
 
 // The billing period is read once per flush, not per scrape; a failure
 // leaves it out of the scrape and is counted, and it is read again at the
-// next scrape.
+// next scrape. The period read is the calendar's period holding the
+// scrape.
 func TestBilling(t *testing.T) {
 	s := busy()
 	m := newMetrics(0, s)
+	began := time.Now()
 	check := func(what string, reads int, want map[string]float64, errs float64) {
 		t.Helper()
 		got := gather(t, m)
@@ -336,6 +355,13 @@ func TestBilling(t *testing.T) {
 	check("no flush since", 4, later, 2)
 	consume(t, m, minute(t0.Add(time.Minute)))
 	check("next flush", 5, later, 2)
+
+	ended := time.Now()
+	for _, p := range s.billingPeriods {
+		if p.Cycle() != s.billing || p.Start.After(ended) || !p.End.After(began) {
+			t.Errorf("read the billing period [%s, %s), want the one holding the scrape, between %s and %s", p.Start, p.End, began, ended)
+		}
+	}
 }
 
 // The scrape passes client_golang's linter, the daemon's Go and process

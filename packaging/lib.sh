@@ -79,7 +79,7 @@ env_file_new() {
 	defaults=$(setting_defaults "$1") || return 1
 	echo "# collector settings, read when the service starts. A line starting"
 	echo "# with '#' shows a setting's default; remove the '#' to change it."
-	echo "# \`collector -h\` explains every setting."
+	echo "# \`collector help settings\` explains every setting."
 	printf '%s\n' "$defaults" | while IFS= read -r line; do
 		case $line in
 		INTERFACE=*) if [ -n "$2" ]; then echo "INTERFACE=$2"; else echo "#$line"; fi ;;

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/back2basic/collector/internal/pgtest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/pgtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 )
 
 // dashboardFile is the Grafana dashboard shipped for the central tables.

@@ -16,8 +16,10 @@
 //	    consensus_up_packets, ..., quic_down_packets bigint
 //	    PRIMARY KEY (host, timestamp, ip)
 //	)
-//	collector_hosts (host text PRIMARY KEY, hostname text, synced_at timestamptz)
-//	collector_schema (id int, version int)
+//	collector_hosts (host text PRIMARY KEY, hostname text, synced_at timestamptz,
+//	    claim text, install text, address inet) -- who holds each HOST_ID
+//	collector_sent (host text, tbl text, up_to text) -- how far a host's rows are here
+//	collector_schema (id int, version int, central_id uuid)
 //
 // The collector creates and upgrades these itself (PostgreSQL 13 or
 // later) and refuses a schema newer than it knows. The central side keeps
@@ -33,6 +35,15 @@
 // cursor moves only after it commits, and a batch sent twice, after a
 // crash between the two, lands once. Nothing is ever added centrally, so
 // no restart, outage or retry can count a byte twice.
+//
+// The cursor belongs to one central database, as it was: the database
+// has an identity, made with its schema, and collector_sent holds, with
+// the rows, the place in the host's writes they reach. A host that finds
+// another identity than its cursor was made for, or the database short of
+// its cursor (restored from an older dump), resets the cursor and sends
+// every row within local retention again (resend.go). A host's id is
+// claimed by one local database at a time (claim.go), so that cloned
+// machines do not overwrite each other's rows.
 //
 // The sync runs beside the daemon's flushes and never holds them up: rows
 // wait in the local database while PostgreSQL is away, however long,

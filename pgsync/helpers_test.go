@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
-	"github.com/back2basic/collector/internal/pgtest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/pgtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )

@@ -14,7 +14,7 @@ import (
 // schemaVersion is the version of the central schema this collector
 // writes; collector_schema holds the database's. The collector creates and
 // upgrades the schema itself and refuses one newer than it knows.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // schemaLock is the key of the advisory lock under which collectors
 // create or upgrade the schema, so that hosts starting together do it
@@ -35,6 +35,7 @@ var tables = []store.Table{store.Minutes, store.Hours, store.Days}
 // once released.
 var migrations = []func() []string{
 	0: createTraffic,
+	1: addIdentityAndClaims,
 }
 
 // createTraffic creates the traffic tables, one per local table, with
@@ -61,6 +62,28 @@ func createTraffic() []string {
 	hostname text NOT NULL,
 	synced_at timestamptz NOT NULL
 )`)
+}
+
+// addIdentityAndClaims gives the database an identity, made when its
+// schema is, so that a host notices it is another database than the one
+// its cursor was made for (dropped and created again); collector_sent,
+// how far each host's rows are here, so that a host notices the database
+// is behind its cursor (restored from an older dump); and the claim on
+// each HOST_ID, so that a second machine with the same id is refused.
+func addIdentityAndClaims() []string {
+	return []string{
+		"ALTER TABLE collector_schema ADD COLUMN central_id uuid NOT NULL DEFAULT gen_random_uuid()",
+		`ALTER TABLE collector_hosts
+	ADD COLUMN claim text NOT NULL DEFAULT '',
+	ADD COLUMN install text NOT NULL DEFAULT '',
+	ADD COLUMN address inet`,
+		`CREATE TABLE collector_sent (
+	host text NOT NULL,
+	tbl text NOT NULL,
+	up_to text NOT NULL,
+	PRIMARY KEY (host, tbl)
+)`,
+	}
 }
 
 // errNewerSchema is a central schema this collector does not know.

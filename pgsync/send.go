@@ -32,16 +32,15 @@ func mergeSQL(t store.Table) string {
 		t, cols, cols, stageTable, strings.Join(set, ",\n\t"))
 }
 
-// upsertHostSQL records that the host synced, and its host name.
-const upsertHostSQL = `INSERT INTO collector_hosts (host, hostname, synced_at) VALUES ($1, $2, now())
-ON CONFLICT (host) DO UPDATE SET hostname = EXCLUDED.hostname, synced_at = EXCLUDED.synced_at`
-
 // sendBatch sends the next batch of table t's rows written since its
 // cursor, in one central transaction, then moves the cursor past them. It
 // returns how many rows it sent and whether none is left. The cursor and
 // the rows are read under the host's lock, so that two syncs of one host
 // cannot send an older batch after a newer one. Sending a batch again, as
-// after a crash before the cursor moved, sets the same values.
+// after a crash before the cursor moved, sets the same values. The batch
+// is refused when another machine claims the host's id, and fails when
+// the central database has lost rows the cursor says it has (checkCentral
+// then resets the cursor on the next sync).
 func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -50,12 +49,22 @@ func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done b
 		return 0, false, err
 	}
 	defer tx.Rollback(ctx) // a no-op once committed
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(syncLock), s.host); err != nil {
-		return 0, false, fmt.Errorf("lock the host's rows: %w", err)
+	if err := s.lockHost(ctx, tx); err != nil {
+		return 0, false, err
+	}
+	if err := s.checkClaim(ctx, tx); err != nil {
+		return 0, false, err
 	}
 	from, err := s.store.SyncCursor(ctx, s.target, t)
 	if err != nil {
 		return 0, false, err
+	}
+	upTo, err := s.sentUpTo(ctx, tx, t)
+	if err != nil {
+		return 0, false, err
+	}
+	if upTo.Compare(from) < 0 {
+		return 0, false, fmt.Errorf("%s holds %s of host %s up to %s, short of the sync cursor's %s: %w", s.where(), t, s.host, upTo, from, errCentralBehind)
 	}
 	b, err := s.store.Changes(ctx, t, from, s.cfg.BatchRows)
 	if err != nil {
@@ -66,8 +75,13 @@ func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done b
 			return 0, false, fmt.Errorf("send %d rows to %s: %w", len(b.Rows), t, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, upsertHostSQL, s.host, s.hostname); err != nil {
-		return 0, false, fmt.Errorf("update collector_hosts: %w", err)
+	if b.Next.Compare(upTo) > 0 {
+		if err := s.saveSentUpTo(ctx, tx, t, b.Next); err != nil {
+			return 0, false, err
+		}
+	}
+	if err := s.touchHost(ctx, tx, len(b.Rows) > 0); err != nil {
+		return 0, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, false, fmt.Errorf("commit %d rows to %s: %w", len(b.Rows), t, err)
@@ -78,11 +92,19 @@ func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done b
 		}
 	}
 	if b.Next != from {
-		if err := s.store.SaveSyncCursor(ctx, s.target, t, b.Next); err != nil {
+		if err := s.store.SaveSyncCursor(ctx, s.target, t, from, b.Next); err != nil {
 			return len(b.Rows), false, err
 		}
 	}
 	return len(b.Rows), b.Done, nil
+}
+
+// lockHost takes the host's lock for the rest of tx.
+func (s *Syncer) lockHost(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(syncLock), s.host); err != nil {
+		return fmt.Errorf("lock the host's rows: %w", err)
+	}
+	return nil
 }
 
 // merge copies rows into the staging table and merges them into t.

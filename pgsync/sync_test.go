@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/pgtest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/pgtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/store"
-	"github.com/back2basic/collector/traffic"
 )
 
 // The central tables equal the local ones row by row after days of
@@ -31,7 +30,7 @@ func TestSyncExactThroughOutages(t *testing.T) {
 	crashed := false
 	for step := 1; step <= 4*24; step++ {
 		h.step(t)
-		r.Consume(t.Context(), traffic.Period{})
+		r.AfterFlush()
 		switch step {
 		case 10:
 			server.Stop()
@@ -56,7 +55,7 @@ func TestSyncExactThroughOutages(t *testing.T) {
 			failures := r.Stats().Failures
 			server.Pause()
 			h.step(t)
-			r.Consume(t.Context(), traffic.Period{})
+			r.AfterFlush()
 			time.Sleep(cfg.Timeout / 3)
 			server.Resume()
 			r.waitCaughtUp(t)
@@ -93,7 +92,7 @@ func TestSyncExactThroughOutages(t *testing.T) {
 			other := newSyncer(t, h.st, cfg)
 			for range 3 {
 				h.step(t)
-				r.Consume(t.Context(), traffic.Period{})
+				r.AfterFlush()
 				if _, err := other.SyncOnce(t.Context()); err != nil {
 					t.Fatal(err)
 				}
@@ -124,6 +123,24 @@ func TestSyncExactThroughOutages(t *testing.T) {
 	if !strings.Contains(logs, "pending_rows=") {
 		t.Errorf("no backlog in the log:\n%s", logs)
 	}
+}
+
+// AfterFlush sends what a flush stored at once, not at the next
+// Interval, which here is longer than the test may wait.
+func TestAfterFlushSyncsNow(t *testing.T) {
+	var log syncbuf.Buffer
+	cfg := testConfig(pgtest.New(t).CreateDatabase("fleet"), "host-a", &log)
+	cfg.Interval = time.Hour
+	h := newHistory(t)
+	r := run(newSyncer(t, h.st, cfg))
+	defer func() { r.stop(t) }()
+	r.waitCaughtUp(t) // the sync at the start
+	for range 3 {
+		h.step(t)
+		r.AfterFlush()
+		r.waitCaughtUp(t)
+	}
+	verify(t, r.Syncer)
 }
 
 // Two hosts syncing into one database share clients and times, and keep
@@ -224,7 +241,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	server.Exec("fleet", "UPDATE collector_schema SET version = 99")
 	_, err := Once(t.Context(), h.path, testConfig(url, "host-a", &log))
-	if !errors.Is(err, errNewerSchema) || !strings.Contains(err.Error(), "central schema version 99 is newer than this collector's (1): upgrade the collector") {
+	if !errors.Is(err, errNewerSchema) || !strings.Contains(err.Error(), fmt.Sprintf("central schema version 99 is newer than this collector's (%d): upgrade the collector", schemaVersion)) {
 		t.Errorf("sync to a newer schema = %v", err)
 	}
 }

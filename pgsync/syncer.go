@@ -17,7 +17,6 @@ import (
 
 	"github.com/back2basic/collector/internal/outage"
 	"github.com/back2basic/collector/store"
-	"github.com/back2basic/collector/traffic"
 )
 
 // Defaults of Config.
@@ -161,19 +160,18 @@ func (s *Syncer) servers() string {
 // String names the sync in the journal.
 func (s *Syncer) String() string { return "the PostgreSQL sync" }
 
-// Consume asks Run for a sync now that a period is stored, without
-// waiting for it: the sync is never in the way of counting or of the
-// local database. It takes nothing from the period and never fails; give
-// it to the aggregator after the store.
-func (s *Syncer) Consume(context.Context, traffic.Period) error {
+// AfterFlush asks Run for a sync now that a flush has stored a period
+// in the local database, without waiting for it: the sync is never in the
+// way of counting or of the local database. The daemon calls it after the
+// store took each period (agg.Then).
+func (s *Syncer) AfterFlush() {
 	select {
 	case s.poke <- struct{}{}:
 	default: // one is due already
 	}
-	return nil
 }
 
-// Run syncs right away, then after every flush (Consume) and every
+// Run syncs right away, then after every flush (AfterFlush) and every
 // Interval, until ctx is done. Failures are logged once as they start,
 // with the rows waiting, and once as they end, and retried with
 // exponential backoff; meanwhile the rows wait in the local database,
@@ -280,6 +278,9 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 		if err := s.connect(ctx); err != nil {
 			return fmt.Errorf("connect to %s: %w", s.where(), err)
 		}
+	}
+	if err := s.checkCentral(ctx); err != nil {
+		return err
 	}
 	for _, t := range tables {
 		for {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -84,19 +85,29 @@ func (r *Row) prefixName() string {
 // seriesPeriods are the calendar units of the reports by period.
 var seriesPeriods = map[By]store.Period{ByHour: store.Hour, ByDay: store.Day, ByWeek: store.Week, ByMonth: store.Month}
 
-// Build answers req from src.
+// Build answers req from src, reading with ctx: a ctx done stops the
+// reads and fails the report.
 func Build(ctx context.Context, src Source, req Request) (*Result, error) {
 	req, err := req.normal()
 	if err != nil {
 		return nil, err
 	}
+	res, err := build(ctx, src, req)
+	if errors.Is(err, store.ErrLimit) {
+		return nil, &TooManyRowsError{MaxRows: req.MaxRows, By: req.By}
+	}
+	return res, err
+}
+
+// build answers req, normal, from src.
+func build(ctx context.Context, src Source, req Request) (*Result, error) {
 	now := req.Now
 	res := &Result{
 		Period: req.Span.Period, Title: req.Span.Title,
 		Since: req.Span.Since, Until: minTime(req.Span.Until, now),
 		By: req.By, Classes: req.Classes,
 	}
-	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients}
+	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients, Limit: req.MaxRows}
 	whole := Row{Start: res.Since, End: res.Until}
 	switch req.By {
 	case ByClient, ByClass:

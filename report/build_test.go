@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -10,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/golden"
+	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -253,5 +254,72 @@ func TestBuildByPrefix(t *testing.T) {
 	_, err = Build(t.Context(), struct{ Source }{st}, req)
 	if want := "a report by prefix needs a source summing per network; struct { report.Source } is not one"; err == nil || err.Error() != want {
 		t.Errorf("by prefix from a plain Source: error %v, want %q", err, want)
+	}
+}
+
+// A report of more rows than MaxRows is refused, saying how to ask for
+// fewer; one of as many is built. The classes, three at most, are not
+// counted.
+func TestMaxRows(t *testing.T) {
+	st, err := store.OpenReadOnly(fixtureOf(t, prefixEvents()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	since := func(v string) Span {
+		t.Helper()
+		s, err := ParseSince(v, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return RangeSpan(s, time.Time{}, now)
+	}
+	tests := []struct {
+		name    string
+		req     Request
+		rows    int
+		wantErr string
+	}{
+		{"clients", Request{Span: since("30d"), By: ByClient, MaxRows: 5}, 0,
+			"more than 5 clients in this span, the most one answer holds; ask for top=N (N up to 5), a later since= or client="},
+		{"clients of a top past the cap", Request{Span: since("30d"), By: ByClient, Top: 50, MaxRows: 5}, 0,
+			"more than 5 clients in this span, the most one answer holds; ask for top=N (N up to 5), a later since= or client="},
+		{"clients up to the cap", Request{Span: since("30d"), By: ByClient, MaxRows: 6}, 6, ""},
+		{"clients of a top", Request{Span: since("30d"), By: ByClient, Top: 2, MaxRows: 5}, 2, ""},
+		{"prefixes", Request{Span: since("30d"), By: ByPrefix, MaxRows: 3}, 0,
+			"more than 3 prefixes in this span, the most one answer holds; ask for top=N (N up to 3), a later since= or client="},
+		{"hours", Request{Span: since("1990-01-01"), By: ByHour, MaxRows: 10_000}, 0,
+			"more than 10000 hours in this span, the most one answer holds; ask for a later since= or by=day"},
+		{"days", Request{Span: since("0001-01-01"), By: ByDay, MaxRows: 10_000}, 0,
+			"more than 10000 days in this span, the most one answer holds; ask for a later since= or by=week"},
+		{"weeks", Request{Span: since("0001-01-01"), By: ByWeek, MaxRows: 10_000}, 0,
+			"more than 10000 weeks in this span, the most one answer holds; ask for a later since= or by=month"},
+		{"months", Request{Span: since("0001-01-01"), By: ByMonth, MaxRows: 10_000}, 0,
+			"more than 10000 months in this span, the most one answer holds; ask for a later since="},
+		{"hours up to the cap", Request{Span: since("2d"), By: ByHour, MaxRows: 49}, 49, ""},
+		{"classes", Request{Span: since("30d"), By: ByClass, MaxRows: 1}, 3, ""},
+		{"negative", Request{Span: since("30d"), By: ByClass, MaxRows: -1}, 0, "MaxRows is a number of rows, 0 for any"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.Now = now
+			res, err := Build(t.Context(), st, tt.req)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Rows) != tt.rows {
+				t.Errorf("%d rows, want %d", len(res.Rows), tt.rows)
+			}
+		})
+	}
+	_, err = Build(t.Context(), st, Request{Span: since("30d"), By: ByClient, MaxRows: 1, Now: now})
+	if tooMany := (*TooManyRowsError)(nil); !errors.As(err, &tooMany) || tooMany.MaxRows != 1 || tooMany.By != ByClient {
+		t.Errorf("error %#v, want a *TooManyRowsError of 1 row by client", err)
 	}
 }

@@ -1,11 +1,13 @@
 package report
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -137,46 +139,126 @@ func (o object) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteJSON writes the report as one JSON document: the span, the rows as
-// WriteCSV's columns, the rest when Request.Top left rows out, and the
-// total. The rest has the total's keys, then "clients" (by client) or
-// "prefixes" (by prefix): how many rows it sums. It is left out when no
-// row was, so that a reader can tell the rows are all there is.
-func (res *Result) WriteJSON(w io.Writer) error {
-	doc := struct {
-		Period  string   `json:"period,omitempty"`
-		Since   string   `json:"since"`
-		Until   string   `json:"until"`
-		Seconds int64    `json:"seconds"`
-		By      By       `json:"by"`
-		Classes []string `json:"classes"`
-		Rows    []object `json:"rows"`
-		Rest    *object  `json:"rest,omitempty"`
-		Total   object   `json:"total"`
-		Quotas  []quota  `json:"quotas,omitempty"`
-	}{
-		Period:  res.Period,
-		Since:   res.Since.Format(time.RFC3339),
-		Until:   res.Until.Format(time.RFC3339),
-		Seconds: int64(math.Round(res.Until.Sub(res.Since).Seconds())),
-		By:      res.By,
-		Classes: classNames(res.Classes),
-		Rows:    []object{},
-		Total:   object{keys: append(store.CounterNames(), sumColumns...), values: values(&res.Total)},
+// Member is a member of a JSON object whose value is a string.
+type Member struct{ Name, Value string }
+
+// WriteJSON writes the report as one JSON document: lead first, members a
+// caller says beside the report (the API's span name, say), then the
+// span, the rows as WriteCSV's columns, the rest when Request.Top left
+// rows out, and the total. The rest has the total's keys, then "clients"
+// (by client) or "prefixes" (by prefix): how many rows it sums. It is
+// left out when no row was, so that a reader can tell the rows are all
+// there is. The document is written as it is encoded, a row at a time, so
+// that it is never held whole in memory.
+func (res *Result) WriteJSON(w io.Writer, lead ...Member) error {
+	d := jsonDoc{w: bufio.NewWriter(w)}
+	for _, m := range lead {
+		d.member(m.Name, m.Value)
 	}
+	if res.Period != "" {
+		d.member("period", res.Period)
+	}
+	d.member("since", res.Since.Format(time.RFC3339))
+	d.member("until", res.Until.Format(time.RFC3339))
+	d.member("seconds", int64(math.Round(res.Until.Sub(res.Since).Seconds())))
+	d.member("by", res.By)
+	d.member("classes", classNames(res.Classes))
+	d.name("rows")
+	columns := res.columns()
 	for i := range res.Rows {
-		doc.Rows = append(doc.Rows, object{keys: res.columns(), values: res.machineRow(&res.Rows[i])})
+		d.element(i, object{keys: columns, values: res.machineRow(&res.Rows[i])})
 	}
-	for _, q := range res.Quotas {
-		doc.Quotas = append(doc.Quotas, quota{q.Direction, q.Used, q.Limit, math.Round(q.Share()*1e4) / 1e4})
-	}
+	d.endArray(len(res.Rows))
+	totalKeys := append(store.CounterNames(), sumColumns...)
 	if res.RestClients > 0 {
-		doc.Rest = &object{
-			keys:   append(append(store.CounterNames(), sumColumns...), rankedNouns[res.By]),
+		d.member("rest", object{
+			keys:   append(slices.Clone(totalKeys), rankedNouns[res.By]),
 			values: append(values(&res.Rest), res.RestClients),
-		}
+		})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	d.member("total", object{keys: totalKeys, values: values(&res.Total)})
+	if len(res.Quotas) > 0 {
+		quotas := make([]quota, len(res.Quotas))
+		for i, q := range res.Quotas {
+			quotas[i] = quota{q.Direction, q.Used, q.Limit, math.Round(q.Share()*1e4) / 1e4}
+		}
+		d.member("quotas", quotas)
+	}
+	return d.end()
+}
+
+// jsonDoc writes one JSON object, member by member, indented by two
+// spaces as json.Encoder does with SetIndent("", "  "), escaping as it
+// does. The first error sticks, and end returns it.
+type jsonDoc struct {
+	w       *bufio.Writer
+	members int
+	err     error
+}
+
+// name begins the next member, up to its value.
+func (d *jsonDoc) name(name string) {
+	sep := ",\n  "
+	if d.members == 0 {
+		sep = "{\n  "
+	}
+	d.members++
+	d.write(sep)
+	d.encode(name, "")
+	d.write(": ")
+}
+
+// member writes the next member.
+func (d *jsonDoc) member(name string, v any) {
+	d.name(name)
+	d.encode(v, "  ")
+}
+
+// element writes the element i of the array that is the value of the
+// member just named.
+func (d *jsonDoc) element(i int, v any) {
+	if i == 0 {
+		d.write("[\n    ")
+	} else {
+		d.write(",\n    ")
+	}
+	d.encode(v, "    ")
+}
+
+// endArray closes the array of n elements that is the value of the
+// member just named.
+func (d *jsonDoc) endArray(n int) {
+	if n == 0 {
+		d.write("[]")
+	} else {
+		d.write("\n  ]")
+	}
+}
+
+// end closes the object and flushes it.
+func (d *jsonDoc) end() error {
+	d.write("\n}\n")
+	if d.err != nil {
+		return d.err
+	}
+	return d.w.Flush()
+}
+
+// encode writes v, its lines after the first beginning with prefix.
+func (d *jsonDoc) encode(v any, prefix string) {
+	if d.err != nil {
+		return
+	}
+	b, err := json.MarshalIndent(v, prefix, "  ")
+	if err != nil {
+		d.err = err
+		return
+	}
+	_, d.err = d.w.Write(b)
+}
+
+func (d *jsonDoc) write(s string) {
+	if d.err == nil {
+		_, d.err = d.w.WriteString(s)
+	}
 }

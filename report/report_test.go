@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/golden"
-	"github.com/back2basic/collector/internal/storetest"
+	"github.com/back2basic/collector/internal/testkit/golden"
+	"github.com/back2basic/collector/internal/testkit/storetest"
 	"github.com/back2basic/collector/traffic"
 )
 

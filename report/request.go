@@ -56,6 +56,35 @@ type Request struct {
 	// Now is the time the report is made at, time.Now() when zero: a span
 	// reaching it ends there. Its location is the calendar's.
 	Now time.Time
+	// MaxRows, when above zero, is the most rows the report may have:
+	// periods by hour, day, week or month, clients or prefixes whatever
+	// Top is. Build refuses a larger report with a *TooManyRowsError
+	// before it is made. Servers set it, so that no one request takes
+	// the memory of years by hour or of a flood's clients.
+	MaxRows int
+}
+
+// TooManyRowsError is a report that would have more than Request.MaxRows
+// rows. Its message says how to ask for fewer in the parameters of
+// ParseQuery, which is where a request with MaxRows comes from.
+type TooManyRowsError struct {
+	MaxRows int
+	By      By
+}
+
+func (e *TooManyRowsError) Error() string {
+	narrower := map[By]string{
+		ByHour:  "a later since= or by=day",
+		ByDay:   "a later since= or by=week",
+		ByWeek:  "a later since= or by=month",
+		ByMonth: "a later since=",
+	}[e.By]
+	noun := string(e.By) + "s"
+	if e.By.ranked() {
+		noun = rankedNouns[e.By]
+		narrower = fmt.Sprintf("top=N (N up to %d), a later since= or client=", e.MaxRows)
+	}
+	return fmt.Sprintf("more than %d %s in this span, the most one answer holds; ask for %s", e.MaxRows, noun, narrower)
 }
 
 // normal returns r with its defaults filled in and its classes sorted
@@ -66,6 +95,9 @@ func (r Request) normal() (Request, error) {
 	}
 	if !slices.Contains(byNames, string(r.By)) {
 		return r, fmt.Errorf("by %q: accepted: %s", r.By, strings.Join(byNames, ", "))
+	}
+	if r.MaxRows < 0 {
+		return r, errors.New("MaxRows is a number of rows, 0 for any")
 	}
 	if r.Top < 0 || r.Top > 0 && !r.By.ranked() {
 		return r, errors.New("top is a number of rows, for a report by client or prefix")

@@ -3,10 +3,13 @@ package report
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/back2basic/collector/billing"
 )
 
 // Span is the time a report covers, [Since, Until), with the name of its
@@ -50,25 +53,40 @@ func periodUnit(name string) (unit string, back int) {
 
 // PeriodSpan returns the period named name (one of PeriodNames) holding
 // now, or the one before, in now's location; billingDay is the day of the
-// month billing periods start on (clamped to the month's last day), needed
-// by the billing periods only.
+// month billing periods start on, needed by the billing periods only,
+// which the billing package works out.
 func PeriodSpan(name string, now time.Time, billingDay int) (Span, error) {
 	if !slices.Contains(periodNames, name) {
 		return Span{}, fmt.Errorf("period %q: accepted: %s", name, strings.Join(periodNames, ", "))
 	}
 	unit, back := periodUnit(name)
-	if unit == "billing" && (billingDay < 1 || billingDay > 31) {
-		return Span{}, fmt.Errorf("period %s needs a billing day, 1 to 31", name)
-	}
-	start := periodStart(unit, now, billingDay)
-	for range back {
-		start = periodStart(unit, start.Add(-time.Nanosecond), billingDay)
-	}
-	title := name
 	if unit == "billing" {
-		title = fmt.Sprintf("%s (starting on day %d)", name, billingDay)
+		cycle, err := billing.NewCycle(billingDay, now.Location())
+		if err != nil {
+			return Span{}, fmt.Errorf("period %s needs a billing day, 1 to 31", name)
+		}
+		p := cycle.Period(now)
+		for range back {
+			p = p.Prev()
+		}
+		return billingSpan(name, p), nil
 	}
-	return Span{Since: start, Until: nextStart(unit, start, billingDay), Period: name, Title: title}, nil
+	start := periodStart(unit, now)
+	for range back {
+		start = periodStart(unit, start.Add(-time.Nanosecond))
+	}
+	return Span{Since: start, Until: nextStart(unit, start), Period: name, Title: name}, nil
+}
+
+// BillingSpan returns the span of the billing period p, as -period
+// billing names it.
+func BillingSpan(p billing.Period) Span {
+	return billingSpan("billing", p)
+}
+
+// billingSpan is the span of p under the period name name.
+func billingSpan(name string, p billing.Period) Span {
+	return Span{Since: p.Start, Until: p.End, Period: name, Title: fmt.Sprintf("%s (starting on day %d)", name, p.Cycle().Day())}
 }
 
 // RangeSpan returns the span from since to until, or to now when until is
@@ -80,47 +98,34 @@ func RangeSpan(since, until, now time.Time) Span {
 	return Span{Since: since, Until: until}
 }
 
-// periodStart returns the start of the period of unit holding t.
-func periodStart(unit string, t time.Time, billingDay int) time.Time {
+// periodStart returns the start of the calendar period of unit (day,
+// week or month) holding t.
+func periodStart(unit string, t time.Time) time.Time {
 	y, m, d := t.Date()
 	switch unit {
 	case "day":
 		return date(y, m, d, t.Location())
 	case "week": // ISO weeks start on Monday
 		return date(y, m, d-(int(t.Weekday())+6)%7, t.Location())
-	case "month":
-		return date(y, m, 1, t.Location())
 	}
-	if start := billingDate(y, m, billingDay, t.Location()); !t.Before(start) {
-		return start
-	}
-	return billingDate(y, m-1, billingDay, t.Location())
+	return date(y, m, 1, t.Location())
 }
 
-// nextStart returns the start of the period after the one starting at
-// start.
-func nextStart(unit string, start time.Time, billingDay int) time.Time {
+// nextStart returns the start of the calendar period after the one of
+// unit starting at start.
+func nextStart(unit string, start time.Time) time.Time {
 	y, m, d := start.Date()
 	switch unit {
 	case "day":
 		return date(y, m, d+1, start.Location())
 	case "week":
 		return date(y, m, d+7, start.Location())
-	case "month":
-		return date(y, m+1, 1, start.Location())
 	}
-	return billingDate(y, m+1, billingDay, start.Location())
+	return date(y, m+1, 1, start.Location())
 }
 
 func date(y int, m time.Month, d int, loc *time.Location) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, loc)
-}
-
-// billingDate is day of month m of year y, or the month's last day when it
-// is shorter.
-func billingDate(y int, m time.Month, day int, loc *time.Location) time.Time {
-	last := date(y, m+1, 0, loc).Day()
-	return date(y, m, min(day, last), loc)
 }
 
 // errTime says what ParseSince and ParseUntil accept.
@@ -162,6 +167,10 @@ func parseAgo(v string) (time.Duration, error) {
 	unit := map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[v[max(len(v)-1, 0):]]
 	if unit != 0 {
 		n, err := strconv.ParseUint(strings.TrimSpace(v[:len(v)-1]), 10, 16)
+		if err == nil && n > uint64(math.MaxInt64/unit) {
+			// 65535w would wrap around to 87 years.
+			err = errors.New("longer than a time.Duration")
+		}
 		return time.Duration(n) * unit, err
 	}
 	d, err := time.ParseDuration(v)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,6 +20,8 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	1: splitNamesAndAddRollups,
 	2: addAlerts,
 	3: addWriteSeq,
+	4: addSyncState,
+	5: addProven,
 }
 
 // migrate creates the schema in a new file or upgrades an existing one to
@@ -45,7 +48,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	start := time.Now()
 	if fresh {
-		if err := execAll(ctx, tx, append(append(schemaSQL(), createAlertsSQL), writeSeqSQL...)...); err != nil {
+		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqSQL, []string{syncStateSQL, createProvenSQL})...); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	} else {

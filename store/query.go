@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -20,6 +21,30 @@ type Query struct {
 	Since, Until time.Time
 	// Clients limits the query to these clients; none means every client.
 	Clients []traffic.Client
+	// Limit, when above zero, is the most keys an answer may hold: the
+	// clients or prefixes TopClients and TopPrefixes list, whatever their
+	// n, and the periods of a Series. An answer that would hold more
+	// fails with ErrLimit, having held no more than Limit+1 in memory.
+	Limit int
+}
+
+// ErrLimit is the error of a read whose answer would hold more keys than
+// Query.Limit.
+var ErrLimit = errors.New("more keys than the query's limit")
+
+// sqlLimit is the LIMIT of a query for the n busiest keys (all when n is
+// 0, none when negative) that may hold no more than limit of them (any
+// number when 0): one past limit, so that more can be told apart.
+func sqlLimit(n, limit int) int {
+	switch {
+	case n < 0:
+		return 0
+	case limit > 0 && (n == 0 || n > limit):
+		return limit + 1
+	case n == 0:
+		return -1 // SQLite's "no limit"
+	}
+	return n
 }
 
 // noEnd stands for a zero Until: far past any stored time, yet far from
@@ -110,10 +135,6 @@ func (s *Store) rank(ctx context.Context, q Query, n int, classes []traffic.Clas
 	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
 		from, to := q.span()
 		sums, args := keySums(plan(from, to, h), q, classes, g.key)
-		limit := max(n, 0)
-		if n == 0 {
-			limit = -1 // SQLite's "no limit"
-		}
 		var key, dns string
 		query := fmt.Sprintf(`%s
 SELECT s.key, %s, %s
@@ -121,8 +142,11 @@ FROM %s
 ORDER BY s.rank DESC, s.key LIMIT ?`, sums, g.dns, columnList("s.%s", ", "), g.from)
 		var listed traffic.Traffic
 		keys := 0
-		err := scanTraffic(ctx, tx, query, append(args, limit), []any{&key, &dns}, func(t *traffic.Traffic) error {
+		err := scanTraffic(ctx, tx, query, append(args, sqlLimit(n, q.Limit)), []any{&key, &dns}, func(t *traffic.Traffic) error {
 			keys++
+			if q.Limit > 0 && keys > q.Limit {
+				return ErrLimit
+			}
 			listed.Add(t)
 			return fn(key, dns, t)
 		})
@@ -258,10 +282,13 @@ func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Locatio
 	if q.Until.IsZero() || !q.Since.Before(q.Until) {
 		return nil, fmt.Errorf("read series: empty span %s to %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))
 	}
-	buckets := periods(q.Since.In(loc), q.Until.In(loc), p)
+	buckets, err := periods(q.Since.In(loc), q.Until.In(loc), p, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("read series: %w", err)
+	}
 	cond, args := q.filter("")
 	var at int64
-	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
+	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
 		from, to := q.span()
 		query := func(t Table) string {
 			return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
@@ -290,10 +317,15 @@ func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Locatio
 	return buckets, nil
 }
 
-// periods returns the empty buckets of p covering [since, until).
-func periods(since, until time.Time, p Period) []Bucket {
+// periods returns the empty buckets of p covering [since, until), or
+// ErrLimit when they are more than limit (any number when 0): a span of
+// years by hour is refused after limit of them, not made.
+func periods(since, until time.Time, p Period, limit int) ([]Bucket, error) {
 	var out []Bucket
 	for start := since; start.Before(until); {
+		if limit > 0 && len(out) == limit {
+			return nil, ErrLimit
+		}
 		end := nextPeriod(start, p)
 		if end.After(until) {
 			end = until
@@ -301,7 +333,7 @@ func periods(since, until time.Time, p Period) []Bucket {
 		out = append(out, Bucket{Start: start, End: end})
 		start = end
 	}
-	return out
+	return out, nil
 }
 
 // nextPeriod returns the start of the period of p after the one holding t,

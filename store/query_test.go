@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -279,7 +280,11 @@ func TestPeriods(t *testing.T) {
 	since := time.Date(2026, 3, 28, 22, 30, 0, 0, berlin)
 	until := time.Date(2026, 3, 29, 4, 0, 0, 0, berlin)
 	var got []string
-	for _, b := range periods(since, until, Hour) {
+	hours, err := periods(since, until, Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range hours {
 		got = append(got, b.Start.Format("15:04 MST"))
 	}
 	want := "[22:30 CET 23:00 CET 00:00 CET 01:00 CET 03:00 CEST]"
@@ -356,5 +361,63 @@ func TestTopClients(t *testing.T) {
 	all.Add(&quicOnly)
 	if len(top.Clients) != 0 || top.RestClients != 5 || top.Rest != all {
 		t.Errorf("n < 0: %+v, want no client and all of them as the rest", top)
+	}
+}
+
+// A query's limit refuses an answer of more keys, whatever top is asked,
+// and lets one of as many through.
+func TestLimit(t *testing.T) {
+	st := openStore(t)
+	const clients = 5
+	want := map[rowKey]traffic.Traffic{}
+	for i := range clients {
+		want[rowKey{t0.Unix(), clientN(i * 256)}] = dbtest.Seeded(uint64(i + 1)) // a /24 each
+	}
+	write(t, st, want)
+	span := Query{Since: t0, Until: t0.Add(4 * time.Hour)}
+	for _, tt := range []struct {
+		limit, n int
+		err      bool
+	}{
+		{clients - 1, 0, true},
+		{clients - 1, clients + 10, true},
+		{clients - 1, clients - 1, false},
+		{clients - 1, 2, false},
+		{clients, 0, false},
+		{clients, clients + 10, false},
+		{0, 0, false},
+	} {
+		t.Run(fmt.Sprintf("limit %d top %d", tt.limit, tt.n), func(t *testing.T) {
+			q := span
+			q.Limit = tt.limit
+			top, err := st.TopClients(t.Context(), q, tt.n, nil)
+			prefixes, perr := st.TopPrefixes(t.Context(), q, tt.n, nil)
+			for what, err := range map[string]error{"clients": err, "prefixes": perr} {
+				if got := errors.Is(err, ErrLimit); got != tt.err || !got && err != nil {
+					t.Errorf("%s: error %v, want ErrLimit %v", what, err, tt.err)
+				}
+			}
+			if tt.err {
+				return
+			}
+			listed := min(clients, tt.n)
+			if tt.n == 0 {
+				listed = clients
+			}
+			if len(top.Clients) != listed || top.RestClients != clients-listed || len(prefixes.Prefixes) != listed {
+				t.Errorf("%d clients and %d more, %d prefixes; want %d and %d more", len(top.Clients), top.RestClients, len(prefixes.Prefixes), listed, clients-listed)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		limit int
+		err   bool
+	}{{3, true}, {4, false}, {0, false}} {
+		q := span
+		q.Limit = tt.limit
+		buckets, err := st.Series(t.Context(), q, Hour, time.UTC)
+		if got := errors.Is(err, ErrLimit); got != tt.err || !got && err != nil || !tt.err && len(buckets) != 4 {
+			t.Errorf("series of 4 hours, limit %d: %d buckets, error %v; want ErrLimit %v", tt.limit, len(buckets), err, tt.err)
+		}
 	}
 }

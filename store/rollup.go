@@ -125,13 +125,19 @@ func (s *Store) maintain(ctx context.Context, closed, now time.Time, keep Retent
 func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 	cur := s.state
 	next := cur
+	var folds [2]folded // of the hourly and the daily rollup
 	err := s.inWrite(ctx, func(tx *sql.Tx, seq int64) error {
 		var err error
-		if next.hourlyUntil, err = rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk, seq); err != nil {
+		if next.hourlyUntil, folds[0], err = s.rollup(ctx, tx, Hours, cur.hourlyUntil, g.hourEnd, rollupChunk, seq); err != nil {
 			return err
 		}
-		if next.dailyUntil, err = rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
+		if next.dailyUntil, folds[1], err = s.rollup(ctx, tx, Days, cur.dailyUntil, floorTo(next.hourlyUntil, Days.step()), dailyChunk, seq); err != nil {
 			return err
+		}
+		if next.dailyUntil > cur.dailyUntil {
+			if err := pruneProven(ctx, tx, next.dailyUntil); err != nil {
+				return err
+			}
 		}
 		if next.minuteSince, err = prune(ctx, tx, Minutes, cur.minuteSince, min(g.minuteCut, next.hourlyUntil)); err != nil {
 			return err
@@ -151,33 +157,38 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 		return err
 	}
 	s.state = next
+	for i, t := range []Table{Hours, Days} {
+		s.folds[t].record(s.opts.Log, s.opts.Now(), folds[i])
+	}
 	return nil
 }
 
 // rollup sums the rows of t's finer table from until on into t, at most
-// chunk seconds of them and not past end, and returns the new until. A gap
-// with no rows is passed over in one step, so a file idle for months costs
-// no more than one that was not. The rows it writes get seq.
-func rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk, seq int64) (int64, error) {
+// chunk seconds of them and not past end, and returns the new until and
+// what the row budget folded. A gap with no rows is passed over in one
+// step, so a file idle for months costs no more than one that was not.
+// The rows it writes get seq.
+func (s *Store) rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk, seq int64) (int64, folded, error) {
 	if until >= end {
-		return until, nil
+		return until, folded{}, nil
 	}
 	var first sql.NullInt64
 	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT MIN(timestamp) FROM %s WHERE timestamp >= ?", t-1), until).Scan(&first); err != nil {
-		return until, fmt.Errorf("find rows to roll up into %s: %w", t, err)
+		return until, folded{}, fmt.Errorf("find rows to roll up into %s: %w", t, err)
 	}
 	if !first.Valid {
-		return end, nil
+		return end, folded{}, nil
 	}
 	start := max(until, floorTo(first.Int64, t.step()))
 	if start >= end {
-		return end, nil
+		return end, folded{}, nil
 	}
 	stop := min(start+chunk, end)
-	if _, err := tx.ExecContext(ctx, rollupSQL(t), start, stop, seq); err != nil {
-		return until, fmt.Errorf("roll up %s from %d to %d: %w", t, start, stop, err)
+	f, err := s.rollupRange(ctx, tx, t, start, stop, seq)
+	if err != nil {
+		return until, folded{}, fmt.Errorf("roll up %s from %d to %d: %w", t, start, stop, err)
 	}
-	return stop, nil
+	return stop, f, nil
 }
 
 // prune deletes the rows of t before cut when that is later than since, and

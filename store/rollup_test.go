@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 

@@ -191,14 +191,16 @@ func (s *Store) SyncCursor(ctx context.Context, target string, t Table) (Mark, e
 	return m, nil
 }
 
-// SaveSyncCursor records that target holds the rows of table t up to m.
-// The cursor never moves back, so that a copier that read its rows before
-// another one cannot undo the other's progress.
-func (s *Store) SaveSyncCursor(ctx context.Context, target string, t Table, m Mark) error {
+// SaveSyncCursor moves the cursor of table t at target from from, where
+// the copier read its rows, to to, where the copy now holds them. It does
+// not when the cursor is no longer at from: another copier moved it on,
+// or ResetSyncCursors moved it back, and either way this copier's view is
+// out of date.
+func (s *Store) SaveSyncCursor(ctx context.Context, target string, t Table, from, to Mark) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sync_cursor (target, tbl, seq, timestamp, ip) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (target, tbl) DO UPDATE SET seq = excluded.seq, timestamp = excluded.timestamp, ip = excluded.ip
-WHERE (excluded.seq, excluded.timestamp, excluded.ip) > (sync_cursor.seq, sync_cursor.timestamp, sync_cursor.ip)`,
-		target, t.String(), m.seq, m.at, m.ip)
+WHERE (sync_cursor.seq, sync_cursor.timestamp, sync_cursor.ip) = (?, ?, ?)`,
+		target, t.String(), to.seq, to.at, to.ip, from.seq, from.at, from.ip)
 	if err != nil {
 		return fmt.Errorf("save sync cursor of %s in %s: %w", t, s.path, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -225,23 +225,80 @@ func TestSyncCursor(t *testing.T) {
 	check(st, "a", Minutes, Mark{})
 	far, near := Mark{10, 600, "192.0.2.1"}, Mark{10, 600, "192.0.2.0"}
 	for _, save := range []struct {
-		target string
-		table  Table
-		m      Mark
-	}{{"a", Minutes, far}, {"a", Minutes, near}, {"a", Minutes, Mark{9, 900, "other"}}, {"a", Hours, near}, {"b", Minutes, Mark{1, 60, "other"}}} {
-		if err := st.SaveSyncCursor(ctx, save.target, save.table, save.m); err != nil {
+		target   string
+		table    Table
+		from, to Mark
+	}{
+		{"a", Minutes, Mark{}, near},
+		{"a", Minutes, near, far},
+		{"a", Minutes, near, Mark{11, 0, "other"}}, // read before the move to far: out of date
+		{"a", Hours, Mark{}, near},
+		{"b", Minutes, Mark{}, Mark{1, 60, "other"}},
+	} {
+		if err := st.SaveSyncCursor(ctx, save.target, save.table, save.from, save.to); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check(st, "a", Minutes, far) // never back
+	check(st, "a", Minutes, far)
 	check(st, "a", Hours, near)
 	check(st, "a", Days, Mark{})
 	check(st, "b", Minutes, Mark{1, 60, "other"})
 
+	// A reset moves a's cursors back; a copier that read before it
+	// cannot move them on.
+	if err := st.ResetSyncCursors(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveSyncCursor(ctx, "a", Minutes, far, Mark{12, 0, "other"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []Table{Minutes, Hours, Days} {
+		check(st, "a", table, Mark{})
+	}
+	check(st, "b", Minutes, Mark{1, 60, "other"})
+	if err := st.SaveSyncCursor(ctx, "a", Minutes, Mark{}, near); err != nil {
+		t.Fatal(err)
+	}
+
 	// The cursor outlives the process.
 	path := st.path
 	st.Close()
-	check(openPath(t, path), "a", Minutes, far)
+	check(openPath(t, path), "a", Minutes, near)
+}
+
+func TestSyncState(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	for _, save := range [][3]string{{"a", "central", "x"}, {"a", "central", "y"}, {"b", "central", "z"}} {
+		if err := st.SaveSyncState(ctx, save[0], save[1], save[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range [][3]string{{"a", "central", "y"}, {"b", "central", "z"}, {"a", "claims", ""}} {
+		if got, err := st.SyncState(ctx, want[0], want[1]); err != nil || got != want[2] {
+			t.Errorf("SyncState(%s, %s) = %q, %v; want %q", want[0], want[1], got, err, want[2])
+		}
+	}
+}
+
+func TestMarkSpelledAndOrdered(t *testing.T) {
+	marks := []Mark{{}, {1, 60, "192.0.2.1"}, {1, 60, "2001:db8::1"}, {1, 120, "192.0.2.1"}, {2, 0, "other"}}
+	for i, m := range marks {
+		got, err := ParseMark(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMark(%q) = %v, %v", m, got, err)
+		}
+		for j, o := range marks {
+			if c := m.Compare(o); c != cmp.Compare(i, j) {
+				t.Errorf("%v.Compare(%v) = %d", m, o, c)
+			}
+		}
+	}
+	for _, bad := range []string{"", "1/2", "x/2/other", "1/y/other"} {
+		if _, err := ParseMark(bad); err == nil {
+			t.Errorf("ParseMark(%q) succeeded", bad)
+		}
+	}
 }
 
 // The rows of a version 3 file are the first write: a copy gets each once.

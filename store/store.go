@@ -36,6 +36,9 @@ type Store struct {
 	mu      sync.Mutex    // serialises writes with the rollups that move state
 	state   horizons      // the writer's copy of rollup_state
 	rollups outage.Outage // maintenance failing, logged once per run
+	// folds are what the row budgets of the rollups folded, by table
+	// (Hours and Days; agg keeps the budget of the minute rows).
+	folds [Days + 1]rollupFolds
 }
 
 // Options tune a Store opened for writing; the zero value of each field
@@ -51,6 +54,10 @@ type Options struct {
 	MaintainBudget time.Duration
 	// Now reads the clock retention counts from; default time.Now.
 	Now func() time.Time
+	// MaxClientRows bounds the client rows of one hour in traffic_hourly
+	// and of one day in traffic_daily, beside 'other' (MAX_CLIENT_ROWS);
+	// 0 sets no bound.
+	MaxClientRows int
 
 	// LockWait is how long a statement waits for a lock another
 	// connection holds (the sqlite3 shell, a backup) before failing with
@@ -105,6 +112,7 @@ func Open(path string, opts Options) (*Store, error) {
 		Start: "cannot roll up or apply retention; retrying every flush",
 		End:   "rolling up again",
 	}}
+	st.folds[Hours], st.folds[Days] = newRollupFolds(Hours), newRollupFolds(Days)
 	ctx := context.Background()
 	if err := migrate(ctx, db, log); err != nil {
 		db.Close()
@@ -186,7 +194,7 @@ func (s *Store) String() string { return "the database " + s.path }
 // write instead, so that no row is ever added twice. The aggregator calls
 // it one period at a time; it is not meant for concurrent callers.
 func (s *Store) Consume(ctx context.Context, p traffic.Period) error {
-	if err := s.Write(ctx, p.Rows); err != nil {
+	if err := s.write(ctx, p.Rows, p.Proven); err != nil {
 		return err
 	}
 	// Rows handed over from now on are filed under p.End's minute or
@@ -202,21 +210,30 @@ func (s *Store) Consume(ctx context.Context, p traffic.Period) error {
 // write that failed for a while, the clock set back) go into the rollups
 // too, so that they always equal the sums of the rows they stand for.
 func (s *Store) Write(ctx context.Context, rows []traffic.Row) error {
+	return s.write(ctx, rows, nil)
+}
+
+// write is Write recording too which clients of rows were proven real,
+// for the row budget of the rollups.
+func (s *Store) write(ctx context.Context, rows []traffic.Row, proven []traffic.Client) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writeTx(ctx, rows); err != nil {
+	if err := s.writeTx(ctx, rows, proven); err != nil {
 		return fmt.Errorf("flush %d rows to %s: %w", len(rows), s.path, err)
 	}
 	return nil
 }
 
-func (s *Store) writeTx(ctx context.Context, rows []traffic.Row) error {
+func (s *Store) writeTx(ctx context.Context, rows []traffic.Row, proven []traffic.Client) error {
 	return s.inWrite(ctx, func(tx *sql.Tx, seq int64) error {
 		keyed := keyOrder(rows)
 		if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
+			return err
+		}
+		if err := saveProven(ctx, tx, keyed, proven); err != nil {
 			return err
 		}
 		if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {

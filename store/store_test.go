@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/back2basic/collector/internal/dbtest"
-	"github.com/back2basic/collector/internal/syncbuf"
+	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/traffic"
 )
 

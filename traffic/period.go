@@ -22,6 +22,18 @@ type Row struct {
 type Period struct {
 	Start, End time.Time
 	Rows       []Row
+	// Proven are the clients of Rows that proved lately that they are
+	// real (see Sample.Proven): the store ranks them first when its
+	// rollups keep a row budget.
+	Proven []Client
+}
+
+// OpenPeriod is the period being counted: what the kernel has counted
+// since Since, a sample per client, not drained into a Period yet. The
+// live views read it.
+type OpenPeriod struct {
+	Since   time.Time
+	Samples []Sample
 }
 
 // Name is the reverse DNS name of an address, as found at a time.

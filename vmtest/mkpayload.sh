@@ -2,9 +2,9 @@
 # mkpayload.sh DIR: what the VM runs, in DIR: for each package of
 # tests.conf a directory NAME/ with NAME.test (go test -c) and the
 # package's testdata/, and the script run that runs them all
-# (vmtest-init runs /vmtest/run). No daemon is built for the VM: the
-# root package's test binary is collector when run by that name
-# (main_test.go). Built statically (no cgo), so the guest's libc does
+# (vmtest-init runs /vmtest/run). No daemon is built for the VM: an
+# end-to-end package's test binary is collector when run by that name
+# (internal/testkit/selfexec). Built statically (no cgo), so the guest's libc does
 # not matter. Runs as the invoking user, for their Go caches; the disk
 # image is made later, as root.
 set -euo pipefail

@@ -4,8 +4,9 @@
 # command line (systemd.run=) once the payload disk is mounted on /mnt,
 # as kernel-command-line.service, and powers off when it ends. It waits
 # for the rest of the boot to multi-user.target, as on a machine the
-# package is installed on, runs the Go test of the package's life (service_guest_test.go),
-# and prints "VMTEST service rc=N" for test-service.sh.
+# package is installed on, runs the Go test of the package's life
+# (e2e/packaging/service_guest_test.go), and prints "VMTEST service
+# rc=N" for test-service.sh.
 #
 # Straight to the serial port: the unit's journal+console would prefix
 # every line, and the console is what test-service.sh reads.

@@ -9,8 +9,8 @@
 # init=, so systemd is PID 1 and brings up multi-user.target as on a real
 # host; writes go to qemu's throwaway snapshot. The kernel command line
 # has systemd run service-guest.sh from a payload disk: the package `make
-# deb` builds, and the test binary of service_guest_test.go (build tag
-# serviceguest), which asserts each step. Console: $VM/logs/service-NAME.log.
+# deb` builds, and the test binary of e2e/packaging with
+# service_guest_test.go (build tag serviceguest), which asserts each step. Console: $VM/logs/service-NAME.log.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export VM=${VM:-$(dirname "$here")/build/vm}
@@ -41,7 +41,7 @@ payload=$out/payload
 rm -rf "$payload"
 mkdir -p "$payload"
 if ! { make -C "$here/.." --no-print-directory deb DIST="$payload" GO="$GO" &&
-	(cd "$here/.." && CGO_ENABLED=0 "$GO" test -c -tags serviceguest -o "$payload/service.test" .); } >"$out/build.log" 2>&1; then
+	(cd "$here/.." && CGO_ENABLED=0 "$GO" test -c -tags serviceguest -o "$payload/service.test" ./e2e/packaging); } >"$out/build.log" 2>&1; then
 	cat "$out/build.log" >&2
 	exit 1
 fi

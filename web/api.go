@@ -1,9 +1,9 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -78,15 +78,27 @@ func (s *Server) serveTop(w io.Writer, r *http.Request) error {
 // report answers the report the parameters q ask for, as collector report
 // reads them.
 func (s *Server) report(ctx context.Context, w io.Writer, q url.Values) error {
-	req, err := report.ParseQuery(q, s.cfg.Now(), s.cfg.BillingDay)
+	req, err := report.ParseQuery(q, s.cfg.Now(), s.cfg.Billing.Day())
 	if err != nil {
 		return badRequest{err}
 	}
-	res, err := report.Build(ctx, s.cfg.Reports, req)
+	res, err := s.build(ctx, req)
 	if err != nil {
 		return err
 	}
-	return writeReport(w, res)
+	return res.WriteJSON(w)
+}
+
+// build answers req from the stored traffic, with no more than s.maxRows
+// rows: a larger report is a bad request, whose error says how to ask for
+// less.
+func (s *Server) build(ctx context.Context, req report.Request) (*report.Result, error) {
+	req.MaxRows = s.maxRows
+	res, err := report.Build(ctx, s.cfg.Reports, req)
+	if tooMany := (*report.TooManyRowsError)(nil); errors.As(err, &tooMany) {
+		return nil, badRequest{err}
+	}
+	return res, err
 }
 
 func (s *Server) serveBilling(w io.Writer, r *http.Request) error {
@@ -94,40 +106,12 @@ func (s *Server) serveBilling(w io.Writer, r *http.Request) error {
 		return err
 	}
 	now := s.cfg.Now()
-	span, err := report.PeriodSpan("billing", now, s.cfg.BillingDay)
+	span := report.BillingSpan(s.cfg.Billing.Period(now))
+	res, err := s.build(r.Context(), report.Request{Span: span, By: report.ByClass, Now: now})
 	if err != nil {
 		return err
 	}
-	res, err := report.Build(r.Context(), s.cfg.Reports, report.Request{Span: span, By: report.ByClass, Now: now})
-	if err != nil {
-		return err
-	}
-	return writeReport(w, res)
-}
-
-// member is a member of a JSON object whose value is a string.
-type member struct{ name, value string }
-
-// writeReport writes res as collector report -format json does, with lead
-// first in the same object: every endpoint that reports answers the one
-// document, and what is its own goes beside the report's members.
-func writeReport(w io.Writer, res *report.Result, lead ...member) error {
-	var doc bytes.Buffer
-	if err := res.WriteJSON(&doc); err != nil {
-		return err
-	}
-	// WriteJSON writes one object, indented by two spaces: the members
-	// go in after its brace, in the same style.
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for _, m := range lead {
-		name, _ := json.Marshal(m.name) // strings always marshal
-		value, _ := json.Marshal(m.value)
-		fmt.Fprintf(&b, "\n  %s: %s,", name, value)
-	}
-	b.Write(doc.Bytes()[1:])
-	_, err := w.Write(b.Bytes())
-	return err
+	return res.WriteJSON(w)
 }
 
 // encode writes v as indented JSON, as the reports are, with <, > and &

@@ -30,14 +30,17 @@ func (s *Server) serveLive(w io.Writer, r *http.Request) error {
 	if err != nil || top < 0 {
 		return badRequest{fmt.Errorf("invalid value %q for parameter top: accepted: a number of clients, 0 for all", v)}
 	}
-	since, samples, err := s.cfg.Live(r.Context())
+	open, err := s.cfg.Live()
 	if err != nil {
 		return fmt.Errorf("read the live counters: %w", err)
 	}
 	now := s.cfg.Now()
-	res := liveReport(since, now, samples, top)
+	res, err := liveReport(open, now, top, s.maxRows)
+	if err != nil {
+		return err
+	}
 	s.name(r.Context(), res.Rows)
-	return writeReport(w, res, member{"at", now.Format(time.RFC3339)})
+	return res.WriteJSON(w, report.Member{Name: "at", Value: now.Format(time.RFC3339)})
 }
 
 // name fills in the names known of rows' clients. The names only adorn
@@ -61,12 +64,16 @@ func (s *Server) name(ctx context.Context, rows []report.Row) {
 	}
 }
 
-// liveReport is the report by client of samples, counted from since to
-// now, as a stored span's would be: clients without bytes left out, the
-// busiest first, those past the top (all when top is 0) summed as the
-// rest.
-func liveReport(since, now time.Time, samples []traffic.Sample, top int) *report.Result {
-	active := slices.DeleteFunc(slices.Clone(samples), func(s traffic.Sample) bool { return s.Traffic.Bytes() == 0 })
+// liveReport is the report by client of the open period until now, as a
+// stored span's would be: clients without bytes left out, the busiest
+// first, those past the top (all when top is 0) summed as the rest. A
+// report of more than maxRows rows is a bad request.
+func liveReport(open traffic.OpenPeriod, now time.Time, top, maxRows int) (*report.Result, error) {
+	since := open.Since
+	active := slices.DeleteFunc(slices.Clone(open.Samples), func(s traffic.Sample) bool { return s.Traffic.Bytes() == 0 })
+	if rows := len(active); rows > maxRows && (top == 0 || top > maxRows) {
+		return nil, badRequest{fmt.Errorf("more than %d clients counted since the last flush, the most one answer holds; ask for top=N (N up to %d)", maxRows, maxRows)}
+	}
 	slices.SortFunc(active, func(a, b traffic.Sample) int {
 		return cmp.Or(cmp.Compare(b.Traffic.Bytes(), a.Traffic.Bytes()), a.Client.Compare(b.Client))
 	})
@@ -83,5 +90,5 @@ func liveReport(since, now time.Time, samples []traffic.Sample, top int) *report
 		row.Client, row.Traffic = s.Client, s.Traffic
 		res.Rows = append(res.Rows, row)
 	}
-	return res
+	return res, nil
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	}
 	eps := s.endpoints()
 	for _, e := range eps {
-		mux.Handle(e.Path, s.api(e.serve))
+		mux.Handle(e.Path, s.heavy(s.api(e.serve)))
 	}
 	mux.Handle(apiRoot+"{$}", s.api(serveIndex(eps)))
 	mux.Handle("/api/", s.api(func(_ io.Writer, r *http.Request) error {
@@ -46,7 +47,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Dashboard != nil {
 		mux.Handle("/", s.cfg.Dashboard)
 	}
-	return secure(readOnly(mux))
+	return secure(s.checkHost(readOnly(mux)))
 }
 
 // secure sets securityHeaders.
@@ -84,31 +85,57 @@ type notFound struct{ error }
 const internalError = "reading the traffic failed; the collector's journal says why"
 
 // api turns fn, which writes an endpoint's JSON answer to w, into a
-// handler. Nothing is sent until fn returns, so that a failure half way
-// still answers an error, with its status.
+// handler. The answer goes out as fn writes it, never held whole: an
+// error before its first byte is answered with its status, one after it
+// cuts the connection, the only way left to tell the client that what it
+// got is not all.
 func (s *Server) api(fn func(w io.Writer, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		var body bytes.Buffer
-		err := fn(&body, r)
+		body := &answer{w: w}
+		err := fn(body, r)
 		var bad badRequest
 		var missing notFound
 		switch {
+		case err == nil:
+		case body.begun:
+			s.logFailure(r, err)
+			panic(http.ErrAbortHandler)
 		case errors.As(err, &bad):
 			writeError(w, http.StatusBadRequest, err.Error())
 		case errors.As(err, &missing):
 			writeError(w, http.StatusNotFound, err.Error())
-		case err != nil:
-			// A client that went away cancels its reads: not a
-			// failure of the server's.
-			if r.Context().Err() == nil {
-				s.log.Error("answer an api request", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
-			}
-			writeError(w, http.StatusInternalServerError, internalError)
+		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the answer took longer than %s, the most one may take; ask for less, such as a later since= or top=N", s.requestTimeout))
 		default:
-			writeJSON(w, http.StatusOK, body.Bytes())
+			s.logFailure(r, err)
+			writeError(w, http.StatusInternalServerError, internalError)
 		}
 	})
+}
+
+// logFailure logs why r failed, unless its client went away, which
+// cancels its reads: not a failure of the server's.
+func (s *Server) logFailure(r *http.Request, err error) {
+	if r.Context().Err() == nil {
+		s.log.Error("answer an api request", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
+	}
+}
+
+// answer is the body of an API answer: its first write sends the header
+// of a JSON answer with status 200.
+type answer struct {
+	w     http.ResponseWriter
+	begun bool
+}
+
+func (a *answer) Write(p []byte) (int, error) {
+	if !a.begun {
+		a.begun = true
+		a.w.Header().Set("Content-Type", "application/json")
+		a.w.WriteHeader(http.StatusOK)
+	}
+	return a.w.Write(p)
 }
 
 // writeError answers status with {"error": msg}.
@@ -120,6 +147,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, body.Bytes())
 }
 
+// writeJSON answers status with body, a JSON document.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -85,19 +85,19 @@ func (s *Server) serveSeries(w io.Writer, r *http.Request) error {
 	choice := maps.Clone(q)
 	delete(choice, "span")
 	now := s.cfg.Now()
-	req, err := report.ParseQuery(choice, now, s.cfg.BillingDay)
+	req, err := report.ParseQuery(choice, now, s.cfg.Billing.Day())
 	if err != nil {
 		return badRequest{err}
 	}
 	req.Span, req.By = report.RangeSpan(sp.since(now), time.Time{}, now), sp.by
-	res, err := report.Build(r.Context(), s.cfg.Reports, req)
+	res, err := s.build(r.Context(), req)
 	if err != nil {
 		return err
 	}
 	if sp.name == "all" {
 		fromFirstTraffic(res)
 	}
-	return writeReport(w, res, member{"span", sp.name})
+	return res.WriteJSON(w, report.Member{Name: "span", Value: sp.name})
 }
 
 // fromFirstTraffic drops the rows of res before the first with traffic,

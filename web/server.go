@@ -13,11 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/traffic"
 )
@@ -26,6 +28,10 @@ import (
 type Config struct {
 	// Listen is the address to listen on, host:port (HTTP_LISTEN).
 	Listen string
+	// AllowedHosts are the names, besides the listen address and
+	// loopback's, that a request's Host header may give
+	// (HTTP_ALLOWED_HOSTS): those of a reverse proxy in front, say.
+	AllowedHosts []string
 	// WebConfigFile is the Prometheus web configuration file giving TLS
 	// and basic auth (WEB_CONFIG_FILE); empty serves plain HTTP to
 	// anyone who can connect.
@@ -38,15 +44,17 @@ type Config struct {
 	Metrics prometheus.Gatherer
 	// Reports is the stored traffic the API reports on.
 	Reports report.Source
-	// Live returns what the kernel counted since the last flush, and when
-	// that flush was; nil serves no /api/v1/live.
-	Live func(ctx context.Context) (since time.Time, samples []traffic.Sample, err error)
+	// Live returns the open period: what the kernel counted since the
+	// last flush, and when that flush was (agg.Aggregator's Open); nil
+	// serves no /api/v1/live.
+	Live func() (traffic.OpenPeriod, error)
 	// Names gives the reverse DNS names known of clients, shown beside
 	// the live ones; nil shows them without.
 	Names func(ctx context.Context, clients []traffic.Client) (map[traffic.Client]string, error)
-	// BillingDay is the day of the month billing periods start on
-	// (BILLING_DAY), 1 to 31.
-	BillingDay int
+	// Billing is the billing calendar (BILLING_DAY in the operator's
+	// zone): /api/v1/billing reports its period holding now, and the
+	// reports' billing periods start on its day unless asked otherwise.
+	Billing billing.Cycle
 	// Now reads the clock, in the location of the reports' calendar;
 	// default time.Now.
 	Now func() time.Time
@@ -56,8 +64,8 @@ type Config struct {
 }
 
 // The server's bounds. A slow or idle client holds a connection for
-// seconds, not forever; writing leaves time for a report over years of
-// rows from a large file.
+// seconds, not forever; writing leaves time for a report read in up to
+// requestTimeout to reach a slow client.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
@@ -76,6 +84,15 @@ type Server struct {
 	handler  http.Handler
 	srv      *http.Server
 	listener net.Listener // set by Start
+
+	// allowedHosts are the host names a request may give, as hostName
+	// writes them.
+	allowedHosts []string
+	// The bounds of a request that reads the traffic (maxRows, maxHeavy,
+	// requestTimeout), fields so that tests can lower them.
+	maxRows        int
+	heavySlots     chan struct{}
+	requestTimeout time.Duration
 }
 
 // New returns the server cfg describes, not yet listening.
@@ -83,8 +100,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Reports == nil {
 		return nil, errors.New("http server: no stored traffic to report on")
 	}
-	if cfg.BillingDay < 1 || cfg.BillingDay > 31 {
-		return nil, fmt.Errorf("http server: billing day %d: accepted: 1 to 31", cfg.BillingDay)
+	if cfg.Billing.IsZero() {
+		return nil, errors.New("http server: no billing calendar (BILLING_DAY)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -92,7 +109,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Log}
+	s := &Server{cfg: cfg, log: cfg.Log,
+		maxRows: maxRows, heavySlots: make(chan struct{}, maxHeavy), requestTimeout: requestTimeout}
+	for _, h := range slices.Concat(cfg.AllowedHosts, []string{cfg.Listen}) {
+		if name := hostName(h); name != "" {
+			s.allowedHosts = append(s.allowedHosts, name)
+		}
+	}
 	s.handler = s.routes()
 	s.srv = &http.Server{
 		Handler:           s.handler,

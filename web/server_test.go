@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -76,10 +77,10 @@ func fetch(ctx context.Context, client *http.Client, url, user, password string)
 func TestRunShutsDownWithContext(t *testing.T) {
 	cfg := testConfig(t)
 	entered, release := make(chan struct{}), make(chan struct{})
-	cfg.Live = func(context.Context) (time.Time, []traffic.Sample, error) {
+	cfg.Live = func() (traffic.OpenPeriod, error) {
 		close(entered)
 		<-release
-		return flushedAt, nil, nil
+		return traffic.OpenPeriod{Since: flushedAt}, nil
 	}
 	s := newServer(t, cfg)
 	if err := s.Start(t.Context()); err != nil {
@@ -122,6 +123,16 @@ func TestRunShutsDownWithContext(t *testing.T) {
 		t.Fatalf("the port is still taken: %v", err)
 	}
 	l.Close()
+}
+
+// A server without a billing calendar is refused, naming the setting:
+// /api/v1/billing and the reports' billing periods need one.
+func TestNewNeedsBilling(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Billing = billing.Cycle{}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "BILLING_DAY") {
+		t.Errorf("New without a billing calendar: %v, want an error naming BILLING_DAY", err)
+	}
 }
 
 // A port in use fails the start, with the setting to change.

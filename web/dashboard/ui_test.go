@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/traffic"
 	"github.com/back2basic/collector/web"
@@ -25,15 +26,19 @@ import (
 // the live counters of liveSamples, as the daemon does, at now.
 func serve(t *testing.T) string {
 	t.Helper()
+	cycle, err := billing.NewCycle(1, now.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := web.New(web.Config{
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Reports: seedStore(t),
-		Live: func(context.Context) (time.Time, []traffic.Sample, error) {
-			return liveSince, liveSamples, nil
+		Live: func() (traffic.OpenPeriod, error) {
+			return traffic.OpenPeriod{Since: liveSince, Samples: liveSamples}, nil
 		},
-		BillingDay: 1,
-		Now:        func() time.Time { return now },
-		Dashboard:  dashboard.Handler(),
+		Billing:   cycle,
+		Now:       func() time.Time { return now },
+		Dashboard: dashboard.Handler(),
 	})
 	if err != nil {
 		t.Fatal(err)
