@@ -19,8 +19,9 @@ type CollectorClientKey struct {
 }
 
 type CollectorClientTraffic struct {
-	_ structs.HostLayout
-	T [3][2]CollectorTally
+	_     structs.HostLayout
+	T     [3][2]CollectorTally
+	Flags uint64
 }
 
 type CollectorTally struct {
@@ -34,6 +35,7 @@ type CollectorTally struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	CollectorMapClients         = "clients"
+	CollectorMapProvenClients   = "proven_clients"
 	CollectorProgTcCount        = "tc_count"
 	CollectorProgTcIngressCount = "tc_ingress_count"
 	CollectorProgXdpCount       = "xdp_count"
@@ -93,7 +95,8 @@ type CollectorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CollectorMapSpecs struct {
-	Clients *ebpf.MapSpec `ebpf:"clients"`
+	Clients       *ebpf.MapSpec `ebpf:"clients"`
+	ProvenClients *ebpf.MapSpec `ebpf:"proven_clients"`
 }
 
 // CollectorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -123,12 +126,14 @@ func (o *CollectorObjects) Close() error {
 //
 // It can be passed to LoadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CollectorMaps struct {
-	Clients *ebpf.Map `ebpf:"clients"`
+	Clients       *ebpf.Map `ebpf:"clients"`
+	ProvenClients *ebpf.Map `ebpf:"proven_clients"`
 }
 
 func (m *CollectorMaps) Close() error {
 	return _CollectorClose(
 		m.Clients,
+		m.ProvenClients,
 	)
 }
 

@@ -37,8 +37,16 @@ struct tally {
 	__u64 packets; /* frames on the wire */
 };
 
+/* Bits of client_traffic.flags. */
+enum client_flag {
+	/* The host sent the client what a blind forger cannot make it send
+	 * (see proves() in collector.c). */
+	CLIENT_PROVEN = 1 << 0,
+};
+
 struct client_traffic {
 	struct tally t[CLASS_COUNT][DIR_COUNT];
+	__u64 flags; /* enum client_flag bits */
 };
 
 #endif

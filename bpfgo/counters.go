@@ -5,7 +5,9 @@
 // Drain puts an empty map into the slot, which makes the kernel wait until
 // no running program can still hold the old one, then reads and clears the
 // old map. No increment is lost or counted twice, and the packet path never
-// takes a lock.
+// takes a lock. A second, smaller map in a slot of its own holds the
+// clients the host proved real while the counter map was full; Drain swaps
+// it the same way.
 package bpfgo
 
 import (
@@ -31,12 +33,28 @@ import (
 // before further new clients are counted in the overflow entry.
 const DefaultMaxClients = 65536
 
+// DefaultProvenClients is how many clients that proved themselves while
+// the counter map was full one drain period holds; past it they are
+// counted in the overflow entry too. Proven clients are seeded into the
+// next periods' counter maps (agg), so this only needs room for those
+// that first prove themselves in a period that is already full: new
+// renters arriving during a flood. It costs about a sixteenth of the
+// counter map's memory (about 0.7 MB a map).
+const DefaultProvenClients = 4096
+
 // DefaultPinPath is where maps are pinned when pinning is on.
 const DefaultPinPath = "/sys/fs/bpf/collector"
 
-// The two counter maps take turns in the slot; with pinning they are found
-// again under these names.
-var counterMapNames = [2]string{"counters_a", "counters_b"}
+// The two counter maps take turns in their slot, as do the two proven
+// maps in theirs; with pinning they are found again under these names.
+var (
+	counterMapNames = [2]string{"counters_a", "counters_b"}
+	provenMapNames  = [2]string{"proven_a", "proven_b"}
+)
+
+// flagProven mirrors CLIENT_PROVEN in bpf/types.h: the datapath's mark on
+// a client's entry.
+const flagProven = 1 << 0
 
 // Config says how to load the datapath.
 type Config struct {
@@ -44,6 +62,10 @@ type Config struct {
 	// MaxClients bounds the client addresses counted per drain period;
 	// 0 means DefaultMaxClients.
 	MaxClients uint32
+	// ProvenClients bounds the clients that get an entry of their own by
+	// proving themselves while the counter map is full; 0 means
+	// DefaultProvenClients.
+	ProvenClients uint32
 	// PinPath, when set, is a bpffs directory where the maps are pinned
 	// so counting survives a restart; empty means nothing is pinned.
 	PinPath string
@@ -59,17 +81,13 @@ type Counters struct {
 	tc      *ebpf.Program // egress
 	// tcIngress counts incoming packets where XDP is not used.
 	tcIngress *ebpf.Program
-	slot      *ebpf.Map
 	pinPath   string
 
-	mu     sync.Mutex
-	maps   [2]*ebpf.Map // counter maps; maps[active] is in the slot
-	active int
-	spare  spareState
-	// held are counts read from a counter map but not yet returned by
-	// Drain; staleKeys are the keys of a map read but not yet cleared.
-	held      []traffic.Sample
-	staleKeys []bpf.CollectorClientKey
+	mu       sync.Mutex
+	counters slotted // the counter maps
+	proven   slotted // room for clients proven while the counter map is full
+	// held are counts read from a map but not yet returned by Drain.
+	held []traffic.Sample
 	// seed are the clients each map gets an entry for before it goes into
 	// the slot, at most maxSeed (half the map).
 	seed    []bpf.CollectorClientKey
@@ -77,15 +95,6 @@ type Counters struct {
 
 	stats counterStats
 }
-
-// spareState tracks the map out of the slot. Only an empty map may go in.
-type spareState int
-
-const (
-	spareUnread spareState = iota // may hold counts nobody has read
-	spareStale                    // read, not yet cleared
-	spareClean                    // empty but for a zero overflow entry
-)
 
 var overflowKey bpf.CollectorClientKey // the address ::
 
@@ -99,6 +108,9 @@ func Load(cfg Config) (*Counters, error) {
 	}
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.ProvenClients == 0 {
+		cfg.ProvenClients = DefaultProvenClients
 	}
 	flags, err := portFlags(cfg.Ports)
 	if err != nil {
@@ -124,12 +136,16 @@ func Load(cfg Config) (*Counters, error) {
 	}
 	// One more entry than clients: the overflow entry.
 	specs.Clients.InnerMap.MaxEntries = cfg.MaxClients + 1
+	specs.ProvenClients.InnerMap.MaxEntries = cfg.ProvenClients
 
 	if !haveMultiBufferXDP() {
 		delete(spec.Programs, bpf.CollectorProgXdpCountFrags)
 	}
 
-	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2)}
+	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2),
+		counters: slotted{names: counterMapNames, overflow: true},
+		proven:   slotted{names: provenMapNames},
+	}
 	c.stats.s.MapCapacity = int(cfg.MaxClients)
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
@@ -137,10 +153,11 @@ func Load(cfg Config) (*Counters, error) {
 			return nil, err
 		}
 		specs.Clients.Pinning = ebpf.PinByName
+		specs.ProvenClients.Pinning = ebpf.PinByName
 		opts.Maps.PinPath = cfg.PinPath
 	}
 	pinsBefore := existingPins(cfg.PinPath)
-	err = c.load(spec, specs.Clients.InnerMap, opts)
+	err = c.load(spec, specs.Clients.InnerMap, specs.ProvenClients.InnerMap, opts)
 	if err != nil {
 		// The maps are pinned before the programs are verified: a start
 		// that fails must not leave pins of its own behind. Pins of an
@@ -151,7 +168,8 @@ func Load(cfg Config) (*Counters, error) {
 }
 
 // loadPins are the names Load pins maps under in the pin directory.
-var loadPins = []string{bpf.CollectorMapClients, counterMapNames[0], counterMapNames[1]}
+var loadPins = []string{bpf.CollectorMapClients, counterMapNames[0], counterMapNames[1],
+	bpf.CollectorMapProvenClients, provenMapNames[0], provenMapNames[1]}
 
 // existingPins returns which of loadPins exist under dir ("" for none).
 func existingPins(dir string) map[string]bool {
@@ -186,9 +204,16 @@ func removeNewPins(dir string, before map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// load creates the collection and the counter maps; on failure it has
-// closed what it made.
-func (c *Counters) load(spec *ebpf.CollectionSpec, inner *ebpf.MapSpec, opts ebpf.CollectionOptions) error {
+// load creates the collection, the counter maps and the proven maps; on
+// failure it has closed what it made.
+func (c *Counters) load(spec *ebpf.CollectionSpec, counters, proven *ebpf.MapSpec, opts ebpf.CollectionOptions) error {
+	if c.pinPath != "" {
+		err := errors.Join(c.counters.dropStaleSlot(c, bpf.CollectorMapClients, counters),
+			c.proven.dropStaleSlot(c, bpf.CollectorMapProvenClients, proven))
+		if err != nil {
+			return err
+		}
+	}
 	err := c.replaceIncompatible(bpf.CollectorMapClients, func() (err error) {
 		c.coll, err = ebpf.NewCollectionWithOptions(spec, opts)
 		return err
@@ -203,9 +228,11 @@ func (c *Counters) load(spec *ebpf.CollectionSpec, inner *ebpf.MapSpec, opts ebp
 	c.xdpFrag = c.coll.Programs[bpf.CollectorProgXdpCountFrags]
 	c.tc = c.coll.Programs[bpf.CollectorProgTcCount]
 	c.tcIngress = c.coll.Programs[bpf.CollectorProgTcIngressCount]
-	c.slot = c.coll.Maps[bpf.CollectorMapClients]
+	c.counters.slot = c.coll.Maps[bpf.CollectorMapClients]
+	c.proven.slot = c.coll.Maps[bpf.CollectorMapProvenClients]
 
-	if err := c.openCounterMaps(inner); err != nil {
+	err = errors.Join(c.counters.open(c, counters), c.proven.open(c, proven))
+	if err != nil {
 		c.Close()
 		return err
 	}
@@ -216,79 +243,6 @@ func (c *Counters) load(spec *ebpf.CollectionSpec, inner *ebpf.MapSpec, opts ebp
 // (5.18+), probed through the helper that measures such a frame.
 func haveMultiBufferXDP() bool {
 	return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) == nil
-}
-
-// openCounterMaps creates (or, pinned, reopens) the two counter maps and
-// makes sure one of them is in the slot.
-func (c *Counters) openCounterMaps(inner *ebpf.MapSpec) error {
-	for i, name := range counterMapNames {
-		spec := inner.Copy()
-		spec.Name = name
-		var opts ebpf.MapOptions
-		if c.pinPath != "" {
-			spec.Pinning = ebpf.PinByName
-			opts.PinPath = c.pinPath
-		}
-		err := c.replaceIncompatible(name, func() (err error) {
-			c.maps[i], err = ebpf.NewMapWithOptions(spec, opts)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("create counter map %s: %w", name, err)
-		}
-		// Every counter map keeps an overflow entry so a full map
-		// still has somewhere to count. A pinned map in the slot is
-		// live: only a lookup, which takes no bucket lock, may touch
-		// it (see Peek).
-		var overflow bpf.CollectorClientTraffic
-		err = c.maps[i].Lookup(overflowKey, &overflow)
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			err = c.maps[i].Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateNoExist)
-		}
-		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			return fmt.Errorf("add overflow entry to %s: %w", name, err)
-		}
-	}
-
-	active, err := c.slotted()
-	if err != nil {
-		return err
-	}
-	if active < 0 {
-		if err := c.slot.Update(uint32(0), c.maps[0], ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("put counter map in slot: %w", err)
-		}
-		active = 0
-	}
-	c.active = active
-	// A pinned spare may hold counts of a daemon stopped mid-drain.
-	c.spare = spareUnread
-	return nil
-}
-
-// slotted returns the index of the counter map in the slot, or -1 when the
-// slot is empty or holds a map we did not open (its counts cannot be read
-// without CAP_SYS_ADMIN, which turns map IDs into descriptors).
-func (c *Counters) slotted() (int, error) {
-	var id uint32
-	err := c.slot.Lookup(uint32(0), &id)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, fmt.Errorf("read counter map slot: %w", err)
-	}
-	for i, m := range c.maps {
-		info, err := m.Info()
-		if err != nil {
-			return -1, fmt.Errorf("read counter map info: %w", err)
-		}
-		if mid, ok := info.ID(); ok && uint32(mid) == id {
-			return i, nil
-		}
-	}
-	c.log.Warn("the counter map in the pinned slot is not one of ours; replacing it, its counts are lost", "map_id", id)
-	return -1, nil
 }
 
 // replaceIncompatible runs load; if a pinned map named name has another
@@ -313,22 +267,23 @@ func (c *Counters) Drain() ([]traffic.Sample, error) {
 	defer c.mu.Unlock()
 	defer c.stats.drained(time.Now())
 
-	if err := c.settleSpare(); err != nil {
+	if err := c.settleSpares(); err != nil {
 		return nil, err
 	}
-	spare := 1 - c.active
-	if err := c.seedMap(c.maps[spare]); err != nil {
+	if err := c.seedMap(c.counters.maps[1-c.counters.active]); err != nil {
 		// Not worth a lost period: the clients are counted all the same,
 		// only a flood could push them into the overflow entry.
 		c.log.Warn("keep room for recent clients in the counter map", "err", err)
 	}
-	// The update returns only once no program can still be adding to the
-	// map it replaces (the kernel waits for an RCU grace period).
-	if err := c.slot.Update(uint32(0), c.maps[spare], ebpf.UpdateAny); err != nil {
-		return nil, fmt.Errorf("swap counter maps: %w", err)
+	// Each swap returns once no program can still add to the map it
+	// replaces. A program between the two swaps counts in the new
+	// counter map and the old proven map, or the other way round: each
+	// increment is in one map, and both old maps are read only after
+	// both swaps.
+	if err := errors.Join(c.counters.swap(), c.proven.swap()); err != nil {
+		return nil, err
 	}
-	c.active, c.spare = spare, spareUnread
-	if err := c.settleSpare(); err != nil {
+	if err := c.settleSpares(); err != nil {
 		return nil, err
 	}
 	out := c.held
@@ -361,26 +316,15 @@ func (c *Counters) seedMap(m *ebpf.Map) error {
 	return err
 }
 
-// settleSpare empties the map out of the slot, keeping any counts in it
-// that were never returned in c.held.
-func (c *Counters) settleSpare() error {
-	m := c.maps[1-c.active]
-	if c.spare == spareUnread {
-		keys, values, err := readMap(m)
-		if err != nil {
-			return fmt.Errorf("read counter map: %w", err)
-		}
-		c.stats.read(keys)
-		c.held = appendSamples(c.held, keys, values)
-		c.staleKeys, c.spare = keys, spareStale
+// settleSpares empties the maps out of the slots, keeping any counts in
+// them that were never returned in c.held.
+func (c *Counters) settleSpares() error {
+	var err error
+	if c.held, err = c.counters.settle(c.held, &c.stats); err != nil {
+		return err
 	}
-	if c.spare == spareStale {
-		if err := clearMap(m, c.staleKeys); err != nil {
-			return fmt.Errorf("clear counter map: %w", err)
-		}
-		c.staleKeys, c.spare = nil, spareClean
-	}
-	return nil
+	c.held, err = c.proven.settle(c.held, nil)
+	return err
 }
 
 // Peek returns what was counted so far in this period without starting a
@@ -395,36 +339,22 @@ func (c *Counters) settleSpare() error {
 func (c *Counters) Peek() ([]traffic.Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var (
-		keys   []bpf.CollectorClientKey
-		values []bpf.CollectorClientTraffic
-		key    bpf.CollectorClientKey
-		value  bpf.CollectorClientTraffic
-	)
-	it := c.maps[c.active].Iterate()
-	for it.Next(&key, &value) {
-		keys, values = append(keys, key), append(values, value)
+	out, err := c.counters.peek(nil)
+	if err != nil {
+		return nil, err
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read counter map: %w", err)
-	}
-	return appendSamples(nil, keys, values), nil
+	return c.proven.peek(out)
 }
 
 // Close releases the programs and maps held by this process. Pinned maps
 // stay in the kernel with their counts; attached programs keep their own
 // references until detached.
 func (c *Counters) Close() error {
-	var errs []error
-	for _, m := range c.maps {
-		if m != nil {
-			errs = append(errs, m.Close())
-		}
-	}
+	err := errors.Join(c.counters.close(), c.proven.close())
 	if c.coll != nil {
 		c.coll.Close()
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // batchSize is how many entries one lookup syscall returns; it must exceed
@@ -452,26 +382,12 @@ func readMap(m *ebpf.Map) ([]bpf.CollectorClientKey, []bpf.CollectorClientTraffi
 	}
 }
 
-// clearMap deletes every client but the overflow entry, which it zeroes.
-func clearMap(m *ebpf.Map, keys []bpf.CollectorClientKey) error {
-	clients := make([]bpf.CollectorClientKey, 0, len(keys))
-	for _, k := range keys {
-		if k != overflowKey {
-			clients = append(clients, k)
-		}
-	}
-	if len(clients) > 0 {
-		if _, err := m.BatchDelete(clients, nil); err != nil {
-			return err
-		}
-	}
-	return m.Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateAny)
-}
-
-// appendSamples appends the non-zero entries as Samples.
+// appendSamples appends the non-zero entries as Samples. A client is
+// Proven when the datapath marked its entry; the overflow entry's mark
+// only says some proven client found no room, and is not passed on.
 func appendSamples(out []traffic.Sample, keys []bpf.CollectorClientKey, values []bpf.CollectorClientTraffic) []traffic.Sample {
 	for i, k := range keys {
-		s := traffic.Sample{Client: clientOf(k)}
+		s := traffic.Sample{Client: clientOf(k), Proven: k != overflowKey && values[i].Flags&flagProven != 0}
 		for class, dirs := range values[i].T {
 			for dir, t := range dirs {
 				s.Traffic[class][dir] = traffic.Tally{Bytes: t.Bytes, Packets: t.Packets}

@@ -219,7 +219,7 @@ func TestClassification(t *testing.T) {
 // overflow entry: traffic that is not Sia's must not create entries.
 func assertNoEntries(t *testing.T, c *Counters) {
 	t.Helper()
-	for _, m := range c.maps {
+	for _, m := range c.counters.maps {
 		keys, _, err := readMap(m)
 		if err != nil {
 			t.Fatal(err)

@@ -13,31 +13,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestDrainIsExactUnderConcurrency runs the XDP program on two CPUs at once
-// while a third goroutine drains every few milliseconds: every increment
-// must come out of exactly one drain. The clients rotate, so both CPUs also
-// race to insert the same new client after every swap.
+// TestDrainIsExactUnderConcurrency runs the XDP and TC programs on two CPUs
+// at once while a third goroutine drains every few milliseconds: every
+// increment must come out of exactly one drain. The clients rotate, so
+// both CPUs also race to insert the same new client after every swap. The
+// counter map has room for a quarter of them: the rest prove themselves
+// with the host's data at egress and are counted in the proven map, so
+// both maps are swapped under traffic.
 func TestDrainIsExactUnderConcurrency(t *testing.T) {
-	c := loadCounters(t, Config{Ports: traffic.DefaultPorts})
 	const (
 		runners    = 2
 		numClients = 64
+		maxClients = numClients / 4
 	)
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, MaxClients: maxClients, ProvenClients: numClients})
 	perRunner := 1_500_000
 	if testing.Short() {
 		// Under software emulation (make test-kernels) a run costs
 		// some 50 times more; the drains still race with the adds.
 		perRunner = 150_000
 	}
-	frames := make([][]byte, numClients)
-	for i := range frames {
-		frames[i] = frame{src: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), dst: host4, proto: tcp, sport: 40000, dport: 9984, payload: 100}.build()
+	// Even runs are a client's frame in, odd ones the host's answer out.
+	frames := make([][]byte, 2*numClients)
+	for i := range numClients {
+		answer := tcpData(host4, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}))
+		frames[2*i], frames[2*i+1] = reversed(answer).build(), answer.build()
 	}
 	frameLen := uint64(len(frames[0]))
+	progs := [2]*ebpf.Program{c.xdp, c.tc}
 
 	var (
-		sum     traffic.Tally
+		sum     [2]traffic.Tally // down, up
 		drains  int
+		widest  int // the most clients one drain returned
 		running atomic.Int32
 		wg      sync.WaitGroup
 		errs    = make(chan error, runners)
@@ -60,7 +68,8 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 			for i := range perRunner {
 				// One run per call: with Repeat, an interrupted run is
 				// restarted and counts some packets twice.
-				if _, err := c.xdp.Run(&ebpf.RunOptions{Data: frames[(i+r)%numClients]}); err != nil {
+				f := (i + 2*r) % len(frames)
+				if _, err := progs[f%2].Run(&ebpf.RunOptions{Data: frames[f]}); err != nil {
 					errs <- err
 					return
 				}
@@ -69,7 +78,7 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 	}
 	for running.Load() > 0 {
 		time.Sleep(3 * time.Millisecond)
-		addDrain(t, c, &sum)
+		widest = max(widest, addDrain(t, c, &sum))
 		drains++
 	}
 	wg.Wait()
@@ -79,19 +88,33 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 	}
 	addDrain(t, c, &sum)
 
-	want := traffic.Tally{Packets: uint64(runners * perRunner), Bytes: uint64(runners*perRunner) * frameLen}
-	if sum != want {
-		t.Fatalf("drained %+v over %d drains, want %+v exactly", sum, drains, want)
+	// perRunner is even: each runner ran as many frames in as out.
+	each := uint64(runners * perRunner / 2)
+	want := traffic.Tally{Packets: each, Bytes: each * frameLen}
+	if sum[0] != want || sum[1] != want {
+		t.Fatalf("drained %+v down and %+v up over %d drains, want %+v each exactly", sum[0], sum[1], drains, want)
 	}
 	if drains < 20 {
 		t.Fatalf("only %d drains ran during the traffic; the test did not exercise concurrent draining", drains)
 	}
-	t.Logf("%d packets on %d CPUs, %d drains: exact", want.Packets, runners, drains)
+	if widest <= maxClients {
+		t.Fatalf("no drain returned more than the counter map's %d clients: the proven map was not used", maxClients)
+	}
+	t.Logf("%d packets on %d CPUs, %d drains, up to %d clients in one: exact", 2*want.Packets, runners, drains, widest)
 }
 
-func addDrain(t *testing.T, c *Counters, sum *traffic.Tally) {
+// addDrain drains c, adds its siamux traffic down and up to sum, and
+// returns how many clients (not counting 'other') it held.
+func addDrain(t *testing.T, c *Counters, sum *[2]traffic.Tally) int {
 	t.Helper()
-	for _, tr := range drained(t, c) {
-		sum.Add(tr[traffic.Siamux][traffic.Down])
+	got := drained(t, c)
+	for _, tr := range got {
+		sum[0].Add(tr[traffic.Siamux][traffic.Down])
+		sum[1].Add(tr[traffic.Siamux][traffic.Up])
 	}
+	_, other := got[netip.Addr{}]
+	if other {
+		return len(got) - 1
+	}
+	return len(got)
 }

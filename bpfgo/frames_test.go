@@ -19,7 +19,16 @@ type frame struct {
 	truncate  int     // cut this many bytes off the end
 	etherType uint16  // overrides the EtherType when set
 	raw       []byte  // used as is when set
+	tcpFlags  uint8   // the TCP header's flags byte
+	first     byte    // the payload's first byte (a QUIC header's)
 }
+
+// TCP flags.
+const (
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
 
 const (
 	tcp = 6
@@ -69,11 +78,16 @@ func (f frame) l4() []byte {
 	case tcp:
 		h = append(h, make([]byte, 16)...)
 		h[12] = 5 << 4 // data offset
+		h[13] = f.tcpFlags
 	case udp:
 		h = binary.BigEndian.AppendUint16(h, uint16(8+f.payload))
 		h = append(h, 0, 0)
 	}
-	return append(h, make([]byte, f.payload)...)
+	payload := make([]byte, f.payload)
+	if f.payload > 0 {
+		payload[0] = f.first
+	}
+	return append(h, payload...)
 }
 
 func (f frame) appendIPv4(b []byte, l4len int) []byte {

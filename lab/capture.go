@@ -44,9 +44,12 @@ type Capture struct {
 	done           chan struct{} // closed when the reader has drained and exited
 
 	// Owned by the reader until done is closed.
-	totals  map[netip.Addr]traffic.Traffic
-	ignored traffic.Tally
-	readErr error
+	totals map[netip.Addr]traffic.Traffic
+	// fromProof counts each client's frames from the first one the
+	// host sent that proves it (proves) on.
+	fromProof map[netip.Addr]traffic.Traffic
+	ignored   traffic.Tally
+	readErr   error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -98,13 +101,14 @@ func (l *Lab) capture(ns, dev string, sent, received traffic.Direction, ports tr
 		return nil, fmt.Errorf("capture on %s in netns %s: %w", dev, ns, err)
 	}
 	c := &Capture{
-		iface:    dev,
-		sent:     sent,
-		received: received,
-		file:     os.NewFile(uintptr(fd), "packet:"+dev),
-		ports:    ports,
-		done:     make(chan struct{}),
-		totals:   make(map[netip.Addr]traffic.Traffic),
+		iface:     dev,
+		sent:      sent,
+		received:  received,
+		file:      os.NewFile(uintptr(fd), "packet:"+dev),
+		ports:     ports,
+		done:      make(chan struct{}),
+		totals:    make(map[netip.Addr]traffic.Traffic),
+		fromProof: make(map[netip.Addr]traffic.Traffic),
 	}
 	// Stop relies on a read deadline to wake the reader; that needs the
 	// runtime poller, which a non-blocking fd normally gets.
@@ -224,6 +228,25 @@ func (c *Capture) count(hdr []byte, size int, dir traffic.Direction) {
 	t := c.totals[client]
 	t[class][dir].Add(frame)
 	c.totals[client] = t
+	p, proven := c.fromProof[client]
+	if proven || dir == traffic.Up && proves(hdr, size, pk, class) {
+		p[class][dir].Add(frame)
+		c.fromProof[client] = p
+	}
+}
+
+// FromProof returns, once Stop returned, each client's frames from the
+// first frame the host sent it that proves it is real (the datapath's
+// rule, written apart from it) on; clients never proven are missing.
+// collector's mark lasts one flush period: compare it on exchanges that
+// fall in one period.
+func (c *Capture) FromProof() map[netip.Addr]traffic.Traffic {
+	select {
+	case <-c.done:
+		return c.fromProof
+	default:
+		return nil
+	}
 }
 
 // Stop ends the capture once every frame already queued is counted, and

@@ -48,6 +48,7 @@ type packet struct {
 	src, dst     netip.Addr
 	proto        uint8
 	sport, dport uint16
+	l4           int // the TCP or UDP header's offset in the frame
 }
 
 // Parser limits. They mirror the datapath's, so both give up on the same
@@ -116,6 +117,7 @@ func parse(b []byte) (packet, bool) {
 	}
 	pk.sport = binary.BigEndian.Uint16(b[off:])
 	pk.dport = binary.BigEndian.Uint16(b[off+2:])
+	pk.l4 = off
 	return pk, true
 }
 

@@ -154,7 +154,8 @@ type Sample struct {
 	Client  Client
 	Traffic Traffic
 	// Proven says the client proved in this period that it is real: the
-	// host sent it what a blind forger cannot make it send (a TCP segment
-	// with ACK and neither SYN nor RST, or a QUIC 1-RTT packet).
+	// host sent it what a blind forger cannot make it send (TCP data with
+	// ACK and neither SYN nor RST, or a QUIC 1-RTT datagram of 256 bytes
+	// or more; see proves in bpf/collector.c).
 	Proven bool
 }
