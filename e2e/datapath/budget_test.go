@@ -32,11 +32,7 @@ func TestRowBudgetUnderFlood(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "collector.db")
 	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1m", "-live-interval", "0", "-reverse-dns", "0",
 		"-max-client-rows", strconv.Itoa(budget), "-port-rhp4-quic", "9984,"+strconv.Itoa(forgedPort))
-	capture, err := l.Capture(traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984, forgedPort}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capture.Stop() })
+	capture := labtest.Capture(t, l, traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984, forgedPort}})
 	// Bare datagrams, 42 bytes over IPv4 and 62 over IPv6: less than any
 	// frame of a TCP or QUIC exchange.
 	if err := l.Forge(lab.Forged{Frames: forged, Port: forgedPort, PerSecond: 10_000}); err != nil {

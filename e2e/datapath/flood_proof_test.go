@@ -68,11 +68,7 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", interval.String(), "-live-interval", "1s",
 		"-reverse-dns", "0", "-max-clients", fmt.Sprint(maxClients), "-min-client-bytes", "0", "-max-client-rows", "1000000",
 		"-port-rhp4-siamux", "9984,9987", "-port-rhp4-quic", "9984,9985,9986")
-	capture, err := l.Capture(ports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capture.Stop() })
+	capture := labtest.Capture(t, l, ports)
 	earlySpec := lab.Spec{Ports: traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}}, Clients: early}
 
 	// The early renters get rows, and with them a seeded place in the

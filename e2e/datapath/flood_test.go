@@ -43,11 +43,7 @@ func TestFloodKeepsRealClients(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "collector.db")
 	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "1s",
 		"-reverse-dns", "0", "-max-clients", "16", "-port-rhp4-quic", "9984,9985")
-	capture, err := l.Capture(ports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capture.Stop() })
+	capture := labtest.Capture(t, l, ports)
 	round := func() {
 		t.Helper()
 		if _, err := l.Traffic(context.Background(), lab.Spec{Rounds: 1}); err != nil {

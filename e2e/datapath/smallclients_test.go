@@ -27,13 +27,9 @@ func TestSmallClientsKeepRows(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "collector.db")
 			d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1s", "-live-interval", "0",
 				"-reverse-dns", "0", "-xdp-mode", string(xdp))
-			capture, err := l.Capture(traffic.DefaultPorts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { capture.Stop() })
+			capture := labtest.Capture(t, l, traffic.DefaultPorts)
 			// 14 bytes of Ethernet, 20 of IPv4, 8 of UDP and 32 of payload.
-			err = l.Forge(lab.Forged{Frames: sources, Port: traffic.DefaultPorts.QUIC[0], Payload: 32, PerSecond: 1000})
+			err := l.Forge(lab.Forged{Frames: sources, Port: traffic.DefaultPorts.QUIC[0], Payload: 32, PerSecond: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}

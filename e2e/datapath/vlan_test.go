@@ -36,11 +36,7 @@ func TestVLANFramesCountedWhole(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "collector.db")
 			d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", "1m", "-live-interval", "0",
 				"-reverse-dns", "0", "-xdp-mode", string(xdp))
-			capture, err := l.Capture(traffic.DefaultPorts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { capture.Stop() })
+			capture := labtest.Capture(t, l, traffic.DefaultPorts)
 
 			const q, ad = 0x8100, 0x88a8
 			for i, tags := range [][]uint16{{q}, {ad, q}, {ad, q, q}} {

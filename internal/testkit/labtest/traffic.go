@@ -11,6 +11,18 @@ import (
 	"github.com/back2basic/collector/traffic"
 )
 
+// Capture starts an AF_PACKET count of the frames of ports on the host's
+// link, stopped when the test ends if the test did not stop it.
+func Capture(tb testing.TB, l *lab.Lab, ports traffic.Ports) *lab.Capture {
+	tb.Helper()
+	capture, err := l.Capture(ports)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { capture.Stop() })
+	return capture
+}
+
 // CapturedRounds drives rounds of traffic from every lab client and
 // returns what a capture on the host's link counted, checking that every
 // class and direction the lab sent was seen.
