@@ -13,6 +13,9 @@
 //	|   8080 5353        |                   |   syncer dials it)    |
 //	+--------------------+                   +-----------------------+
 //
+// Those are the default five clients; Options.Clients gives a lab more
+// addresses in the same nets.
+//
 // collector attaches to HostIf, the host side of the veth, so "up" is a
 // frame leaving the host namespace and "down" one arriving there.
 //
@@ -29,6 +32,7 @@ package lab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -61,7 +65,16 @@ type Options struct {
 	// and ip netns exec work as with the default; Close removes the name
 	// and the veth, not the namespace.
 	HostInCurrentNS bool
+	// Clients is the number of client addresses, each a client as
+	// collector sees it; 0 means 5. Half of them, rounded up, are IPv4
+	// (10.77.0.2 and on), the rest IPv6 (fd77::2 and on); at most
+	// MaxClients.
+	Clients int
 }
+
+// MaxClients is the most client addresses a lab has: the IPv4 ones fill
+// 10.77.0.2 to 10.77.0.254.
+const MaxClients = 2 * 253
 
 // Lab is a host namespace and a client namespace joined by a veth pair.
 // Its fields describe the lab and must not be changed.
@@ -81,17 +94,28 @@ type Lab struct {
 	made      []string // namespaces created so far, for Close
 }
 
-// The lab's fixed addressing: private ranges that never leave the
-// namespaces.
-var (
-	hostNets   = parsePrefixes("10.77.0.1/24", "fd77::1/64")
-	clientNets = parsePrefixes("10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24", "fd77::2/64", "fd77::3/64")
-)
+// The lab's addressing: private ranges that never leave the namespaces.
+// The host has the first address of each net, the clients those after.
+var hostNets = []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("fd77::1/64")}
 
-func parsePrefixes(cidrs ...string) []netip.Prefix {
-	ps := make([]netip.Prefix, len(cidrs))
-	for i, c := range cidrs {
-		ps[i] = netip.MustParsePrefix(c)
+// defaultClients is the number of client addresses by default: three IPv4
+// (10.77.0.2-4) and two IPv6 (fd77::2-3).
+const defaultClients = 5
+
+// clientNets are the n client addresses with their nets: IPv4 first,
+// ceil(n/2) of them, each after the one before, then IPv6 the same way.
+func clientNets(n int) []netip.Prefix {
+	ps := make([]netip.Prefix, 0, n)
+	for i, host := range hostNets {
+		count := (n + 1) / 2
+		if i == 1 {
+			count = n / 2
+		}
+		addr := host.Addr()
+		for range count {
+			addr = addr.Next()
+			ps = append(ps, netip.PrefixFrom(addr, host.Bits()))
+		}
 	}
 	return ps
 }
@@ -125,15 +149,22 @@ func New(opts Options) (*Lab, error) {
 	if l.MTU < 1280 {
 		return nil, fmt.Errorf("lab: MTU %d is below IPv6's minimum of 1280", l.MTU)
 	}
+	clients := cmp.Or(opts.Clients, defaultClients)
+	if clients < 1 || clients > MaxClients {
+		return nil, fmt.Errorf("lab: %d clients; accepted: 1 to %d", opts.Clients, MaxClients)
+	}
+	nets := clientNets(clients)
 	l.HostAddrs = addrsOf(hostNets)
-	l.ClientAddrs = addrsOf(clientNets)
-	if err := l.build(opts.HostInCurrentNS); err != nil {
+	l.ClientAddrs = addrsOf(nets)
+	if err := l.build(opts.HostInCurrentNS, nets); err != nil {
 		return nil, fmt.Errorf("lab: %w", errors.Join(err, l.Close()))
 	}
 	return l, nil
 }
 
-func (l *Lab) build(hostHere bool) error {
+// build makes the namespaces and the veth, and gives the clients' end
+// the addresses clients.
+func (l *Lab) build(hostHere bool, clients []netip.Prefix) error {
 	for _, ns := range []string{l.HostNS, l.ClientNS} {
 		var err error
 		if ns == l.HostNS && hostHere {
@@ -153,7 +184,7 @@ func (l *Lab) build(hostHere bool) error {
 	if err := l.configure(l.HostNS, l.HostIf, hostNets); err != nil {
 		return err
 	}
-	return l.configure(l.ClientNS, l.ClientIf, clientNets)
+	return l.configure(l.ClientNS, l.ClientIf, clients)
 }
 
 // attachCurrent names the calling thread's network namespace ns under

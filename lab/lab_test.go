@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,4 +291,41 @@ func retransmits(t *testing.T, l *lab.Lab) uint64 {
 		}
 	}
 	return sum
+}
+
+// TestManyClients builds a lab with more clients than the default, checks
+// their addresses, and runs traffic from all of them under a capture.
+func TestManyClients(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	const n = 23
+	l := labtest.NewWith(t, lab.Options{Clients: n})
+	if len(l.ClientAddrs) != n {
+		t.Fatalf("%d client addresses, want %d: %v", len(l.ClientAddrs), n, l.ClientAddrs)
+	}
+	seen := map[netip.Addr]bool{}
+	for i, addr := range l.ClientAddrs {
+		if want4 := i < (n+1)/2; addr.Is4() != want4 || seen[addr] || slices.Contains(l.HostAddrs, addr) {
+			t.Errorf("client %d: %v (IPv4 first, %d of them, each once, none the host's)", i, addr, (n+1)/2)
+		}
+		seen[addr] = true
+	}
+	c, err := l.Capture(traffic.DefaultPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	resent := retransmits(t, l)
+	sent, err := l.Traffic(context.Background(), lab.Spec{StreamDown: 2000, StreamUp: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCapture(t, l, sent, got, c.Ignored(), retransmits(t, l)-resent)
+
+	if _, err := lab.New(lab.Options{Clients: lab.MaxClients + 1}); err == nil || !strings.Contains(err.Error(), "clients") {
+		t.Errorf("a lab of %d clients: %v, want an error naming the clients", lab.MaxClients+1, err)
+	}
 }

@@ -19,8 +19,14 @@ import (
 // root: without it tb skips, or fails in CI (kerneltest.RequireRoot).
 func New(tb testing.TB) *lab.Lab {
 	tb.Helper()
+	return NewWith(tb, lab.Options{})
+}
+
+// NewWith is New for a lab built with opts.
+func NewWith(tb testing.TB, opts lab.Options) *lab.Lab {
+	tb.Helper()
 	kerneltest.RequireRoot(tb)
-	l, err := lab.New(lab.Options{})
+	l, err := lab.New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
