@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,27 +22,37 @@ import (
 )
 
 // TestFloodLateRentersProveThemselves floods the daemon with 65,536 new
-// forged sources a minute, each sending 3 full frames, while real renters
-// talk to it over TCP and QUIC. The counter map is full moments after each
-// drain. Renters that had rows before the flood are seeded into every map
-// and stored exactly. Two renters start only once the map is full, one
-// over TCP and one over QUIC: the host's answers prove them real (TCP
-// data; QUIC 1-RTT datagrams of full size), they get entries in the proven
-// map, and from their proof on they are stored exactly: at least 90% of
-// their exchange of about 100 kB. The forged sources prove nothing. All
-// of it adds up to the capture exactly.
+// forged sources a minute, each sending 3 full frames, while 20 real
+// renters talk to it over TCP and QUIC, and two more start mid-flood: 22
+// renters in all. The counter map (MAX_CLIENTS) is full moments after each
+// drain, and a period has far more clients than the row budget
+// (MAX_CLIENT_ROWS) allows.
+//
+// The 20 early renters had rows before the flood: they are seeded into
+// every map, proven, keep their rows under the budget, and are stored
+// exactly. The two late renters start only once the map is full, one over
+// TCP and one over QUIC: the host's answers prove them real (TCP data;
+// QUIC 1-RTT datagrams of full size), they get entries in the proven map,
+// and from their proof on they are stored exactly: at least 90% of their
+// exchange of about 100 kB. The forged sources prove nothing: the busiest
+// fill what the renters leave of the budget, the rest goes to 'other'. No
+// flush writes more than the budget's client rows, and all of it adds up
+// to the capture exactly.
 //
 // The late QUIC renter speaks QUIC-shaped datagrams, not QUIC: long
 // headers for its handshake, then short-header (1-RTT) ones. The datapath
 // reads only the first byte and the size.
-//
-// MIN_CLIENT_BYTES is 0 and the row budget far above what the test writes
-// (MAX_CLIENT_ROWS=1000000): this test is about the kernel's maps.
 func TestFloodLateRentersProveThemselves(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	const (
-		interval   = 10 * time.Second
-		maxClients = 64
+		interval = 10 * time.Second
+		// Renters before the flood and after it started (one TCP, one
+		// QUIC).
+		earlyRenters, lateRenters = 20, 2
+		// A counter map of a few hundred, full within a second of each
+		// drain, and a row budget below it that leaves room for the
+		// renters and some forged sources.
+		maxClients, maxClientRows = 256, 64
 		// 65,536 sources a minute, 3 frames each.
 		sourcesPerMinute = 65536
 		framesPerSource  = 3
@@ -60,16 +72,23 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 		sources, rate = sourcesPerMinute/12, rate/4
 	}
 	ports := traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984, lateTCPPort}, QUIC: []uint16{9984, floodPort, lateQUICPort}}
-	l := labtest.New(t)
-	early := []netip.Addr{l.ClientAddrs[0], l.ClientAddrs[1], l.ClientAddrs[3]}
-	lateTCP, lateQUIC := l.ClientAddrs[2], l.ClientAddrs[4]
+	l := labtest.NewWith(t, lab.Options{Clients: earlyRenters + lateRenters})
+	// The lab lists its IPv4 clients first: the late TCP renter is the
+	// last IPv4 one, the late QUIC renter the last IPv6 one.
+	v4 := (earlyRenters + lateRenters + 1) / 2
+	lateTCP, lateQUIC := l.ClientAddrs[v4-1], l.ClientAddrs[len(l.ClientAddrs)-1]
+	early := slices.Concat(l.ClientAddrs[:v4-1], l.ClientAddrs[v4:len(l.ClientAddrs)-1])
 
 	db := filepath.Join(t.TempDir(), "collector.db")
 	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", db, "-flush-interval", interval.String(), "-live-interval", "1s",
-		"-reverse-dns", "0", "-max-clients", fmt.Sprint(maxClients), "-min-client-bytes", "0", "-max-client-rows", "1000000",
+		"-reverse-dns", "0", "-max-clients", fmt.Sprint(maxClients), "-min-client-bytes", "0", "-max-client-rows", fmt.Sprint(maxClientRows),
 		"-port-rhp4-siamux", "9984,9987", "-port-rhp4-quic", "9984,9985,9986")
 	capture := labtest.Capture(t, l, ports)
-	earlySpec := lab.Spec{Ports: traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}}, Clients: early}
+	// Every early renter talks TCP (consensus both ways, siamux) and
+	// QUIC-shaped UDP each round; smaller streams than the lab's default
+	// keep 20 of them light on an emulated guest.
+	earlySpec := lab.Spec{Ports: traffic.Ports{Consensus: []uint16{9981}, Siamux: []uint16{9984}, QUIC: []uint16{9984}}, Clients: early,
+		StreamDown: 2000, StreamUp: 6000}
 
 	// The early renters get rows, and with them a seeded place in the
 	// map from the second drain after.
@@ -134,6 +153,10 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromProof := capture.FromProof()
+	peakKiB, err := vmHWM(d.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +172,7 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 	if storedAll != countedAll {
 		t.Errorf("all stored %+v, the capture counted %+v", storedAll, countedAll)
 	}
-	if n := len(counted) - len(early) - 2; n != sources {
+	if n := len(counted) - len(early) - lateRenters; n != sources {
 		t.Errorf("the capture saw %d forged sources, want %d", n, sources)
 	}
 	for _, addr := range early {
@@ -170,7 +193,43 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 		}
 		t.Logf("late renter %v: %d of %d bytes (%.1f%%) stored under its own address", addr, got.Bytes(), all.Bytes(), 100*float64(got.Bytes())/float64(all.Bytes()))
 	}
-	t.Logf("%d forged sources beside %d real renters, %d bytes in all: totals exact", sources, len(early)+2, countedAll.Bytes())
+	forgedRows := len(stored) - len(early) - lateRenters - 1 // 'other' too
+	if forgedRows <= 0 || stored[traffic.Other.String()].IsZero() {
+		t.Errorf("%d forged sources kept rows of their own, 'other' holds %d bytes: want the budget filled and the rest folded",
+			forgedRows, stored[traffic.Other.String()].Bytes())
+	}
+	if !strings.Contains(d.Output(), "more clients in a flush period than MAX_CLIENT_ROWS") {
+		t.Error("the daemon did not log that it folded clients into 'other'")
+	}
+	perFlush, perMinute := rowsWritten(t, db)
+	if perFlush > maxClientRows || perMinute > maxClientRows*int(time.Minute/interval) {
+		t.Errorf("a flush wrote %d client rows, a minute holds %d: want at most MAX_CLIENT_ROWS=%d a flush period, %d a minute",
+			perFlush, perMinute, maxClientRows, maxClientRows*int(time.Minute/interval))
+	}
+	t.Logf("%d forged sources beside %d real renters (%d late), %d bytes in all: totals exact", sources, len(early)+lateRenters, lateRenters, countedAll.Bytes())
+	t.Logf("row budget %d a flush period: at most %d client rows from one flush, %d in one minute of %d flushes; %d forged sources kept rows, the rest folded into 'other'",
+		maxClientRows, perFlush, perMinute, time.Minute/interval, forgedRows)
+	t.Logf("daemon peak RSS (VmHWM) %.1f MiB", float64(peakKiB)/1024)
+}
+
+// rowsWritten returns the most client rows (all but 'other') one flush
+// left in the minute table, and the most one minute holds. A flush is one
+// write, and a row's seq is the number of the write that last changed it:
+// the rows of one seq are a part of what that flush wrote. Rows of a
+// client a later flush of the same minute wrote again carry that flush's
+// seq; forged sources, new in every period, keep the seq of theirs.
+func rowsWritten(tb testing.TB, db string) (perFlush, perMinute int) {
+	tb.Helper()
+	conn := labtest.OpenDB(tb, db)
+	for query, most := range map[string]*int{
+		"SELECT COALESCE(MAX(n), 0) FROM (SELECT count(*) AS n FROM traffic_minute WHERE ip != 'other' GROUP BY seq)":       &perFlush,
+		"SELECT COALESCE(MAX(n), 0) FROM (SELECT count(*) AS n FROM traffic_minute WHERE ip != 'other' GROUP BY timestamp)": &perMinute,
+	} {
+		if err := conn.QueryRow(query).Scan(most); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return perFlush, perMinute
 }
 
 // nextFlush is the first flush after now: the daemon flushes on multiples
