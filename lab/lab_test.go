@@ -222,6 +222,9 @@ func TestTrafficUntilDone(t *testing.T) {
 // flow may carry all of them.
 func checkCapture(t *testing.T, l *lab.Lab, sent lab.Sent, got map[netip.Addr]traffic.Traffic, ignored traffic.Tally, resent uint64) {
 	t.Helper()
+	if sent.DatagramsResent != 0 {
+		t.Errorf("%d UDP requests were sent again in a calm lab: a datagram was lost", sent.DatagramsResent)
+	}
 	if len(got) != len(sent.Sia) {
 		t.Errorf("capture has %d clients, traffic %d: %v", len(got), len(sent.Sia), got)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/back2basic/collector/traffic"
@@ -57,6 +58,11 @@ type Sent struct {
 	Sia map[netip.Addr]traffic.Traffic
 	// Other is the payload of the non-Sia services, both directions.
 	Other traffic.Tally
+	// DatagramsResent counts the UDP requests sent again because no reply
+	// came within resendAfter: a datagram lost on a busy link (a flood
+	// filling the veth's receive ring, an emulated guest). The wire then
+	// carries more than Sia and Other say; a capture counts what it saw.
+	DatagramsResent uint64
 }
 
 // exchange is one client's conversation with one service: the dialer sends
@@ -169,17 +175,20 @@ func (l *Lab) Traffic(ctx context.Context, spec Spec) (Sent, error) {
 		}
 	}
 	rounds := 0
+	var resent atomic.Uint64
 	if err == nil {
-		rounds, err = l.rounds(ctx, spec, exs, payload)
+		rounds, err = l.rounds(ctx, spec, exs, payload, &resent)
 	}
 	if err = errors.Join(err, srv.stop()); err != nil {
 		err = fmt.Errorf("traffic: %w", err)
 	}
-	return spec.sent(exs, rounds), err
+	sent := spec.sent(exs, rounds)
+	sent.DatagramsResent = resent.Load()
+	return sent, err
 }
 
 // rounds runs rounds as spec says and returns how many completed.
-func (l *Lab) rounds(ctx context.Context, spec Spec, exs []exchange, payload []byte) (int, error) {
+func (l *Lab) rounds(ctx context.Context, spec Spec, exs []exchange, payload []byte, resent *atomic.Uint64) (int, error) {
 	next := time.Now()
 	for n := 0; spec.Rounds == Forever || n < spec.Rounds; n++ {
 		if !sleepUntil(ctx, next) {
@@ -189,7 +198,7 @@ func (l *Lab) rounds(ctx context.Context, spec Spec, exs []exchange, payload []b
 			return n, fmt.Errorf("after %d of %d rounds: %w", n, spec.Rounds, ctx.Err())
 		}
 		next = time.Now().Add(spec.Interval)
-		if err := l.round(spec, exs, payload); err != nil {
+		if err := l.round(spec, exs, payload, resent); err != nil {
 			return n, fmt.Errorf("round %d: %w", n+1, err)
 		}
 	}
@@ -208,14 +217,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 // round runs every exchange of every client concurrently.
-func (l *Lab) round(spec Spec, exs []exchange, payload []byte) error {
+func (l *Lab) round(spec Spec, exs []exchange, payload []byte, resent *atomic.Uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), spec.Timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	var errs errList
 	for _, client := range spec.Clients {
 		for _, ex := range exs {
-			wg.Go(func() { errs.add(l.dial(ctx, spec, ex, client, payload)) })
+			wg.Go(func() { errs.add(l.dial(ctx, spec, ex, client, payload, resent)) })
 		}
 	}
 	wg.Wait()
@@ -223,7 +232,7 @@ func (l *Lab) round(spec Spec, exs []exchange, payload []byte) error {
 }
 
 // dial runs the dialer's side of one exchange.
-func (l *Lab) dial(ctx context.Context, spec Spec, ex exchange, client netip.Addr, payload []byte) error {
+func (l *Lab) dial(ctx context.Context, spec Spec, ex exchange, client netip.Addr, payload []byte, resent *atomic.Uint64) error {
 	host := l.HostAddr(client)
 	ns, local, remote := l.ClientNS, netip.AddrPortFrom(client, 0), netip.AddrPortFrom(host, ex.port)
 	send, want := spec.StreamDown, spec.StreamUp
@@ -233,7 +242,7 @@ func (l *Lab) dial(ctx context.Context, spec Spec, ex exchange, client netip.Add
 	}
 	var err error
 	if ex.udp {
-		err = l.pingUDP(ctx, ns, local, remote, spec.Datagrams, payload[:spec.DatagramDown], spec.DatagramUp)
+		err = l.pingUDP(ctx, ns, local, remote, spec.Datagrams, payload[:spec.DatagramDown], spec.DatagramUp, resent)
 	} else {
 		err = l.talkTCP(ctx, ns, local, remote, payload[:send], want)
 	}
@@ -325,28 +334,49 @@ func awaitClosed(c *net.TCPConn, deadline time.Time) error {
 	}
 }
 
-// pingUDP sends n datagrams, each waiting for its reply of want bytes.
-func (l *Lab) pingUDP(ctx context.Context, ns string, local, remote netip.AddrPort, n int, send []byte, want int) error {
+// resendAfter is how long pingUDP waits for a reply before it sends its
+// request again, as a QUIC endpoint would after a loss.
+const resendAfter = time.Second
+
+// pingUDP sends n datagrams, each waiting for its reply of want bytes, and
+// sends a request again when its reply does not come within resendAfter,
+// adding one to resent each time. A late reply to a request sent twice is
+// taken as the next one's: the count of replies still matches.
+func (l *Lab) pingUDP(ctx context.Context, ns string, local, remote netip.AddrPort, n int, send []byte, want int, resent *atomic.Uint64) error {
 	c, err := l.DialUDP(ns, local, remote)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	deadline, _ := ctx.Deadline()
-	if err := c.SetDeadline(deadline); err != nil {
-		return err
-	}
 	buf := make([]byte, want+1)
 	for range n {
 		if _, err := c.Write(send); err != nil {
 			return err
 		}
-		got, err := c.Read(buf)
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("got a %d-byte reply, want %d", got, want)
+		for {
+			wait := time.Now().Add(resendAfter)
+			if wait.After(deadline) {
+				wait = deadline
+			}
+			if err := c.SetReadDeadline(wait); err != nil {
+				return err
+			}
+			got, err := c.Read(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
+				resent.Add(1)
+				if _, err := c.Write(send); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("got a %d-byte reply, want %d", got, want)
+			}
+			break
 		}
 	}
 	return nil

@@ -108,7 +108,8 @@ func TestFloodLateRentersProveThemselves(t *testing.T) {
 	go func() {
 		spec := earlySpec
 		spec.Rounds, spec.Interval = lab.Forever, 2*time.Second
-		_, err := l.Traffic(ctx, spec)
+		sent, err := l.Traffic(ctx, spec)
+		t.Logf("early renters: %d rounds, %d UDP requests sent again after a loss", sent.Rounds, sent.DatagramsResent)
 		earlyDone <- err
 	}()
 
