@@ -135,14 +135,16 @@ deps-demo:
 ## kernels, KERNELS="5.10 6.1 6.12 sid" by default (vmtest/kernels.conf);
 ## one PASS/FAIL line each. Kernels, root image and logs in build/vm
 ## (vmtest/README.md). The tests are built as the invoking user, the
-## rest needs root: sudo is used when not root.
+## rest needs root: sudo is used when not root. KVM when a probe guest
+## runs under it, else software emulation; VM_ACCEL=kvm or tcg forces one
+## (vmtest/accel.sh).
 KERNELS ?= 5.10 6.1 6.12 sid
 VM_DIR ?= build/vm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test-kernels:
 	@[ -x "$(GO)" ] || $(MAKE) --no-print-directory deps
 	GO=$(GO) vmtest/mkpayload.sh $(VM_DIR)/payload
-	$(SUDO) env VM=$(abspath $(VM_DIR)) vmtest/test-kernels.sh $(KERNELS)
+	$(SUDO) env VM=$(abspath $(VM_DIR)) VM_ACCEL=$(VM_ACCEL) vmtest/test-kernels.sh $(KERNELS)
 
 ## vm-clean: forget the VM cache (kernels, root tree, images, logs)
 vm-clean:
@@ -157,7 +159,7 @@ vm-clean:
 SERVICE_KERNELS := $(if $(filter command line environment,$(origin KERNELS)),$(KERNELS),6.1 5.10)
 test-service-guest:
 	@[ -x "$(GO)" ] || $(MAKE) --no-print-directory deps
-	$(if $(filter 0,$(shell id -u)),,sudo) env VM=$(CURDIR)/build/vm GO=$(GO) vmtest/test-service.sh $(SERVICE_KERNELS)
+	$(if $(filter 0,$(shell id -u)),,sudo) env VM=$(CURDIR)/build/vm VM_ACCEL=$(VM_ACCEL) GO=$(GO) vmtest/test-service.sh $(SERVICE_KERNELS)
 
 ## test-fresh: the README's `make demo` and `make test-here`, as root
 ## without sudo, on a fresh Debian 12 (debootstrap minbase with make and
