@@ -104,15 +104,19 @@ test-here: deps $(PROMTOOL)
 demo: deps-demo build
 	./$(BINARY) demo $(ARGS)
 
-## bench: packet cost against an empty XDP program, flush cost, the readers
-## and the daemon's memory against a flood's database
+## bench: packet cost against an empty program, flush cost, the file, the
+## readers, the start and the daemon's memory against a flood's database;
+## ends with every figure that has a goal beside it (lines GOAL in the log)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./bpfgo
-	$(GO) test -run '^$$' -bench . ./agg
-	$(GO) test -run '^$$' -bench . ./store
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./alert
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./live
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./e2e/datapath
+	@mkdir -p build; : > build/bench.log; status=0; \
+	for run in "-benchtime 2000000x ./bpfgo" "./agg" "./store" "-benchtime 3x ./alert" \
+		"-benchtime 20x ./live" "-benchtime 1x ./e2e/datapath"; do \
+		$(GO) test -run '^$$' -bench . $$run 2>&1 | tee -a build/bench.log; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	done; \
+	echo; echo "figure | before | now | goal | verdict"; \
+	grep '^GOAL | ' build/bench.log | cut -d'|' -f2- ; \
+	exit $$status
 
 ## promtool: Debian's promtool, which checks the metrics and the alerting
 ## rules, unpacked into build/tools: installing the prometheus package would
