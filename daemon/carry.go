@@ -29,6 +29,7 @@ func (c *collector) carryOver(ctx context.Context) error {
 		total   traffic.Traffic
 		clients = map[traffic.Client]bool{}
 		stored  traffic.Period
+		before  int // maps an earlier start stored but did not release
 	)
 	for _, m := range carried {
 		rows, proven := rowsAt(minute, m.Samples)
@@ -41,7 +42,8 @@ func (c *collector) carryOver(ctx context.Context) error {
 			c.log.Warn("a carried-over map stays pinned; the next start only removes it", "err", err)
 		}
 		if !added {
-			continue // stored by an earlier start that stopped before the release
+			before++
+			continue
 		}
 		for _, r := range rows {
 			total.Add(&r.Traffic)
@@ -51,8 +53,9 @@ func (c *collector) carryOver(ctx context.Context) error {
 		}
 		stored.Rows = append(stored.Rows, rows...)
 	}
-	c.log.Info("carried over what the pinned maps of an earlier layout counted", "maps", len(carried),
-		"clients", len(clients), "bytes", total.Bytes(), "packets", total.Packets(), "minute", minute)
+	c.log.Info("carried over what the pinned maps of an earlier layout counted", "maps", len(carried)-before,
+		"clients", len(clients), "bytes", total.Bytes(), "packets", total.Packets(), "minute", minute,
+		"maps_stored_by_an_earlier_start", before)
 	if c.syncer != nil {
 		c.syncer.AfterFlush()
 	}

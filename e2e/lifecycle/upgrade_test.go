@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/internal/testkit/selfexec"
@@ -26,11 +27,22 @@ const releasedLayoutCommit = "5057a37"
 func TestUpgradeCarriesOverPinnedCounts(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	old := buildRelease(t, releasedLayoutCommit)
+	for _, tc := range []bpfgo.TCMode{bpfgo.TCX, bpfgo.TCLegacy} {
+		t.Run("tc="+string(tc), func(t *testing.T) {
+			if tc == bpfgo.TCX {
+				kerneltest.RequireTCX(t)
+			}
+			upgradeUnderTraffic(t, old, tc)
+		})
+	}
+}
+
+func upgradeUnderTraffic(t *testing.T, old string, tc bpfgo.TCMode) {
 	l := labtest.New(t)
 	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
 	db := filepath.Join(t.TempDir(), "collector.db")
 	args := []string{"-sqlite-path", db, "-flush-interval", "1m", "-live-interval", "0",
-		"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins}
+		"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins, "-tc-mode", string(tc)}
 
 	first := labtest.StartDaemon(t, l, old, args...)
 	stopTraffic := labtest.SteadyTraffic(t, l, 20*time.Millisecond)
@@ -41,7 +53,7 @@ func TestUpgradeCarriesOverPinnedCounts(t *testing.T) {
 	time.Sleep(time.Second) // counted by the earlier release's pinned programs alone
 
 	second := labtest.StartDaemon(t, l, selfexec.Collector(), append(args, "-max-clients", "4096")...)
-	second.WaitFor(t, "carried over what the pinned maps of an earlier layout counted")
+	second.WaitFor(t, carriedLine)
 	time.Sleep(500 * time.Millisecond)
 	counted := stopTraffic()
 	if err := second.Stop(); err != nil {
@@ -53,13 +65,16 @@ func TestUpgradeCarriesOverPinnedCounts(t *testing.T) {
 	if strings.Contains(out, "lost") {
 		t.Errorf("the upgrade's journal says something was lost:\n%s", out)
 	}
-	if line := lineWith(out, "carried over what the pinned maps"); !strings.Contains(line, "clients=") || strings.Contains(line, "bytes=0 ") {
+	if line := lineWith(out, carriedLine); !strings.Contains(line, "clients=") || strings.Contains(line, "bytes=0 ") {
 		t.Errorf("the carry-over line names no clients or bytes: %q", line)
 	}
 	if left, _ := os.ReadDir(filepath.Join(pins, "carried")); len(left) != 0 {
 		t.Errorf("pins of the earlier layout left after the carry-over: %v", left)
 	}
 }
+
+// carriedLine is the journal's line about what an upgrade carried over.
+const carriedLine = "carried over what the pinned maps of an earlier layout counted"
 
 // lineWith returns the first line of out that contains s.
 func lineWith(out, s string) string {
