@@ -96,7 +96,8 @@ func (c *Counters) setAside(path string) error {
 // start counted. Call it once the interfaces run the new programs: it
 // first waits until no program of the earlier run can still be adding
 // to them, so every count is in what it reads. The maps stay pinned
-// until their Release.
+// until their Release. A map it cannot read is left out, pinned, and
+// named in the error; the others are returned all the same.
 func (c *Counters) DrainCarried() ([]CarriedMap, error) {
 	if c.pinPath == "" {
 		return nil, nil
@@ -116,17 +117,22 @@ func (c *Counters) DrainCarried() ([]CarriedMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the boot id: %w", err)
 	}
-	var out []CarriedMap
+	var (
+		out  []CarriedMap
+		errs []error
+	)
 	for _, e := range entries {
 		m := CarriedMap{pin: filepath.Join(dir, e.Name())}
 		_, mapID, _ := strings.Cut(e.Name(), carriedIDSep)
 		m.ID = strings.TrimSpace(string(boot)) + "/" + mapID
 		if m.Samples, err = readCarried(m.pin); err != nil {
-			return nil, err
+			// It stays pinned, for a release that can read it.
+			errs = append(errs, err)
+			continue
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // waitForPrograms returns once no BPF program that started before the

@@ -207,3 +207,23 @@ func TestCarriedPinsOutliveAStart(t *testing.T) {
 		t.Errorf("pins set aside: %v (%v), want both counter maps", entries, err)
 	}
 }
+
+// TestUnknownLayoutStaysPinned: maps of a layout this release cannot read
+// (a later release's, after a downgrade) are set aside all the same, and
+// DrainCarried names them and leaves them pinned.
+func TestUnknownLayoutStaysPinned(t *testing.T) {
+	pins := pinDir(t)
+	pinOldLayout(t, pins, 112, DefaultMaxClients+1, [2][]oldEntry{})
+
+	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins})
+	carried, err := c.DrainCarried()
+	if err == nil || !strings.Contains(err.Error(), "112-byte values") {
+		t.Errorf("DrainCarried: %v, want an error naming the 112-byte values", err)
+	}
+	if len(carried) != 0 {
+		t.Errorf("carried %d maps of an unknown layout", len(carried))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(pins, carryDir)); len(entries) != 2 {
+		t.Errorf("pins set aside: %v, want both counter maps still there", entries)
+	}
+}

@@ -18,8 +18,7 @@ import (
 func (c *collector) carryOver(ctx context.Context) error {
 	carried, err := c.counters.DrainCarried()
 	if err != nil {
-		c.log.Warn("pinned maps of an earlier layout stay pinned for the next start to carry over", "err", err)
-		return nil
+		c.log.Warn("pinned maps of an earlier layout stay pinned for a start that can read them", "err", err)
 	}
 	if len(carried) == 0 {
 		return nil
