@@ -246,14 +246,22 @@ func haveMultiBufferXDP() bool {
 }
 
 // replaceIncompatible runs load; if a pinned map named name has another
-// layout (an older release), it removes that pin, says so, and loads again.
+// layout (an older release, another MAX_CLIENTS), it moves that pin out of
+// the way, a counter map to be carried over (setAside), a slot removed,
+// and loads again.
 func (c *Counters) replaceIncompatible(name string, load func() error) error {
 	err := load()
 	if c.pinPath == "" || !errors.Is(err, ebpf.ErrMapIncompatible) {
 		return err
 	}
 	path := filepath.Join(c.pinPath, name)
-	c.log.Warn("replacing pinned map with an incompatible layout; what it counted is lost", "pin", path, "reason", err)
+	if name != bpf.CollectorMapClients && name != bpf.CollectorMapProvenClients {
+		if err := c.setAside(path); err != nil {
+			return err
+		}
+		return load()
+	}
+	c.log.Info("replacing pinned slot of another layout", "pin", path, "reason", err)
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove incompatible pin: %w", err)
 	}

@@ -1,18 +1,14 @@
 package bpfgo
 
 import (
-	"bytes"
-	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/back2basic/collector/internal/testkit/kerneltest"
 	"github.com/back2basic/collector/traffic"
-	"github.com/cilium/ebpf"
 )
 
 // pinDir is a pin directory on a private bpffs.
@@ -42,33 +38,6 @@ func TestPinnedCountsSurviveTheProcess(t *testing.T) {
 	want := traffic.Traffic{}
 	want[traffic.Siamux][traffic.Down] = traffic.Tally{Bytes: 2 * uint64(len(data)), Packets: 2}
 	assertTraffic(t, drained(t, second), map[netip.Addr]traffic.Traffic{client4: want})
-}
-
-// TestIncompatiblePinIsReplaced pins a map of another layout under a name
-// the loader uses: the load replaces it and says so.
-func TestIncompatiblePinIsReplaced(t *testing.T) {
-	pins := pinDir(t)
-	if err := ensurePinDir(pins); err != nil {
-		t.Fatal(err)
-	}
-	old, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
-		Name: counterMapNames[0], Type: ebpf.Hash, KeySize: 16, ValueSize: 48, MaxEntries: 8, Pinning: ebpf.PinByName,
-	}, ebpf.MapOptions{PinPath: pins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
-
-	var logs bytes.Buffer
-	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if !strings.Contains(logs.String(), "incompatible layout") {
-		t.Fatalf("no log line about the replaced pin:\n%s", logs.String())
-	}
-	data := frame{src: client6, dst: host6, proto: udp, sport: 40000, dport: 9984}.build()
-	ingress(t, c, data)
-	drained(t, c)
-	ingress(t, c, data) // counted in the replaced map
-	assertTraffic(t, drained(t, c), map[netip.Addr]traffic.Traffic{client6: one(traffic.QUIC, traffic.Down, len(data))})
 }
 
 // TestFailedLoadRemovesOnlyItsPins: a start that fails after pinning

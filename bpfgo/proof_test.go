@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -256,31 +254,7 @@ func classOf(f frame) traffic.Class {
 // (without the flags word): the load replaces them, says so, and counts.
 func TestStaleSlotIsReplaced(t *testing.T) {
 	pins := pinDir(t)
-	if err := ensurePinDir(pins); err != nil {
-		t.Fatal(err)
-	}
-	old := &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: 96, MaxEntries: DefaultMaxClients + 1}
-	slot, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
-		Name: "clients", Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: old, Pinning: ebpf.PinByName,
-	}, ebpf.MapOptions{PinPath: pins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slot.Close()
-	for _, name := range counterMapNames {
-		spec := old.Copy()
-		spec.Name, spec.Pinning = name, ebpf.PinByName
-		m, err := ebpf.NewMapWithOptions(spec, ebpf.MapOptions{PinPath: pins})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name == counterMapNames[0] {
-			if err := slot.Update(uint32(0), m, ebpf.UpdateAny); err != nil {
-				t.Fatal(err)
-			}
-		}
-		m.Close()
-	}
+	pinOldLayout(t, pins, 96, DefaultMaxClients+1, [2][]oldEntry{})
 
 	var logs bytes.Buffer
 	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, PinPath: pins, Logger: slog.New(slog.NewTextHandler(&logs, nil))})

@@ -197,8 +197,8 @@ func (s *slotted) close() error {
 	return errors.Join(errs...)
 }
 
-// dropStaleSlot removes the pinned slot of s when a pinned map of s has
-// another layout than inner. The verifier checks the programs against the
+// dropStaleSlot sets aside the pinned maps of s and removes its pinned
+// slot when a pinned map of s has another layout than inner. The verifier checks the programs against the
 // layout the slot was made for, and the slot takes no map of another; the
 // kernel does not tell that layout, the pinned maps do.
 func (s *slotted) dropStaleSlot(c *Counters, slotName string, inner *ebpf.MapSpec) error {
@@ -215,8 +215,16 @@ func (s *slotted) dropStaleSlot(c *Counters, slotName string, inner *ebpf.MapSpe
 		if incompatible == nil {
 			continue
 		}
+		// Both maps of the slot are of its layout: they go aside
+		// together, to be carried over (see DrainCarried).
+		for _, name := range s.names {
+			err := c.setAside(filepath.Join(c.pinPath, name))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
 		path := filepath.Join(c.pinPath, slotName)
-		c.log.Warn("replacing pinned slot made for another map layout", "pin", path, "reason", incompatible)
+		c.log.Info("replacing pinned slot made for another map layout", "pin", path, "reason", incompatible)
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove pinned slot of another layout: %w", err)
 		}

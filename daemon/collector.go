@@ -136,6 +136,9 @@ func (c *collector) services() []Service {
 	services = append(services,
 		Service{Name: "aggregator", Start: c.newAggregator, Run: func(ctx context.Context) error { return c.aggregator.Run(ctx) }},
 		Service{Name: "interfaces", Start: c.attach, Run: c.watch, Stop: func() error { return c.ifaces.Close() }},
+		// Once the interfaces run the new programs, nothing counts in
+		// pinned maps of an earlier layout any more.
+		Service{Name: "carry-over", Start: c.carryOver},
 	)
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "http server", Start: c.startHTTP, Run: func(ctx context.Context) error { return c.http.Run(ctx) }})

@@ -229,18 +229,24 @@ func (s *Store) write(ctx context.Context, rows []traffic.Row, proven []traffic.
 
 func (s *Store) writeTx(ctx context.Context, rows []traffic.Row, proven []traffic.Client) error {
 	return s.inWrite(ctx, func(tx *sql.Tx, seq int64) error {
-		keyed := keyOrder(rows)
-		if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
-			return err
-		}
-		if err := saveProven(ctx, tx, keyed, proven); err != nil {
-			return err
-		}
-		if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
-			return err
-		}
-		return upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil), seq)
+		return s.addRows(ctx, tx, seq, rows, proven)
 	})
+}
+
+// addRows adds rows to the minutes, and to the hours and days already
+// rolled up past them, in tx as write seq.
+func (s *Store) addRows(ctx context.Context, tx *sql.Tx, seq int64, rows []traffic.Row, proven []traffic.Client) error {
+	keyed := keyOrder(rows)
+	if err := upsert(ctx, tx, Minutes, keyed, seq); err != nil {
+		return err
+	}
+	if err := saveProven(ctx, tx, keyed, proven); err != nil {
+		return err
+	}
+	if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
+		return err
+	}
+	return upsert(ctx, tx, Days, lateRows(keyed, Days, s.state.dailyUntil), seq)
 }
 
 // SaveNames stores the latest name of each address.

@@ -12,7 +12,8 @@ import (
 
 // syncStateSQL creates sync_state: what a copier keeps per target beside
 // its cursors, by key (package pgsync: which central database the cursors
-// were made for, and its claim on the host's id).
+// were made for, and its claim on the host's id), and under the target
+// onceTarget the ids WriteOnce wrote.
 const syncStateSQL = `CREATE TABLE sync_state (
 	target TEXT NOT NULL,
 	key TEXT NOT NULL,
