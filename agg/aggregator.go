@@ -307,8 +307,11 @@ func (a *Aggregator) collect() (p period, drained bool) {
 	a.stats.opened(drainedAt)
 
 	// A client may come in several samples; the budget is on its sum.
+	// The sums are the rows themselves, so that a flood's hundred thousand
+	// clients are held once, not once summed and again as rows.
 	var overflow traffic.Traffic
-	clients := make(map[traffic.Client]*traffic.Traffic)
+	rows := make([]traffic.Row, 0, len(samples)+1)
+	rowOf := make(map[traffic.Client]int, len(samples))
 	proved := make(map[netip.Addr]bool)
 	for i := range samples {
 		s := &samples[i]
@@ -316,14 +319,20 @@ func (a *Aggregator) collect() (p period, drained bool) {
 			overflow.Add(&s.Traffic)
 			continue
 		}
-		add(clients, s.Client, &s.Traffic)
+		if j, ok := rowOf[s.Client]; ok {
+			rows[j].Traffic.Add(&s.Traffic)
+		} else {
+			rowOf[s.Client] = len(rows)
+			rows = append(rows, traffic.Row{Start: minute, Client: s.Client, Traffic: s.Traffic})
+		}
 		if s.Proven {
 			proved[s.Client.Addr()] = true
 		}
 	}
+	rowOf = nil // garbage before the budget allocates
 	a.full.update(a.cfg.Log, drainedAt, &overflow)
 	a.stats.overflowed(&overflow)
-	b := a.budgetRows(minute, drainedAt, clients, overflow, proved)
+	b := a.budgetRows(minute, drainedAt, rows, overflow, proved)
 	p.rows, p.proven = b.rows, b.proven
 	if a.cfg.Seeder != nil {
 		a.recent.note(drainedAt, b.own)

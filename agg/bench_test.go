@@ -9,19 +9,22 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/internal/testkit/dbtest"
+	"github.com/back2basic/collector/internal/testkit/goal"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
 // reportPeakRSS reports the most memory the process has held, as the
 // kernel counts it: what a flush costs the host, Go heap and SQLite's
-// caches alike.
-func reportPeakRSS(b *testing.B) {
+// caches alike. It returns it in MiB.
+func reportPeakRSS(b *testing.B) float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB") // Maxrss is in KiB on Linux
+	mib := float64(ru.Maxrss) / 1024 // Maxrss is in KiB on Linux
+	b.ReportMetric(mib, "peak-RSS-MiB")
+	return mib
 }
 
 // clientAddr returns the i-th of a set of distinct addresses, half IPv4 and
@@ -53,7 +56,9 @@ func BenchmarkFlush100kClients(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(clients)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	reportPeakRSS(b)
+	peak := reportPeakRSS(b)
+	goal.Report(b, "a 100,000-row flush: time", goal.None, b.Elapsed().Seconds()/float64(b.N), "s", 0.3)
+	goal.Report(b, "a 100,000-row flush: peak RSS", goal.None, peak, "MiB", 60)
 }
 
 // A sustained flood of forged sources at the defaults: every minute 65,536

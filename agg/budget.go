@@ -57,56 +57,70 @@ type budgeted struct {
 	proven []traffic.Client // those of them proven lately
 }
 
-// ranked is a client the budget ranks.
+// ranked is a row the budget ranks, by its place in the rows.
 type ranked struct {
-	client  traffic.Client
-	traffic *traffic.Traffic
-	bytes   uint64 // traffic.Bytes(), summed once rather than per comparison
-	proven  bool
+	row    int
+	bytes  uint64 // Traffic.Bytes(), summed once rather than per comparison
+	proven bool
 }
 
-// budgetRows makes the rows of a period filed under minute and drained at
-// now from what each client moved, other (the overflow entry) and the
-// clients that proved they are real in it. Each client gets a row of its
-// own unless it moved less than MinClientBytes or there are more than
-// MaxClientRows: then proven clients keep theirs first, then the busiest
-// by bytes, and the rest is added to other. a.mu must be held.
-func (a *Aggregator) budgetRows(minute, now time.Time, clients map[traffic.Client]*traffic.Traffic, other traffic.Traffic, provedNow map[netip.Addr]bool) budgeted {
+// budgetRows applies the row budget to the rows of a period filed under
+// minute and drained at now, a row per client, beside other (the overflow entry) and the clients
+// that proved they are real in it. Each client keeps its row unless it
+// moved less than MinClientBytes or there are more than MaxClientRows:
+// then proven clients keep theirs first, then the busiest by bytes, and
+// the rest is added to other, which comes last when not zero. It reuses
+// rows. a.mu must be held.
+func (a *Aggregator) budgetRows(minute, now time.Time, rows []traffic.Row, other traffic.Traffic, provedNow map[netip.Addr]bool) budgeted {
 	a.budget.proven.note(now, slices.Collect(maps.Keys(provedNow)))
-	own := make([]ranked, 0, len(clients))
-	for client, t := range clients {
+	own := rows[:0]
+	for i := range rows {
+		t := &rows[i].Traffic
 		switch {
 		case t.IsZero():
 		case t.Bytes() < a.cfg.MinClientBytes:
 			other.Add(t)
 		default:
-			proven := provedNow[client.Addr()] || a.budget.proven.has(client.Addr())
-			own = append(own, ranked{client: client, traffic: t, bytes: t.Bytes(), proven: proven})
+			own = append(own, rows[i])
 		}
+	}
+	isProven := func(c traffic.Client) bool {
+		return provedNow[c.Addr()] || a.budget.proven.has(c.Addr())
 	}
 	var folded int
 	var foldedBytes uint64
 	if len(own) > a.cfg.MaxClientRows {
-		slices.SortFunc(own, func(x, y ranked) int {
+		rank := make([]ranked, len(own))
+		for i := range own {
+			rank[i] = ranked{row: i, bytes: own[i].Traffic.Bytes(), proven: isProven(own[i].Client)}
+		}
+		slices.SortFunc(rank, func(x, y ranked) int {
 			return cmp.Or(compareTrueFirst(x.proven, y.proven),
-				cmp.Compare(y.bytes, x.bytes), x.client.Compare(y.client))
+				cmp.Compare(y.bytes, x.bytes), own[x.row].Client.Compare(own[y.row].Client))
 		})
-		for _, r := range own[a.cfg.MaxClientRows:] {
-			other.Add(r.traffic)
+		fold := make([]bool, len(own))
+		for _, r := range rank[a.cfg.MaxClientRows:] {
+			fold[r.row] = true
+			other.Add(&own[r.row].Traffic)
 			foldedBytes += r.bytes
 		}
 		folded = len(own) - a.cfg.MaxClientRows
-		own = own[:a.cfg.MaxClientRows]
+		kept := own[:0]
+		for i := range own {
+			if !fold[i] {
+				kept = append(kept, own[i])
+			}
+		}
+		own = kept
 	}
 	a.budget.folding.Update(a.cfg.Log, now, folded, foldedBytes, "max_client_rows", a.cfg.MaxClientRows)
 	a.stats.folded(folded, foldedBytes)
 
-	out := budgeted{rows: make([]traffic.Row, 0, len(own)+1), own: make([]netip.Addr, 0, len(own))}
+	out := budgeted{rows: own, own: make([]netip.Addr, 0, len(own))}
 	for _, r := range own {
-		out.rows = append(out.rows, traffic.Row{Start: minute, Client: r.client, Traffic: *r.traffic})
-		out.own = append(out.own, r.client.Addr())
-		if r.proven {
-			out.proven = append(out.proven, r.client)
+		out.own = append(out.own, r.Client.Addr())
+		if isProven(r.Client) {
+			out.proven = append(out.proven, r.Client)
 		}
 	}
 	if !other.IsZero() {

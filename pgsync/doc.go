@@ -26,10 +26,12 @@
 // the rows local retention deletes: old minute rows stay there until
 // someone deletes them.
 //
-// Exactness rests on two things. Every local write numbers the rows it
-// changes (store.Changes), and a cursor in the local database (store's
-// sync_cursor) says up to which write the central side has them, so rows
-// changed after they were first sent (late traffic, rollups) go again.
+// Exactness rests on two things. Every local write is numbered and
+// records the times it changed (store.Changes reads their rows), and a
+// cursor in the local database (store's sync_cursor) says up to which
+// write the central side has them, so rows changed after they were first
+// sent (late traffic, rollups) go again, with the unchanged rows of their
+// time.
 // And a batch is copied into a staging table, then merged with an upsert
 // that sets the central values to the local ones, in one transaction: the
 // cursor moves only after it commits, and a batch sent twice, after a

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	testgoal "github.com/back2basic/collector/internal/testkit/goal" // store has a type goal
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -128,6 +129,7 @@ func BenchmarkYear(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	testgoal.Report(b, "a year at 200 clients a minute", testgoal.None, float64(year.bytes)/(1<<20), "MiB", 400)
 	st, err := OpenReadOnly(year.path)
 	if err != nil {
 		b.Fatal(err)

@@ -134,17 +134,16 @@ FROM (
 		columnList("%s", ", "), step, columnList("SUM(%s) AS %s", ", "), strings.Join(bytes, " + "), t-1)
 }
 
-// rollupBudgetSQL is rollupSQL keeping at most ?4 client rows per period
+// rollupBudgetSQL is rollupSQL keeping at most ?3 client rows per period
 // of t, the rest summed into 'other'.
 func rollupBudgetSQL(t Table) string {
-	return fmt.Sprintf(`INSERT INTO %s (timestamp, ip, %s, seq)
-SELECT at, CASE WHEN ip = 'other' OR rank <= ?4 THEN ip ELSE 'other' END AS kept, %s, ?3
+	return fmt.Sprintf(`INSERT INTO %s (timestamp, ip, %s)
+SELECT at, CASE WHEN ip = 'other' OR rank <= ?3 THEN ip ELSE 'other' END AS kept, %s
 FROM (%s)
 WHERE true
 GROUP BY at, kept
 ON CONFLICT (timestamp, ip) DO UPDATE SET
-	%s,
-	seq = excluded.seq`,
+	%s`,
 		t, columnList("%s", ", "), columnList("SUM(%s)", ", "), rankedSQL(t),
 		columnList("%s = %s + excluded.%s", ",\n\t"))
 }
@@ -152,7 +151,7 @@ ON CONFLICT (timestamp, ip) DO UPDATE SET
 // foldedSQL counts the client rows and bytes rollupBudgetSQL sums into
 // 'other'.
 func foldedSQL(t Table) string {
-	return fmt.Sprintf("SELECT count(*), coalesce(SUM(bytes), 0) FROM (%s) WHERE ip != 'other' AND rank > ?4", rankedSQL(t))
+	return fmt.Sprintf("SELECT count(*), coalesce(SUM(bytes), 0) FROM (%s) WHERE ip != 'other' AND rank > ?3", rankedSQL(t))
 }
 
 // folded is what one rollup summed into 'other'; ran says it rolled
@@ -167,16 +166,19 @@ type folded struct {
 // stop) into t as write seq, within the row budget when there is one.
 func (s *Store) rollupRange(ctx context.Context, tx *sql.Tx, t Table, start, stop, seq int64) (folded, error) {
 	f := folded{ran: true}
-	budget := s.opts.MaxClientRows
-	if budget <= 0 {
-		_, err := tx.ExecContext(ctx, rollupSQL(t), start, stop, seq)
-		return f, err
+	if budget := s.opts.MaxClientRows; budget <= 0 {
+		if _, err := tx.ExecContext(ctx, rollupSQL(t), start, stop); err != nil {
+			return f, err
+		}
+	} else {
+		if err := tx.QueryRowContext(ctx, foldedSQL(t), start, stop, budget).Scan(&f.rows, &f.bytes); err != nil {
+			return f, fmt.Errorf("count clients past the row budget: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, rollupBudgetSQL(t), start, stop, budget); err != nil {
+			return f, err
+		}
 	}
-	if err := tx.QueryRowContext(ctx, foldedSQL(t), start, stop, seq, budget).Scan(&f.rows, &f.bytes); err != nil {
-		return f, fmt.Errorf("count clients past the row budget: %w", err)
-	}
-	_, err := tx.ExecContext(ctx, rollupBudgetSQL(t), start, stop, seq, budget)
-	return f, err
+	return f, logRollup(ctx, tx, t, seq, start, stop)
 }
 
 // rollupFolds is what the row budget of one rollup table folded: counted

@@ -22,6 +22,7 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	3: addWriteSeq,
 	4: addSyncState,
 	5: addProven,
+	6: moveSeqsToWriteLog,
 }
 
 // migrate creates the schema in a new file or upgrades an existing one to
@@ -48,7 +49,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	start := time.Now()
 	if fresh {
-		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqSQL, []string{syncStateSQL, createProvenSQL})...); err != nil {
+		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqTablesSQL, writeLogSQL, []string{syncStateSQL, createProvenSQL})...); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	} else {

@@ -167,7 +167,7 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 // chunk seconds of them and not past end, and returns the new until and
 // what the row budget folded. A gap with no rows is passed over in one
 // step, so a file idle for months costs no more than one that was not.
-// The rows it writes get seq.
+// The write is recorded as seq.
 func (s *Store) rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chunk, seq int64) (int64, folded, error) {
 	if until >= end {
 		return until, folded{}, nil
@@ -191,14 +191,17 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, t Table, until, end, chu
 	return stop, f, nil
 }
 
-// prune deletes the rows of t before cut when that is later than since, and
-// returns the new since.
+// prune deletes the rows of t before cut when that is later than since,
+// with what write_log holds of their times, and returns the new since.
 func prune(ctx context.Context, tx *sql.Tx, t Table, since, cut int64) (int64, error) {
 	if cut <= since {
 		return since, nil
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE timestamp < ?", t), cut); err != nil {
 		return since, fmt.Errorf("delete rows of %s before %d: %w", t, cut, err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM write_log WHERE tbl = ? AND timestamp < ?", t.String(), cut); err != nil {
+		return since, fmt.Errorf("delete the writes to %s before %d: %w", t, cut, err)
 	}
 	return cut, nil
 }

@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version; migrate brings a file of
 // any earlier version up to it.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // column is one counter column of the traffic tables.
 type column struct {
@@ -167,28 +167,26 @@ func schemaSQL() []string {
 
 // upsertSQL adds rows of counters to the stored rows of the same time and
 // client in t: several flushes in one minute, or a restart within it, must
-// sum. It takes n rows of 3+len(columns) values each, the last one the
-// write's seq, since one statement for many rows costs far less per row
-// than a statement each.
+// sum. It takes n rows of 2+len(columns) values each, since one statement
+// for many rows costs far less per row than a statement each.
 func upsertSQL(t Table, n int) string {
-	row := "(?, ?" + strings.Repeat(", ?", len(columns)) + ", ?)"
-	return fmt.Sprintf("INSERT INTO %s (timestamp, ip, %s, seq)\nVALUES %s\nON CONFLICT (timestamp, ip) DO UPDATE SET\n\t%s,\n\tseq = excluded.seq",
+	row := "(?, ?" + strings.Repeat(", ?", len(columns)) + ")"
+	return fmt.Sprintf("INSERT INTO %s (timestamp, ip, %s)\nVALUES %s\nON CONFLICT (timestamp, ip) DO UPDATE SET\n\t%s",
 		t, columnList("%s", ", "), strings.TrimSuffix(strings.Repeat(row+", ", n), ", "),
 		columnList("%s = %s + excluded.%s", ",\n\t"))
 }
 
 // rollupSQL sums the rows of t's finer table whose time is in [?1, ?2) into
-// t, a row per client and period of t, as write seq ?3. Adding to rows
-// already there keeps it exact should a period be rolled up twice in parts.
+// t, a row per client and period of t. Adding to rows already there keeps
+// it exact should a period be rolled up twice in parts.
 func rollupSQL(t Table) string {
 	step := t.step()
-	return fmt.Sprintf(`INSERT INTO %s (timestamp, ip, %s, seq)
-SELECT timestamp - timestamp %% %d, ip, %s, ?3
+	return fmt.Sprintf(`INSERT INTO %s (timestamp, ip, %s)
+SELECT timestamp - timestamp %% %d, ip, %s
 FROM %s WHERE timestamp >= ?1 AND timestamp < ?2
 GROUP BY timestamp - timestamp %% %d, ip
 ON CONFLICT (timestamp, ip) DO UPDATE SET
-	%s,
-	seq = excluded.seq`,
+	%s`,
 		t, columnList("%s", ", "), step, columnList("SUM(%s)", ", "), t-1, step,
 		columnList("%s = %s + excluded.%s", ",\n\t"))
 }

@@ -6,35 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/back2basic/collector/traffic"
 )
 
-// A row's seq is the number of the write that last changed it: every
-// transaction that inserts or updates traffic rows (a flush with its late
-// rows, a chunk of rollups) takes the next number of write_seq and sets it
-// on each row it touches. Rows change after they are first written (late
-// traffic added to a minute, rollups adding to an hour), so a copy of the
-// tables elsewhere learns what it lacks from the seqs, not from the times:
-// whatever was written after the last row it took, in the order of the
-// seq index, which holds the primary key after seq. sync_cursor keeps that
-// last row per copy and table. Deleting rows takes no number: a copy keeps
-// the history that retention drops.
+// Every transaction that inserts or updates traffic rows (a flush with its
+// late rows, a chunk of rollups) takes the next number of write_seq, its
+// seq, and records in write_log which times of which table it touched: a
+// row per table and time, holding the seq of the last write there. Rows
+// change after they are first written (late traffic added to a minute,
+// rollups adding to an hour), so a copy of the tables elsewhere learns
+// what it lacks from the seqs, not from the times: the rows of every time
+// written after the last row it took, ordered by the time's seq, then time
+// and address. sync_cursor keeps that last row per copy and table.
+// Deleting rows takes no number: a copy keeps the history that retention
+// drops.
+//
+// Until schema 7 each row carried its own seq, with an index on it: a
+// third of a year's file. A time's seq is coarser, so a write that adds to
+// one row of a time has a copy take the time's other rows again, with the
+// values it already holds; late rows are few, and a copy sets what it
+// takes rather than adding it, so it stays exact.
 
-// writeSeqSQL adds the seq column, its index and the two tables. The rows
-// of an earlier file get seq 1, as if written by one first write, without
-// rewriting them: a copy gets each once. Numbering them one by one would
-// rewrite every row, a minute or more on a large file before the daemon
-// starts.
-var writeSeqSQL = func() []string {
-	stmts := []string{
-		`CREATE TABLE write_seq (
+// writeSeqTablesSQL creates the write counter and the copies' cursors.
+var writeSeqTablesSQL = []string{
+	`CREATE TABLE write_seq (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL
 )`,
-		"INSERT INTO write_seq VALUES (1, 1)",
-		`CREATE TABLE sync_cursor (
+	"INSERT INTO write_seq VALUES (1, 1)",
+	`CREATE TABLE sync_cursor (
 	target TEXT NOT NULL,
 	tbl TEXT NOT NULL,
 	seq INTEGER NOT NULL,
@@ -42,18 +45,86 @@ var writeSeqSQL = func() []string {
 	ip TEXT NOT NULL,
 	PRIMARY KEY (target, tbl)
 ) WITHOUT ROWID`,
-	}
+}
+
+// writeLogSQL creates write_log. Writes find a time by its key; copies read
+// on in the order of the index.
+var writeLogSQL = []string{
+	`CREATE TABLE write_log (
+	tbl TEXT NOT NULL,
+	timestamp INTEGER NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY (tbl, timestamp)
+) WITHOUT ROWID`,
+	"CREATE UNIQUE INDEX write_log_order ON write_log (tbl, seq, timestamp)",
+}
+
+// addWriteSeq gives a version 3 file the seqs as schema 4 kept them, on
+// every row; the rows of the file get seq 1, as if written by one first
+// write, without rewriting them.
+func addWriteSeq(ctx context.Context, tx *sql.Tx) error {
+	stmts := slices.Clone(writeSeqTablesSQL)
 	for _, t := range []Table{Minutes, Hours, Days} {
 		stmts = append(stmts,
 			fmt.Sprintf("ALTER TABLE %s ADD COLUMN seq INTEGER NOT NULL DEFAULT 1", t),
 			fmt.Sprintf("CREATE INDEX %[1]s_seq ON %[1]s (seq)", t))
 	}
-	return stmts
-}()
+	return execAll(ctx, tx, stmts...)
+}
 
-// addWriteSeq gives a version 3 file the seqs.
-func addWriteSeq(ctx context.Context, tx *sql.Tx) error {
-	return execAll(ctx, tx, writeSeqSQL...)
+// moveSeqsToWriteLog turns a version 6 file's seq on every row into
+// write_log: each time gets the last seq of its rows, so a copy's cursor
+// still has behind it every row it had (see the top of this file for the
+// rows of its time it takes again), and the column and its index go.
+// Dropping the column rewrites each table once.
+func moveSeqsToWriteLog(ctx context.Context, tx *sql.Tx) error {
+	stmts := slices.Clone(writeLogSQL)
+	for _, t := range []Table{Minutes, Hours, Days} {
+		stmts = append(stmts,
+			fmt.Sprintf("INSERT INTO write_log (tbl, timestamp, seq) SELECT '%[1]s', timestamp, MAX(seq) FROM %[1]s GROUP BY timestamp", t),
+			fmt.Sprintf("DROP INDEX %s_seq", t),
+			fmt.Sprintf("ALTER TABLE %s DROP COLUMN seq", t))
+	}
+	return execAll(ctx, tx, stmts...)
+}
+
+// logWrite records that write seq touched the rows of table t at the
+// times ats, which are in ascending order and may repeat.
+func logWrite(ctx context.Context, tx *sql.Tx, t Table, seq int64, ats []int64) error {
+	if len(ats) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, logWriteSQL)
+	if err != nil {
+		return fmt.Errorf("record the write to %s: %w", t, err)
+	}
+	defer stmt.Close()
+	for i, at := range ats {
+		if i > 0 && at == ats[i-1] {
+			continue
+		}
+		if _, err := stmt.ExecContext(ctx, t.String(), at, seq); err != nil {
+			return fmt.Errorf("record the write to %s at %d: %w", t, at, err)
+		}
+	}
+	return nil
+}
+
+const logWriteSQL = `INSERT INTO write_log (tbl, timestamp, seq) VALUES (?, ?, ?)
+ON CONFLICT (tbl, timestamp) DO UPDATE SET seq = excluded.seq`
+
+// logRollup records that write seq, a rollup, touched the rows of t in
+// [start, stop). Taking the times from t rather than from what was summed
+// may add a time that had rows before and none to add; a copy then takes
+// its rows once more, unchanged.
+func logRollup(ctx context.Context, tx *sql.Tx, t Table, seq, start, stop int64) error {
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO write_log (tbl, timestamp, seq)
+SELECT DISTINCT ?1, timestamp, ?2 FROM %s WHERE timestamp >= ?3 AND timestamp < ?4
+ON CONFLICT (tbl, timestamp) DO UPDATE SET seq = excluded.seq`, t), t.String(), seq, start, stop)
+	if err != nil {
+		return fmt.Errorf("record the rollup into %s: %w", t, err)
+	}
+	return nil
 }
 
 // inWrite runs fn in a write transaction numbered seq (nextSeq) and
@@ -83,17 +154,24 @@ func nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 	return seq, nil
 }
 
-// Mark is a place in the order rows were written: by seq, then among the
-// rows of one write by time and address. The zero Mark is before every
-// row.
+// Mark is a place in the order rows were written: by the seq of their
+// time's last write, then by time and address. The zero Mark is before
+// every row.
 type Mark struct {
 	seq, at int64
 	ip      string
 }
 
-// after is the SQL condition of the rows after m, and its arguments.
-func (m Mark) after() (string, []any) {
-	return "(seq, timestamp, ip) > (?, ?, ?)", []any{m.seq, m.at, m.ip}
+// changedSQL selects the rows of a table written after a Mark, joined as r
+// with their time's write_log row as w, from the arguments of Mark.after.
+// The condition on w alone lets SQLite start from the Mark in
+// write_log_order.
+const changedSQL = `FROM write_log AS w JOIN %s AS r ON r.timestamp = w.timestamp
+WHERE w.tbl = ? AND (w.seq, w.timestamp) >= (?, ?) AND (w.seq, w.timestamp, r.ip) > (?, ?, ?)`
+
+// after returns the arguments of changedSQL for the rows of t after m.
+func (m Mark) after(t Table) []any {
+	return []any{t.String(), m.seq, m.at, m.seq, m.at, m.ip}
 }
 
 // ChangeBatch is a part of the rows written after a Mark, as Changes reads
@@ -137,10 +215,9 @@ func (s *Store) Changes(ctx context.Context, t Table, from Mark, limit int) (Cha
 		if t != Days {
 			b.Since = time.Unix(since, 0)
 		}
-		cond, args := from.after()
-		query := fmt.Sprintf("SELECT seq, timestamp, ip, %s FROM %s WHERE %s ORDER BY seq, timestamp, ip LIMIT ?", columnList("%s", ", "), t, cond)
+		query := fmt.Sprintf("SELECT w.seq, r.timestamp, r.ip, %s "+changedSQL+" ORDER BY w.seq, w.timestamp, r.ip LIMIT ?", columnList("r.%s", ", "), t)
 		var m Mark
-		return scanTraffic(ctx, tx, query, append(args, limit), []any{&m.seq, &m.at, &m.ip}, func(tr *traffic.Traffic) error {
+		return scanTraffic(ctx, tx, query, append(from.after(t), limit), []any{&m.seq, &m.at, &m.ip}, func(tr *traffic.Traffic) error {
 			scanned++
 			b.Next = m
 			if m.at < since {
@@ -166,8 +243,7 @@ func (s *Store) Changes(ctx context.Context, t Table, from Mark, limit int) (Cha
 func (s *Store) Pending(ctx context.Context, t Table, from Mark) (int, error) {
 	var n int
 	err := s.read(ctx, func(tx *sql.Tx, h horizons) error {
-		cond, args := from.after()
-		return tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND timestamp >= ?", t, cond), append(args, h.windowStart(t))...).Scan(&n)
+		return tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) "+changedSQL+" AND w.timestamp >= ?", t), append(from.after(t), h.windowStart(t))...).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("count rows of %s written after seq %d in %s: %w", t, from.seq, s.path, err)

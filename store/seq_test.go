@@ -2,8 +2,10 @@ package store
 
 import (
 	"cmp"
+	"database/sql"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,10 +16,11 @@ import (
 	"github.com/back2basic/collector/traffic"
 )
 
-// seqs returns the seq of every row of table.
+// seqs returns the seq of every row of table: that of the last write to
+// its time. A row whose time write_log lacks is left out.
 func seqs(t *testing.T, st *Store, table Table) map[rowKey]int64 {
 	t.Helper()
-	rows, err := st.db.Query(fmt.Sprintf("SELECT timestamp, ip, seq FROM %s", table))
+	rows, err := st.db.Query(fmt.Sprintf("SELECT r.timestamp, r.ip, w.seq FROM %s AS r JOIN write_log AS w ON w.tbl = ? AND w.timestamp = r.timestamp", table), table.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,20 +75,20 @@ func checkWrite(t *testing.T, st *Store, table Table, before int64, old map[rowK
 	}
 }
 
-// Every write takes a number above all before and gives it to the rows it
-// changes, leaving the others alone.
-func TestWritesNumberRows(t *testing.T) {
+// Every write takes a number above all before and gives it to the times it
+// changes, so to every row of those times, leaving the others alone.
+func TestWritesNumberTimes(t *testing.T) {
 	st := openStore(t)
 	ctx := t.Context()
 	a, b := clientOf("192.0.2.1"), clientOf("192.0.2.2")
-	ka, kb := rowKey{at(0, 10, 0), a}, rowKey{at(0, 10, 0), b}
+	ka, kb := rowKey{at(0, 10, 0), a}, rowKey{at(0, 11, 0), b}
 	none := map[rowKey]int64{}
 
 	before := lastWrite(t, st)
 	write(t, st, map[rowKey]traffic.Traffic{ka: dbtest.Seeded(1), kb: dbtest.Seeded(2)})
 	checkWrite(t, st, Minutes, before, none, ka, kb)
 
-	// Late traffic of a's minute: a's row changes, b's does not.
+	// Late traffic of a's minute: a's minute changes, b's does not.
 	before, old := lastWrite(t, st), seqs(t, st, Minutes)
 	write(t, st, map[rowKey]traffic.Traffic{ka: dbtest.Seeded(3)})
 	checkWrite(t, st, Minutes, before, old, ka)
@@ -95,15 +98,17 @@ func TestWritesNumberRows(t *testing.T) {
 	if err := st.maintain(ctx, time.Unix(at(1, 1, 0), 0), time.Unix(at(1, 1, 0), 0), Retention{}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	dayA, dayB := rowKey{at(0, 0, 0), a}, rowKey{at(0, 0, 0), b}
 	checkWrite(t, st, Hours, before, none, ka, kb)
-	checkWrite(t, st, Days, before, none, rowKey{at(0, 0, 0), a}, rowKey{at(0, 0, 0), b})
+	checkWrite(t, st, Days, before, none, dayA, dayB)
 
-	// A late row of a rolled-up hour changes the rollup rows it adds to.
+	// A late row of a rolled-up hour changes the rollup rows it adds to:
+	// b's hour, not a's, and the day both are in.
 	before = lastWrite(t, st)
 	oldHours, oldDays := seqs(t, st, Hours), seqs(t, st, Days)
-	write(t, st, map[rowKey]traffic.Traffic{{at(0, 10, 5), b}: dbtest.Seeded(4)})
+	write(t, st, map[rowKey]traffic.Traffic{{at(0, 11, 5), b}: dbtest.Seeded(4)})
 	checkWrite(t, st, Hours, before, oldHours, kb)
-	checkWrite(t, st, Days, before, oldDays, rowKey{at(0, 0, 0), b})
+	checkWrite(t, st, Days, before, oldDays, dayA, dayB)
 }
 
 // readChanges reads every row of table written after from, limit rows at a
@@ -198,10 +203,16 @@ func TestChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every row of k's minute, the minute written; the hour is
+		// not rolled up yet.
 		want := map[rowKey]traffic.Traffic{}
 		if table == Minutes {
-			want[k] = readRows(t, st, Minutes)[k]
-		} // the hour is not rolled up yet
+			for rk, tr := range readRows(t, st, Minutes) {
+				if rk.start == k.start {
+					want[rk] = tr
+				}
+			}
+		}
 		dbtest.CheckSame(t, table.String()+" written since", got, want)
 		if n != len(want) {
 			t.Errorf("%s: %d rows pending, want %d", table, n, len(want))
@@ -334,8 +345,8 @@ func TestUpgradeNumbersRows(t *testing.T) {
 	if got, want := schemaOf(t, st.db), schemaOf(t, fresh.db); !reflect.DeepEqual(got, want) {
 		t.Errorf("upgraded schema:\n%v\nwant the one a new file gets:\n%v", got, want)
 	}
-	if got, want := seqIndexes(t, st), seqIndexes(t, fresh); len(got) != 3 || !reflect.DeepEqual(got, want) {
-		t.Errorf("indexes on seq after the upgrade: %v; a new file has %v, want one per table", got, want)
+	if got, want := seqIndexes(t, st), seqIndexes(t, fresh); !reflect.DeepEqual(got, []string{"write_log_order"}) || !reflect.DeepEqual(got, want) {
+		t.Errorf("indexes on seq after the upgrade: %v; a new file has %v, want write_log_order alone", got, want)
 	}
 }
 
@@ -365,5 +376,155 @@ func TestTrafficOfCounters(t *testing.T) {
 	tr := dbtest.Seeded(7)
 	if got := TrafficOf(Counters(&tr)); got != tr {
 		t.Errorf("TrafficOf(Counters(%v)) = %v", tr, got)
+	}
+}
+
+// writtenRow is a row of a schema 6 file with the seq it carried.
+type writtenRow struct {
+	mark    Mark
+	traffic traffic.Traffic
+}
+
+// readSchema6 reads the rows of table in a schema 6 file, each with its
+// own seq, and the sync cursors and state kept there.
+func readSchema6(t *testing.T, db *sql.DB, table Table) (rows map[rowKey]writtenRow, cursors map[string]Mark) {
+	t.Helper()
+	rows = make(map[rowKey]writtenRow)
+	r, err := db.Query(fmt.Sprintf("SELECT seq, timestamp, ip, %s FROM %s", columnList("%s", ", "), table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for r.Next() {
+		var m Mark
+		values := make([]uint64, len(columns))
+		dest := []any{&m.seq, &m.at, &m.ip}
+		for i := range values {
+			dest = append(dest, &values[i])
+		}
+		if err := r.Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+		client, err := traffic.ParseClient(m.ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows[rowKey{m.at, client}] = writtenRow{m, TrafficOf(values)}
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cursors = make(map[string]Mark)
+	c, err := db.Query("SELECT target, seq, timestamp, ip FROM sync_cursor WHERE tbl = ?", table.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for c.Next() {
+		var target string
+		var m Mark
+		if err := c.Scan(&target, &m.seq, &m.at, &m.ip); err != nil {
+			t.Fatal(err)
+		}
+		cursors[target] = m
+	}
+	return rows, cursors
+}
+
+// A file of schema 6, written by the release that stamped each row with
+// its seq (testdata/schema6.db: rows over many writes, late traffic added
+// to rows already sent and to rows not yet, cursors in the middle of each
+// table), keeps every row, cursor and sync state through the upgrade, and
+// a copy that read on from its cursor ends up with every row: what was
+// unsent at the upgrade, and again, unchanged, the sent rows of the times
+// that unsent rows share.
+func TestUpgradeFromRowSeqs(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "schema6.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "traffic.db")
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := make(map[Table]map[rowKey]writtenRow)
+	cursors := make(map[Table]Mark)
+	for _, table := range []Table{Minutes, Hours, Days} {
+		rows, marks := readSchema6(t, raw, table)
+		if len(marks) != 1 || marks["postgres"] == (Mark{}) {
+			t.Fatalf("%s: the file's cursors are %v; the test lost its point", table, marks)
+		}
+		before[table], cursors[table] = rows, marks["postgres"]
+	}
+	raw.Close()
+
+	st := openPath(t, path)
+	ctx := t.Context()
+	for _, key := range []string{"central", "install"} {
+		if v, err := st.SyncState(ctx, "postgres", key); err != nil || v == "" {
+			t.Errorf("sync state %s after the upgrade: %q, %v", key, v, err)
+		}
+	}
+	resentSome := false
+	for _, table := range []Table{Minutes, Hours, Days} {
+		cursor, err := st.SyncCursor(ctx, "postgres", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cursor != cursors[table] {
+			t.Errorf("%s: cursor %v after the upgrade, want %v", table, cursor, cursors[table])
+		}
+		all, sent, unsent := map[rowKey]traffic.Traffic{}, map[rowKey]traffic.Traffic{}, map[rowKey]traffic.Traffic{}
+		unsentTimes := map[int64]bool{}
+		for k, r := range before[table] {
+			all[k] = r.traffic
+			if cursor.Compare(r.mark) < 0 {
+				unsent[k] = r.traffic
+				unsentTimes[k.start] = true
+			} else {
+				sent[k] = r.traffic
+			}
+		}
+		if len(unsent) == 0 || len(sent) == 0 {
+			t.Fatalf("%s: %d rows sent, %d unsent; the test lost its point", table, len(sent), len(unsent))
+		}
+		dbtest.CheckSame(t, table.String()+" after the upgrade", readRows(t, st, table), all)
+
+		got, _ := readChanges(t, st, table, cursor, 3)
+		n, err := st.Pending(ctx, table, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(got) {
+			t.Errorf("%s: %d rows pending, %d read", table, n, len(got))
+		}
+		for k, tr := range unsent {
+			if g, ok := got[k]; !ok || g != tr {
+				t.Errorf("%s: unsent row %v read on from the cursor as %v (found %v), want %v", table, k, g, ok, tr)
+			}
+		}
+		for k, tr := range got {
+			if _, ok := unsent[k]; ok {
+				continue
+			}
+			resentSome = true
+			if !unsentTimes[k.start] || sent[k] != tr {
+				t.Errorf("%s: sent row %v read again as %v; want only sent rows of times with unsent ones, unchanged (%v)", table, k, tr, sent[k])
+			}
+		}
+		copied := maps.Clone(sent)
+		maps.Copy(copied, got)
+		dbtest.CheckSame(t, table.String()+" copied", copied, all)
+	}
+	if !resentSome {
+		t.Error("no sent row shares a time with an unsent one; the test lost its point")
+	}
+	fresh := openStore(t)
+	if got, want := schemaOf(t, st.db), schemaOf(t, fresh.db); !reflect.DeepEqual(got, want) {
+		t.Errorf("upgraded schema:\n%v\nwant the one a new file gets:\n%v", got, want)
 	}
 }

@@ -374,10 +374,18 @@ func lateRows(rows []keyedRow, t Table, until int64) []keyedRow {
 // stay well below SQLite's limit of 32,766 bound values.
 const batchRows = 256
 
-// upsert adds rows to table t, batchRows at a time, as write seq.
+// upsert adds rows, in key order, to table t, batchRows at a time, as
+// write seq.
 func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow, seq int64) error {
+	ats := make([]int64, len(rows))
+	for i, r := range rows {
+		ats[i] = r.at
+	}
+	if err := logWrite(ctx, tx, t, seq, ats); err != nil {
+		return err
+	}
 	var full *sql.Stmt
-	args := make([]any, 0, min(len(rows), batchRows)*(3+len(columns)))
+	args := make([]any, 0, min(len(rows), batchRows)*(2+len(columns)))
 	for len(rows) > 0 {
 		n := min(len(rows), batchRows)
 		args = args[:0]
@@ -388,7 +396,6 @@ func upsert(ctx context.Context, tx *sql.Tx, t Table, rows []keyedRow, seq int64
 				// set; no counter comes near it.
 				args = append(args, int64(*c.tally(r.traffic)))
 			}
-			args = append(args, seq)
 		}
 		stmt := full
 		if n < batchRows || full == nil {

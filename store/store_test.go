@@ -72,7 +72,6 @@ func TestOpenCreatesSchema(t *testing.T) {
 		tables = append(tables, name+" INTEGER notnull=1 default=0 pk=0")
 		view = append(view, name+" INTEGER notnull=0 default= pk=0")
 	}
-	tables = append(tables, "seq INTEGER notnull=1 default=1 pk=0")
 	for table, want := range map[string][]string{
 		"traffic_minute": tables,
 		"traffic_hourly": tables,
