@@ -8,7 +8,22 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// StreamSpec is one bulk TCP stream from a client to the host.
+type StreamSpec struct {
+	Client netip.Addr    // one of ClientAddrs
+	Port   uint16        // the host's port
+	Limit  int64         // bytes to send at most
+	For    time.Duration // how long to send at most
+	// Rate, when not 0, paces the sender to at most this many bytes a
+	// second (SO_MAX_PACING_RATE). Below what the host takes in, no
+	// frame is dropped at the host's end of the veth for want of room,
+	// so a capture on the clients' end sees only frames the host gets.
+	Rate uint64
+}
 
 // Streamed is what one bulk stream moved.
 type Streamed struct {
@@ -19,17 +34,16 @@ type Streamed struct {
 // streamChunk is how much the client hands the kernel per write.
 const streamChunk = 1 << 20
 
-// Stream sends one bulk TCP stream from client to the host's port, as a
-// renter uploading to a host does, until limit bytes are sent or for at
-// most d, and returns once the connection is fully closed: every frame of
-// it has crossed the link. Throughput is Bytes / Elapsed.
-func (l *Lab) Stream(ctx context.Context, client netip.Addr, port uint16, limit int64, d time.Duration) (Streamed, error) {
-	ln, err := l.ListenTCP(l.HostNS, netip.AddrPortFrom(l.HostAddr(client), port))
+// Stream sends one bulk TCP stream, as a renter uploading to a host does,
+// and returns once the connection is fully closed: every frame of it has
+// crossed the link. Throughput is Bytes / Elapsed.
+func (l *Lab) Stream(ctx context.Context, spec StreamSpec) (Streamed, error) {
+	ln, err := l.ListenTCP(l.HostNS, netip.AddrPortFrom(l.HostAddr(spec.Client), spec.Port))
 	if err != nil {
 		return Streamed{}, err
 	}
 	defer ln.Close()
-	deadline := time.Now().Add(d + 30*time.Second) // d, then room to drain and close
+	deadline := time.Now().Add(spec.For + 30*time.Second) // then room to drain and close
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
@@ -42,21 +56,21 @@ func (l *Lab) Stream(ctx context.Context, client netip.Addr, port uint16, limit 
 		s, err := receive(ln, deadline)
 		got <- result{s, err}
 	}()
-	sendErr := l.send(ctx, client, ln.Addr().(*net.TCPAddr).AddrPort(), limit, d)
+	sendErr := l.send(ctx, spec, ln.Addr().(*net.TCPAddr).AddrPort())
 	if sendErr != nil {
 		ln.Close() // ends an accept that will never come
 	}
 	r := <-got
 	if err := errors.Join(sendErr, r.err); err != nil {
-		return Streamed{}, fmt.Errorf("stream %v -> port %d: %w", client, port, err)
+		return Streamed{}, fmt.Errorf("stream %v -> port %d: %w", spec.Client, spec.Port, err)
 	}
 	return r.s, nil
 }
 
-// send is the client's side: write until limit or d, half-close, and wait
-// for the host's FIN.
-func (l *Lab) send(ctx context.Context, client netip.Addr, to netip.AddrPort, limit int64, d time.Duration) error {
-	c, err := l.DialTCP(ctx, l.ClientNS, netip.AddrPortFrom(client, 0), to)
+// send is the client's side: write until the spec's bounds, half-close,
+// and wait for the host's FIN.
+func (l *Lab) send(ctx context.Context, spec StreamSpec, to netip.AddrPort) error {
+	c, err := l.DialTCP(ctx, l.ClientNS, netip.AddrPortFrom(spec.Client, 0), to)
 	if err != nil {
 		return err
 	}
@@ -65,10 +79,15 @@ func (l *Lab) send(ctx context.Context, client netip.Addr, to netip.AddrPort, li
 	if err := c.SetDeadline(deadline); err != nil {
 		return err
 	}
+	if spec.Rate > 0 {
+		if err := pace(c, spec.Rate); err != nil {
+			return err
+		}
+	}
 	chunk := make([]byte, streamChunk)
-	stop := time.Now().Add(d)
-	for sent := int64(0); sent < limit && time.Now().Before(stop); {
-		n, err := c.Write(chunk[:min(int64(len(chunk)), limit-sent)])
+	stop := time.Now().Add(spec.For)
+	for sent := int64(0); sent < spec.Limit && time.Now().Before(stop); {
+		n, err := c.Write(chunk[:min(int64(len(chunk)), spec.Limit-sent)])
 		sent += int64(n)
 		if err != nil {
 			return err
@@ -112,4 +131,23 @@ func receive(ln *net.TCPListener, deadline time.Time) (Streamed, error) {
 		return s, err
 	}
 	return s, awaitClosed(c, deadline)
+}
+
+// pace caps the sending rate of c, in bytes a second; TCP paces by itself
+// without the fq qdisc.
+func pace(c *net.TCPConn, rate uint64) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, rate)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("SO_MAX_PACING_RATE: %w", serr)
+	}
+	return nil
 }

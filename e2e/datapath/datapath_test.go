@@ -55,6 +55,32 @@ func TestEndToEndAuto(t *testing.T) {
 	}
 }
 
+// TestAutoWithoutNativeXDP runs auto mode on the lab's veth, which has
+// native XDP, and on the host namespace's loopback, which has none (no
+// driver XDP; every kernel has one): native stays on the veth, and the
+// loopback counts with TC ingress rather than generic XDP, which would
+// turn GRO off (BenchmarkHostReceive measures what that costs). The
+// journal says which mode and why.
+func TestAutoWithoutNativeXDP(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := labtest.New(t)
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", filepath.Join(t.TempDir(), "collector.db"),
+		"-interface", l.HostIf+",lo", "-live-interval", "0", "-reverse-dns", "0", "-xdp-mode", "auto")
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out := d.Output()
+	for _, want := range []string{
+		"interface=" + l.HostIf + " xdp=native",
+		"interface=lo xdp=tc",
+		`msg="native xdp unavailable, counting ingress with tc: generic xdp would turn GRO off on the interface, which costs the host more" component=bpf interface=lo reason="no native xdp: attach xdp native on lo: `,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the daemon did not log %q:\n%s", want, out)
+		}
+	}
+}
+
 // runLab starts the daemon in a fresh lab, drives three rounds of traffic
 // from every lab client, stops the daemon with SIGTERM, and returns what
 // the database holds per ip, what the capture counted per client, and the
