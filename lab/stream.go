@@ -70,15 +70,11 @@ func (l *Lab) Stream(ctx context.Context, spec StreamSpec) (Streamed, error) {
 // send is the client's side: write until the spec's bounds, half-close,
 // and wait for the host's FIN.
 func (l *Lab) send(ctx context.Context, spec StreamSpec, to netip.AddrPort) error {
-	c, err := l.DialTCP(ctx, l.ClientNS, netip.AddrPortFrom(spec.Client, 0), to)
+	c, err := l.dialUntilDone(ctx, l.ClientNS, netip.AddrPortFrom(spec.Client, 0), to)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	if err := c.SetDeadline(deadline); err != nil {
-		return err
-	}
 	if spec.Rate > 0 {
 		if err := pace(c, spec.Rate); err != nil {
 			return err
