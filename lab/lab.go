@@ -22,8 +22,9 @@
 // Nothing is created in the root namespace: the veth is born inside the host
 // namespace with its peer placed straight in the client namespace. The one
 // exception is Options.HostInCurrentNS, for a throwaway machine. Offloads
-// are off on both ends so every skb is one wire frame. A Lab must be closed;
-// deleting its namespaces removes the veth with them. Sockets opened in a
+// are off on both ends so every skb is one wire frame (NICOffloads gives
+// the host's end a NIC's back, for measuring throughput). A Lab must be
+// closed; deleting its namespaces removes the veth with them. Sockets opened in a
 // namespace keep it alive in the kernel (though no longer listed) until they
 // are closed.
 //
@@ -241,8 +242,8 @@ func isOffload(name string) bool {
 
 func isTxChecksum(name string) bool { return strings.HasPrefix(name, "tx-checksum-") }
 
-// setOffloads turns every feature of dev that match picks on or off, in
-// the calling thread's namespace.
+// setOffloads turns on or off every feature of dev whose name match
+// accepts, in the calling thread's namespace.
 func setOffloads(dev string, on bool, match func(name string) bool) error {
 	e, err := ethtool.NewEthtool()
 	if err != nil {
