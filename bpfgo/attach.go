@@ -19,9 +19,11 @@ type XDPMode string
 
 // XDP modes: native runs in the driver, generic in the kernel's network
 // stack (every driver, slower, and the kernel turns GRO off on a device
-// while a generic XDP program runs there); auto tries native first.
-// XDPViaTC uses no XDP: a TC ingress program counts instead, after GRO,
-// from the number of frames GRO merged into each packet.
+// while a generic XDP program runs there). XDPViaTC uses no XDP: a TC
+// ingress program counts instead, after GRO, from the number of frames GRO
+// merged into each packet. Auto is native where the driver has it, else
+// TC ingress: without GRO the host spends more CPU per byte received than
+// counting after GRO costs (README, BenchmarkHostReceive).
 const (
 	XDPAuto    XDPMode = "auto"
 	XDPNative  XDPMode = "native"
@@ -100,10 +102,14 @@ func (c *Counters) Attach(iface string, xdpMode XDPMode, tcMode TCMode) (*Attach
 		return nil, err
 	}
 	if xdpMode == XDPViaTC {
-		a.XDPMode = XDPViaTC
-		err = c.attachTC(a, tcMode, ingressHook, c.tcIngress)
+		err = c.attachIngressTC(a, tcMode)
 	} else {
 		err = c.attachXDP(a, ifc, xdpMode)
+	}
+	if errors.Is(err, errNoNativeXDP) {
+		c.log.Info("native xdp unavailable, counting ingress with tc: generic xdp would turn GRO off on the interface, which costs the host more",
+			"interface", a.Interface, "reason", err)
+		err = c.attachIngressTC(a, tcMode)
 	}
 	if err == nil {
 		err = c.attachTC(a, tcMode, egressHook, c.tc)
@@ -130,6 +136,16 @@ func (c *Counters) pin(a *Attachment, name string) string {
 	return filepath.Join(c.linkDir(a.Interface), name)
 }
 
+// attachIngressTC counts ingress with a TC program instead of XDP.
+func (c *Counters) attachIngressTC(a *Attachment, tcMode TCMode) error {
+	a.XDPMode = XDPViaTC
+	return c.attachTC(a, tcMode, ingressHook, c.tcIngress)
+}
+
+// errNoNativeXDP is attachXDP's answer in auto mode where the driver
+// refused native XDP: Attach counts ingress with TC then.
+var errNoNativeXDP = errors.New("no native xdp")
+
 func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) error {
 	prog := c.xdp
 	if ifc.MTU > JumboMTU && c.xdpFrag != nil {
@@ -142,12 +158,14 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 	}
 	if l != nil {
 		inUse := xdpModeInUse(a.Index)
-		if mode == XDPAuto || mode == "" || mode == inUse {
+		// A generic link of an earlier run is no longer auto's choice.
+		auto := (mode == XDPAuto || mode == "") && inUse != XDPGeneric
+		if auto || mode == inUse {
 			a.links, a.Kept, a.XDPMode = append(a.links, l), true, inUse
 			return nil
 		}
 		// The operator asked for another mode than the pinned link runs
-		// in: that takes a new attachment.
+		// in, or auto found generic: that takes a new attachment.
 		c.log.Info("xdp mode changed, attaching again", "interface", a.Interface, "from", inUse, "to", mode)
 		if err := errors.Join(l.Unpin(), l.Close()); err != nil {
 			return fmt.Errorf("replace pinned xdp link on %s: %w", a.Interface, err)
@@ -182,8 +200,7 @@ func (c *Counters) attachXDP(a *Attachment, ifc *net.Interface, mode XDPMode) er
 		if err == nil || errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
 			return err
 		}
-		c.log.Info("native xdp unavailable, using generic mode", "interface", a.Interface, "reason", err)
-		return try(XDPGeneric)
+		return fmt.Errorf("%w: %w", errNoNativeXDP, err)
 	}
 	return fmt.Errorf("xdp mode %q: accepted are auto, native, generic, tc", mode)
 }

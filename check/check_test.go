@@ -350,9 +350,9 @@ func TestXDPMode(t *testing.T) {
 		{"forced native, features unknown", bpfgo.XDPNative, 1500, 0, errNoXDPFeatures, ok, "the start fails if the driver has none"},
 		{"auto, driver support", bpfgo.XDPAuto, 1500, basic, nil, ok, "native (XDP_MODE=auto; the driver has native XDP)"},
 		{"auto, jumbo with multi-buffer", bpfgo.XDPAuto, 9000, sg, nil, ok, "native (XDP_MODE=auto; the driver has native XDP)"},
-		{"auto, jumbo without multi-buffer", bpfgo.XDPAuto, 9000, basic, nil, ok, "multi-buffer XDP: generic then"},
-		{"auto, no driver support", bpfgo.XDPAuto, 1500, 0, nil, ok, "generic (XDP_MODE=auto; the driver has no native XDP"},
-		{"auto, features unknown", bpfgo.XDPAuto, 1500, 0, errNoXDPFeatures, ok, "native if the driver supports it, else generic"},
+		{"auto, jumbo without multi-buffer", bpfgo.XDPAuto, 9000, basic, nil, ok, "multi-buffer XDP: a TC ingress program counts then"},
+		{"auto, no driver support", bpfgo.XDPAuto, 1500, 0, nil, ok, "none: a TC ingress program counts (XDP_MODE=auto; the driver has no native XDP"},
+		{"auto, features unknown", bpfgo.XDPAuto, 1500, 0, errNoXDPFeatures, ok, "native if the driver supports it, else none: a TC ingress program counts"},
 		{"unknown", "offload", 1500, 0, nil, fail, "XDP_MODE=offload is not a mode"},
 	}
 	for _, tt := range tests {

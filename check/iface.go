@@ -44,7 +44,7 @@ func (c *Checker) iface(name string, mode bpfgo.XDPMode) []result {
 	progs, err := attachedXDP(ifc.Index)
 	attached := xdpAttached(name, progs, err)
 
-	// Features decide only between native and generic.
+	// Features decide only between native and what else the mode has.
 	var features uint64
 	var featuresErr error
 	if mode != bpfgo.XDPGeneric {
@@ -136,7 +136,7 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 	r := result{name: iface + " xdp mode"}
 	switch mode {
 	case bpfgo.XDPGeneric:
-		r.detail = "generic (XDP_MODE=generic; GRO is off on the interface while it runs, XDP_MODE=tc keeps it)"
+		r.detail = "generic (XDP_MODE=generic; GRO is off on the interface while it runs, XDP_MODE=tc or auto keeps it)"
 		return r
 	case bpfgo.XDPViaTC:
 		r.detail = "none: a TC ingress program counts (XDP_MODE=tc)"
@@ -158,20 +158,20 @@ func xdpMode(iface string, mode bpfgo.XDPMode, mtu int, features uint64, err err
 		r.detail = fmt.Sprintf("native (XDP_MODE=native); the start fails if the driver has none (%v)", err)
 	case mode == bpfgo.XDPNative && !native:
 		r.status, r.detail = fail, fmt.Sprintf("XDP_MODE=native, but the driver of %s has no native XDP", iface)
-		r.fix = "set XDP_MODE=auto or generic"
+		r.fix = "set XDP_MODE=auto or tc"
 	case mode == bpfgo.XDPNative:
 		r.detail = "native (XDP_MODE=native)" + jumbo
 		if jumbo != "" {
-			r.status, r.fix = warn, "set XDP_MODE=auto to fall back to generic mode if it does"
+			r.status, r.fix = warn, "set XDP_MODE=auto to count with a TC ingress program if it does"
 		}
 	case err != nil:
-		r.detail = fmt.Sprintf("native if the driver supports it, else generic (XDP_MODE=auto; %v)", err)
+		r.detail = fmt.Sprintf("native if the driver supports it, else none: a TC ingress program counts (XDP_MODE=auto; %v)", err)
 	case native && jumbo != "":
-		r.detail = "native (XDP_MODE=auto; the driver has native XDP)" + jumbo + ": generic then"
+		r.detail = "native (XDP_MODE=auto; the driver has native XDP)" + jumbo + ": a TC ingress program counts then"
 	case native:
 		r.detail = "native (XDP_MODE=auto; the driver has native XDP)"
 	default:
-		r.detail = "generic (XDP_MODE=auto; the driver has no native XDP; GRO is off on the interface while it runs, XDP_MODE=tc keeps it)"
+		r.detail = "none: a TC ingress program counts (XDP_MODE=auto; the driver has no native XDP, and generic XDP would turn GRO off)"
 	}
 	return r
 }

@@ -91,7 +91,7 @@ func TestInterfaceInNamespace(t *testing.T) {
 			// veth has native XDP; kernels from 6.3 report it.
 			want := "native (XDP_MODE=auto; the driver has native XDP)"
 			if !kerneltest.AtLeast(6, 3) {
-				want = "native if the driver supports it, else generic (XDP_MODE=auto; the kernel does not report XDP features (6.3+))"
+				want = "native if the driver supports it, else none: a TC ingress program counts (XDP_MODE=auto; the kernel does not report XDP features (6.3+))"
 			}
 			if r := results[2]; r.detail != want {
 				t.Errorf("xdp mode: %v %q, want %q", r.status, r.detail, want)

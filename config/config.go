@@ -163,7 +163,7 @@ var settings = []setting{
 		c.LiveInterval, err = parseDuration(v, time.Second)
 		return err
 	}},
-	{"XDP_MODE", string(bpfgo.XDPAuto), "ingress attach mode: auto (native, else generic), native, generic, tc (no XDP: a TC ingress program, which keeps GRO on)", func(c *Config, v string) error {
+	{"XDP_MODE", string(bpfgo.XDPAuto), "ingress attach mode: auto (native, else tc), native, generic, tc (no XDP: a TC ingress program, which keeps GRO on)", func(c *Config, v string) error {
 		switch m := bpfgo.XDPMode(v); m {
 		case bpfgo.XDPAuto, bpfgo.XDPNative, bpfgo.XDPGeneric, bpfgo.XDPViaTC:
 			c.XDPMode = m

@@ -22,8 +22,9 @@
 // Nothing is created in the root namespace: the veth is born inside the host
 // namespace with its peer placed straight in the client namespace. The one
 // exception is Options.HostInCurrentNS, for a throwaway machine. Offloads
-// are off on both ends so every skb is one wire frame. A Lab must be closed;
-// deleting its namespaces removes the veth with them. Sockets opened in a
+// are off on both ends so every skb is one wire frame (NICOffloads gives
+// the host's end a NIC's back, for measuring throughput). A Lab must be
+// closed; deleting its namespaces removes the veth with them. Sockets opened in a
 // namespace keep it alive in the kernel (though no longer listed) until they
 // are closed.
 //
@@ -224,10 +225,26 @@ func (l *Lab) configure(ns, dev string, nets []netip.Prefix) error {
 // would merge arriving frames; AF_PACKET would then see super-packets,
 // not what a NIC puts on the wire. Checksums off makes the sender fill
 // them in as a NIC would (and keeps TSO, which depends on them, off) and
-// the receiver check them. Kernels add TCP segmentation features (6.18:
-// tx-tcp-accecn-segmentation), so those are taken by name from the
-// kernel's own list.
+// the receiver check them.
 func wireFrames(dev string) error {
+	return setOffloads(dev, false, isOffload)
+}
+
+// isOffload says whether the ethtool feature name is one wireFrames turns
+// off. Kernels add TCP segmentation features (6.18:
+// tx-tcp-accecn-segmentation), so those are matched by name from the
+// kernel's own list.
+func isOffload(name string) bool {
+	tso := strings.HasPrefix(name, "tx-tcp") && strings.HasSuffix(name, "-segmentation")
+	other := name == "tx-generic-segmentation" || name == "rx-gro" || name == "rx-checksum"
+	return tso || isTxChecksum(name) || other
+}
+
+func isTxChecksum(name string) bool { return strings.HasPrefix(name, "tx-checksum-") }
+
+// setOffloads turns on or off every feature of dev whose name match
+// accepts, in the calling thread's namespace.
+func setOffloads(dev string, on bool, match func(name string) bool) error {
 	e, err := ethtool.NewEthtool()
 	if err != nil {
 		return fmt.Errorf("ethtool socket: %w", err)
@@ -237,17 +254,30 @@ func wireFrames(dev string) error {
 	if err != nil {
 		return fmt.Errorf("offload names of %s: %w", dev, err)
 	}
-	off := map[string]bool{}
+	change := map[string]bool{}
 	for name := range names {
-		tso := strings.HasPrefix(name, "tx-tcp") && strings.HasSuffix(name, "-segmentation")
-		tx := strings.HasPrefix(name, "tx-checksum-")
-		other := name == "tx-generic-segmentation" || name == "rx-gro" || name == "rx-checksum"
-		if tso || tx || other {
-			off[name] = false
+		if match(name) {
+			change[name] = on
 		}
 	}
-	if err := e.Change(dev, off); err != nil {
-		return fmt.Errorf("turn offloads off on %s: %w", dev, err)
+	if err := e.Change(dev, change); err != nil {
+		return fmt.Errorf("set offloads of %s: %w", dev, err)
+	}
+	return nil
+}
+
+// NICOffloads gives the link the offloads of a host's real NIC, for a
+// throughput measurement rather than a frame-exact count: the host's end
+// receives with GRO and checksum offload (and sends with TSO), and the
+// clients' end still sends one skb per wire frame, as frames arrive from
+// a wire, with their checksums offloaded, as a NIC validates them on
+// receipt. GRO on the host's end then merges them as it would a NIC's.
+func (l *Lab) NICOffloads() error {
+	if err := l.Do(l.HostNS, func() error { return setOffloads(l.HostIf, true, isOffload) }); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := l.Do(l.ClientNS, func() error { return setOffloads(l.ClientIf, true, isTxChecksum) }); err != nil {
+		return fmt.Errorf("lab: %w", err)
 	}
 	return nil
 }

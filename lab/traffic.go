@@ -255,19 +255,30 @@ func (l *Lab) dial(ctx context.Context, spec Spec, ex exchange, client netip.Add
 // talkTCP is the dialer's side: connect, send, half-close, take the whole
 // reply.
 func (l *Lab) talkTCP(ctx context.Context, ns string, local, remote netip.AddrPort, send []byte, want int) error {
-	c, err := l.DialTCP(ctx, ns, local, remote)
+	c, err := l.dialUntilDone(ctx, ns, local, remote)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	if err := c.SetDeadline(deadline); err != nil {
-		return err
-	}
 	if err := sendAll(c, send); err != nil {
 		return err
 	}
 	return readAll(c, want)
+}
+
+// dialUntilDone is DialTCP for a connection that lives no longer than
+// ctx: its reads and writes fail at ctx's deadline.
+func (l *Lab) dialUntilDone(ctx context.Context, ns string, local, remote netip.AddrPort) (*net.TCPConn, error) {
+	c, err := l.DialTCP(ctx, ns, local, remote)
+	if err != nil {
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	if err := c.SetDeadline(deadline); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // answerTCP is the acceptor's side: take the whole request, reply,

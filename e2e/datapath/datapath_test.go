@@ -55,6 +55,60 @@ func TestEndToEndAuto(t *testing.T) {
 	}
 }
 
+// TestAutoWithoutNativeXDP runs auto mode on the lab's veth, which has
+// native XDP, and on the host namespace's loopback, which has none (no
+// driver XDP; every kernel has one): native stays on the veth, and the
+// loopback counts with TC ingress rather than generic XDP, which would
+// turn GRO off (BenchmarkHostReceive measures what that costs). The
+// journal says which mode and why.
+func TestAutoWithoutNativeXDP(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := labtest.New(t)
+	d := labtest.StartDaemon(t, l, selfexec.Collector(), "-sqlite-path", filepath.Join(t.TempDir(), "collector.db"),
+		"-interface", l.HostIf+",lo", "-live-interval", "0", "-reverse-dns", "0", "-xdp-mode", "auto")
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out := d.Output()
+	for _, want := range []string{
+		"interface=" + l.HostIf + " xdp=native",
+		"interface=lo xdp=tc",
+		`msg="native xdp unavailable, counting ingress with tc: generic xdp would turn GRO off on the interface, which costs the host more" component=bpf interface=lo reason="no native xdp: attach xdp native on lo: `,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the daemon did not log %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestAutoReplacesPinnedGeneric starts a pinned daemon with generic XDP
+// on the loopback, as auto chose before, and then one in auto mode: the
+// pinned generic link makes way for TC ingress, and GRO is back.
+func TestAutoReplacesPinnedGeneric(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	l := labtest.New(t)
+	pins := filepath.Join(kerneltest.MountBPFFS(t), "collector")
+	args := []string{"-sqlite-path", filepath.Join(t.TempDir(), "collector.db"), "-interface", "lo", "-live-interval", "0",
+		"-reverse-dns", "0", "-pinned-maps", "1", "-pin-path", pins}
+	for _, step := range []struct{ mode, logged, onLink string }{
+		{"generic", "interface=lo xdp=generic", "xdpgeneric"},
+		{"auto", "interface=lo xdp=tc", ""},
+	} {
+		d := labtest.StartDaemon(t, l, selfexec.Collector(), append(args, "-xdp-mode", step.mode)...)
+		if err := d.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(d.Output(), step.logged) {
+			t.Fatalf("XDP_MODE=%s: the daemon did not log %q:\n%s", step.mode, step.logged, d.Output())
+		}
+		// The pinned links stay attached after the daemon stopped.
+		link := labtest.InHost(t, l, "ip", "link", "show", "dev", "lo")
+		if step.onLink == "" && strings.Contains(link, "xdp") || step.onLink != "" && !strings.Contains(link, step.onLink) {
+			t.Fatalf("XDP_MODE=%s: want %q on the loopback:\n%s", step.mode, step.onLink, link)
+		}
+	}
+}
+
 // runLab starts the daemon in a fresh lab, drives three rounds of traffic
 // from every lab client, stops the daemon with SIGTERM, and returns what
 // the database holds per ip, what the capture counted per client, and the
