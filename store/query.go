@@ -274,47 +274,142 @@ type Bucket struct {
 // calendar in loc, one Bucket per period, empty ones included, the first and
 // last cut to the span. The query needs an Until.
 //
-// Rows of UTC days fill local days only in UTC, so elsewhere a series by
-// day reads hourly rows (and one by hour reads minute rows in zones half an
-// hour off UTC); where retention has left only coarser rows, each is counted
-// in the period holding its middle.
+// Rows of UTC days fill local days only in UTC; elsewhere a period of a day
+// or more is read as whole UTC days with the hours (or minutes) between each
+// local midnight and the nearest UTC one moved across (see seriesByDays).
+// Where retention has left only coarser rows, each is counted in the period
+// holding its middle. So in a zone off UTC by a part of an hour, hourly
+// rows cannot cut at its midnight: a local day of them starts with the UTC
+// hour whose middle is at or after its midnight, 18:00 UTC in Asia/Kolkata
+// (+5:30, half an hour before midnight) and in Asia/Kathmandu (+5:45, a
+// quarter of an hour before), and a local day of daily rows is the UTC day
+// whose noon it holds. Where minute rows are kept it cuts at the minute.
 func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Location) ([]Bucket, error) {
 	if q.Until.IsZero() || !q.Since.Before(q.Until) {
 		return nil, fmt.Errorf("read series: empty span %s to %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))
 	}
+	if p >= Day {
+		return s.series(ctx, q, p, loc, seriesByDays)
+	}
+	return s.series(ctx, q, p, loc, seriesByPeriod)
+}
+
+// seriesReader adds the traffic of the query's span to the buckets that cut
+// it up, in one snapshot.
+type seriesReader func(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error
+
+// series is Series reading the buckets with read.
+func (s *Store) series(ctx context.Context, q Query, p Period, loc *time.Location, read seriesReader) ([]Bucket, error) {
 	buckets, err := periods(q.Since.In(loc), q.Until.In(loc), p, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("read series: %w", err)
 	}
-	cond, args := q.filter("")
-	var at int64
-	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
-		from, to := q.span()
-		query := func(t Table) string {
-			return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
-				columnList("SUM(%s)", ", "), t, cond)
-		}
-		// Each period is planned on its own, so that a table's rows
-		// are read only where they fall whole into one period: UTC days
-		// inside a local month, say, but the hours at its ends. Pieces
-		// that meet are read as one.
-		var pieces []piece
-		for _, b := range buckets {
-			for _, pc := range plan(max(b.Start.Unix(), from), min(b.End.Unix(), to), h) {
-				pieces = appendPiece(pieces, pc)
-			}
-		}
-		return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
-			middle := time.Unix(at+pc.table.step()/2, 0)
-			i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.After(middle) })
-			buckets[min(i, len(buckets)-1)].Traffic.Add(t)
-			return nil
-		})
-	})
-	if err != nil {
+	if err := s.read(ctx, func(tx *sql.Tx, h horizons) error { return read(ctx, tx, h, q, buckets) }); err != nil {
 		return nil, fmt.Errorf("read series from %s: %w", s.path, err)
 	}
 	return buckets, nil
+}
+
+// seriesQuery returns the query of a series' sums per timestamp of table t
+// over a span, for scanPlan, and its arguments after the span's.
+func seriesQuery(q Query) (func(t Table) string, []any) {
+	cond, args := q.filter("")
+	return func(t Table) string {
+		return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
+			columnList("SUM(%s)", ", "), t, cond)
+	}, args
+}
+
+// seriesByPeriod adds the traffic of each bucket to it, planning each
+// bucket on its own, so that a table's rows are read only where they fall
+// whole into one period: UTC days inside a local month, say, but the hours
+// at its ends. Pieces that meet are read as one. Each row counts in the
+// bucket holding its middle.
+func seriesByPeriod(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error {
+	from, to := q.span()
+	var pieces []piece
+	for _, b := range buckets {
+		for _, pc := range plan(max(b.Start.Unix(), from), min(b.End.Unix(), to), h) {
+			pieces = appendPiece(pieces, pc)
+		}
+	}
+	query, args := seriesQuery(q)
+	var at int64
+	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
+		middle := at + pc.table.step()/2
+		i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.Unix() > middle })
+		buckets[min(i, len(buckets)-1)].Traffic.Add(t)
+		return nil
+	})
+}
+
+// seriesByDays adds the traffic of each bucket to it as seriesByPeriod
+// does, for buckets of whole local days, reading daily rows where those are
+// rolled up: in a zone off UTC no UTC day falls whole into a local one, and
+// planning each local day on its own reads 24 hourly rows per client and
+// day.
+//
+// Each bucket's boundary b (a local midnight, or an end of the span) has a
+// nearest UTC midnight n. The span from the first n to the last is read
+// once, each row counting in the bucket whose n-span holds its middle:
+// daily rows, mostly. Then the rows between each b and its n, at most 12
+// hours of them, move across it: those of [b, n) belong after b, not before;
+// those of [n, b) before it. Before the first bucket and after the last,
+// that means adding them or leaving them out. A row so ends in the bucket
+// holding its middle, as with seriesByPeriod: rollups are exact, and plan
+// counts no row twice across spans that meet. In Berlin that reads a day's
+// daily rows and one or two hourly rows per client and day.
+func seriesByDays(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error {
+	bounds := make([]int64, len(buckets)+1) // b, the buckets' starts and the last end
+	nearest := make([]int64, len(bounds))   // n, the UTC midnight nearest each
+	for i := range bounds {
+		if i < len(buckets) {
+			bounds[i] = buckets[i].Start.Unix()
+		} else {
+			bounds[i] = buckets[i-1].End.Unix()
+		}
+		nearest[i] = floorTo(bounds[i]+Days.step()/2, Days.step())
+	}
+	query, args := seriesQuery(q)
+	var at int64
+	// The buckets before the first and after the last stand for what the
+	// span leaves out.
+	add := func(i int, t *traffic.Traffic, sign int) {
+		if i < 0 || i >= len(buckets) {
+			return
+		}
+		if sign > 0 {
+			buckets[i].Traffic.Add(t)
+		} else {
+			buckets[i].Traffic = buckets[i].Traffic.Sub(t)
+		}
+	}
+	err := scanPlan(ctx, tx, plan(nearest[0], nearest[len(nearest)-1], h), query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
+		middle := at + pc.table.step()/2
+		add(sort.Search(len(nearest), func(i int) bool { return nearest[i] > middle })-1, t, 1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, b := range bounds {
+		n := nearest[i]
+		// into is where the rows between b and n belong, from where the
+		// read above counted them.
+		into, from := i, i-1
+		if n < b {
+			into, from = i-1, i
+		}
+		err := scanPlan(ctx, tx, plan(min(b, n), max(b, n), h), query, args, []any{&at}, func(_ piece, t *traffic.Traffic) error {
+			add(into, t, 1)
+			add(from, t, -1)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // periods returns the empty buckets of p covering [since, until), or
