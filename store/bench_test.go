@@ -177,5 +177,9 @@ func BenchmarkYear(b *testing.B) {
 			b.ReportMetric(year.took.Seconds(), "generate-s")
 		})
 	}
-	testgoal.Report(b, "a year by day in a zone that is not UTC", took["year-by-day-in-Berlin-per-period"], took["year-by-day-in-Berlin"], "ms", 150)
+	before, ok := took["year-by-day-in-Berlin-per-period"]
+	if !ok { // not run: -bench picked the other
+		before = testgoal.None
+	}
+	testgoal.Report(b, "a year by day in a zone that is not UTC", before, took["year-by-day-in-Berlin"], "ms", 150)
 }

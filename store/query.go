@@ -213,24 +213,49 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx, h horizons) error)
 }
 
 // scanPlan runs the query of each piece's table over the piece's span, with
-// args after the span's, and calls fn for each row as scanTraffic does.
-func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(piece, *traffic.Traffic) error) error {
-	for _, p := range pieces {
-		err := scanTraffic(ctx, tx, query(p.table), append([]any{p.from, p.to}, args...), lead, func(t *traffic.Traffic) error { return fn(p, t) })
+// args after the span's, and calls fn with the piece's index for each row as
+// scanTraffic does. A
+// table's query is prepared once for all its pieces: a series by local day
+// has hundreds of small ones.
+func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(int, *traffic.Traffic) error) error {
+	var stmts [Days + 1]*sql.Stmt
+	defer func() {
+		for _, st := range stmts {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for i, p := range pieces {
+		if stmts[p.table] == nil {
+			var err error
+			if stmts[p.table], err = tx.PrepareContext(ctx, query(p.table)); err != nil {
+				return err
+			}
+		}
+		rows, err := stmts[p.table].QueryContext(ctx, append([]any{p.from, p.to}, args...)...)
 		if err != nil {
+			return err
+		}
+		if err := scanRows(rows, lead, func(t *traffic.Traffic) error { return fn(i, t) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// scanTraffic runs query and calls fn for each row, whose leading columns go
-// to lead and whose last columns are the counters, in columns order.
+// scanTraffic runs query and calls fn for each row as scanRows does.
 func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any, fn func(t *traffic.Traffic) error) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, lead, fn)
+}
+
+// scanRows calls fn for each of rows, whose leading columns go to lead and
+// whose last columns are the counters, in columns order, and closes them.
+func scanRows(rows *sql.Rows, lead []any, fn func(t *traffic.Traffic) error) error {
 	defer rows.Close()
 	sums := make([]int64, len(columns))
 	dest := slices.Clone(lead)
@@ -335,8 +360,8 @@ func seriesByPeriod(ctx context.Context, tx *sql.Tx, h horizons, q Query, bucket
 	}
 	query, args := seriesQuery(q)
 	var at int64
-	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
-		middle := at + pc.table.step()/2
+	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		middle := at + pieces[p].table.step()/2
 		i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.Unix() > middle })
 		buckets[min(i, len(buckets)-1)].Traffic.Add(t)
 		return nil
@@ -384,32 +409,40 @@ func seriesByDays(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets 
 			buckets[i].Traffic = buckets[i].Traffic.Sub(t)
 		}
 	}
-	err := scanPlan(ctx, tx, plan(nearest[0], nearest[len(nearest)-1], h), query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
-		middle := at + pc.table.step()/2
+	days := plan(nearest[0], nearest[len(nearest)-1], h)
+	err := scanPlan(ctx, tx, days, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		middle := at + days[p].table.step()/2
 		add(sort.Search(len(nearest), func(i int) bool { return nearest[i] > middle })-1, t, 1)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	// A move takes the rows of a piece from one bucket into another.
+	type move struct{ into, from int }
+	var (
+		moves  []move // by piece
+		pieces []piece
+	)
 	for i, b := range bounds {
 		n := nearest[i]
 		// into is where the rows between b and n belong, from where the
 		// read above counted them.
-		into, from := i, i-1
+		m := move{into: i, from: i - 1}
 		if n < b {
-			into, from = i-1, i
+			m = move{into: i - 1, from: i}
 		}
-		err := scanPlan(ctx, tx, plan(min(b, n), max(b, n), h), query, args, []any{&at}, func(_ piece, t *traffic.Traffic) error {
-			add(into, t, 1)
-			add(from, t, -1)
-			return nil
-		})
-		if err != nil {
-			return err
+		for _, pc := range plan(min(b, n), max(b, n), h) {
+			moves = append(moves, m)
+			pieces = append(pieces, pc)
 		}
 	}
-	return nil
+	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		m := moves[p]
+		add(m.into, t, 1)
+		add(m.from, t, -1)
+		return nil
+	})
 }
 
 // periods returns the empty buckets of p covering [since, until), or
