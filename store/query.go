@@ -319,8 +319,8 @@ func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Locatio
 	return s.series(ctx, q, p, loc, seriesByPeriod)
 }
 
-// seriesReader adds the traffic of the query's span to the buckets that cut
-// it up, in one snapshot.
+// seriesReader fills the empty buckets that cut up the query's span with
+// its traffic, in one snapshot.
 type seriesReader func(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error
 
 // series is Series reading the buckets with read.
@@ -397,22 +397,21 @@ func seriesByDays(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets 
 	}
 	query, args := seriesQuery(q)
 	var at int64
+	// What moves out of a bucket is taken off once all is read: a bucket
+	// can lose rows before it gains them where two boundaries share an n.
 	// The buckets before the first and after the last stand for what the
 	// span leaves out.
-	add := func(i int, t *traffic.Traffic, sign int) {
-		if i < 0 || i >= len(buckets) {
-			return
-		}
-		if sign > 0 {
-			buckets[i].Traffic.Add(t)
-		} else {
-			buckets[i].Traffic = buckets[i].Traffic.Sub(t)
+	taken := make([]traffic.Traffic, len(buckets))
+	add := func(to []traffic.Traffic, i int, t *traffic.Traffic) {
+		if i >= 0 && i < len(to) {
+			to[i].Add(t)
 		}
 	}
+	sums := make([]traffic.Traffic, len(buckets))
 	days := plan(nearest[0], nearest[len(nearest)-1], h)
 	err := scanPlan(ctx, tx, days, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
 		middle := at + days[p].table.step()/2
-		add(sort.Search(len(nearest), func(i int) bool { return nearest[i] > middle })-1, t, 1)
+		add(sums, sort.Search(len(nearest), func(i int) bool { return nearest[i] > middle })-1, t)
 		return nil
 	})
 	if err != nil {
@@ -437,12 +436,18 @@ func seriesByDays(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets 
 			pieces = append(pieces, pc)
 		}
 	}
-	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
-		m := moves[p]
-		add(m.into, t, 1)
-		add(m.from, t, -1)
+	err = scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		add(sums, moves[p].into, t)
+		add(taken, moves[p].from, t)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := range buckets {
+		buckets[i].Traffic = sums[i].Sub(&taken[i])
+	}
+	return nil
 }
 
 // periods returns the empty buckets of p covering [since, until), or
