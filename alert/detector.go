@@ -63,12 +63,20 @@ type Detector struct {
 	spikes *spikes    // nil when off
 	quotas *quotas    // nil without a quota
 
+	// Until Learn has read the spike baselines, spikes judges nothing:
+	// the periods consumed wait in pending, and the spike alerts restored
+	// by Load in restored, for the spikes Learn builds.
+	learned  bool
+	pending  []traffic.Period
+	restored []Alert
+	loadedAt time.Time // the clock at Load
+
 	unsaved []Alert // alerts whose save failed, retried with the next period
 	saving  outage.Outage
 }
 
 // New returns a Detector as cfg says, with no history: call Load before
-// the first period.
+// the first period, and Learn once the daemon is ready.
 func New(cfg Config) (*Detector, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("alerts: no store")
@@ -89,7 +97,6 @@ func New(cfg Config) (*Detector, error) {
 	}}
 	if !cfg.Spike.Off {
 		d.spikes = newSpikes(cfg.Spike)
-		d.spikes.judging = true
 	}
 	if cfg.Quota.Set() {
 		d.quotas = newQuotas(cfg.Quota)
@@ -101,13 +108,13 @@ func New(cfg Config) (*Detector, error) {
 // String names the detector in the journal.
 func (d *Detector) String() string { return "the alerts" }
 
-// Load reads what the detector learns from the database, before the
-// first period: the consensus traffic of the last Spike.Days days, for the
-// baselines; what the billing period used so far; the alerts still firing,
-// so that they are neither raised again nor forgotten; and the spikes
-// resolved within the cooldown. A threshold of a quota found crossed, or
-// an alert of a period over or of a setting turned off, is raised or
-// resolved now. On an error the detector goes on with what it could read.
+// Load reads what the detector needs before the first period, all of it
+// quick to read: what the billing period used so far; the alerts still
+// firing, so that they are neither raised again nor forgotten; and the
+// spikes resolved within the cooldown. A threshold of a quota found
+// crossed, or an alert of a period over or of a setting turned off, is
+// raised or resolved now. The spike baselines, a week of minute rows, are
+// Learn's. On an error the detector goes on with what it could read.
 func (d *Detector) Load(ctx context.Context) error {
 	now := d.cfg.Now()
 	var errs []error
@@ -121,9 +128,7 @@ func (d *Detector) Load(ctx context.Context) error {
 	}
 
 	d.mu.Lock()
-	if d.spikes != nil {
-		errs = append(errs, d.learn(ctx, now))
-	}
+	d.loadedAt = now
 	if d.quotas != nil {
 		period := d.quotas.cfg.Billing.Period(now)
 		top, err := d.cfg.Store.TopClients(ctx, store.Query{Since: period.Start}, -1, nil)
@@ -153,27 +158,78 @@ func (d *Detector) Load(ctx context.Context) error {
 	return nil
 }
 
-// learn replays the stored consensus traffic into the spike baselines.
-// d.mu must be held.
-func (d *Detector) learn(ctx context.Context, now time.Time) error {
-	s := d.spikes
+// Learn reads the consensus traffic of the last Spike.Days days before
+// Load into the spike baselines, then judges the periods consumed
+// meanwhile and every one after: until it has, no spike is judged, so
+// none fires from a baseline half learned. It holds up neither Consume nor
+// Active, and takes a second or more on a busy week of history, so the
+// daemon calls it once it is ready. It says in the journal when spikes
+// are judged from. On an error the baselines hold what could be read.
+//
+// What the run before counted in the minute Load was called in is left
+// out of the baselines: the database cannot tell it from this run's
+// periods, which Consume counts.
+func (d *Detector) Learn(ctx context.Context) error {
+	d.mu.Lock()
+	now, off := d.loadedAt, d.spikes == nil || d.learned
+	d.mu.Unlock()
+	if off {
+		return nil
+	}
+	began := time.Now()
+	s := newSpikes(d.cfg.Spike)
+	cut := now.Truncate(s.cfg.Step)
 	since := time.Unix(hourOf(now)*3600, 0).AddDate(0, 0, -s.cfg.Days)
-	s.judging = false
-	defer func() { s.judging = true }()
 	err := d.cfg.Store.ClassMinutes(ctx, traffic.Consensus, since, func(m store.ClassMinute) error {
-		s.add(m.Minute, m.Client, m.Bytes)
+		if m.Minute.Before(cut) {
+			s.add(m.Minute, m.Client, m.Bytes)
+		}
 		return nil
 	})
-	s.closeBefore(now)
+	s.closeBefore(cut)
 	hours := 0
 	for _, h := range s.observed {
 		if h >= 0 {
 			hours++
 		}
 	}
-	d.cfg.Log.Info("consensus spike baselines read from the database", "hours", hours, "clients", len(s.clients),
-		"days_needed", min(minHistoryDays, s.cfg.Days))
-	return err
+
+	d.mu.Lock()
+	for _, a := range d.restored {
+		s.restore(a, now)
+	}
+	s.judging = true
+	for _, p := range d.pending {
+		s.consume(p)
+	}
+	d.spikes, d.learned, d.pending, d.restored = s, true, nil, nil
+	out := d.take()
+	clients := len(s.clients)
+	d.mu.Unlock()
+
+	d.cfg.Log.Info("consensus spike baselines learned; judging spikes from now on", "hours", hours, "clients", clients,
+		"days_needed", min(minHistoryDays, s.cfg.Days), "took", time.Since(began).Round(time.Millisecond))
+	if len(out) > 0 {
+		d.publish(ctx, d.cfg.Now(), out)
+	}
+	if err != nil {
+		return fmt.Errorf("learn consensus spike baselines: %w", err)
+	}
+	return nil
+}
+
+// consensusOf returns p with only the rows that moved consensus traffic:
+// all that spikes reads of a period, kept while Learn reads the history.
+func consensusOf(p traffic.Period) traffic.Period {
+	rows := p.Rows
+	p.Rows = nil
+	for _, r := range rows {
+		if r.Traffic[traffic.Consensus][traffic.Up].Bytes+r.Traffic[traffic.Consensus][traffic.Down].Bytes > 0 {
+			p.Rows = append(p.Rows, r)
+		}
+	}
+	p.Proven = nil
+	return p
 }
 
 // restore takes up a saved alert, and returns what has to be resolved
@@ -182,6 +238,9 @@ func (d *Detector) restore(a Alert, now time.Time) []Alert {
 	switch {
 	case a.Spike != nil && d.spikes != nil:
 		d.spikes.restore(a, now)
+		if !d.learned {
+			d.restored = append(d.restored, a)
+		}
 	case a.Quota != nil && d.quotas != nil && d.quotaSet(a.Subject):
 		if a.Status == Firing {
 			d.quotas.restore(a)
@@ -219,8 +278,11 @@ func (d *Detector) take() []Alert {
 // and takes no longer than a save of the alerts raised, if any.
 func (d *Detector) Consume(ctx context.Context, p traffic.Period) error {
 	d.mu.Lock()
-	if d.spikes != nil {
+	switch {
+	case d.spikes != nil && d.learned:
 		d.spikes.consume(p)
+	case d.spikes != nil:
+		d.pending = append(d.pending, consensusOf(p))
 	}
 	if d.quotas != nil {
 		d.quotas.consume(p)

@@ -5,8 +5,9 @@
 // A Detector is one more consumer of the closed periods (agg.Consumer).
 // It judges each step (a minute) against a baseline learned from the
 // database: the median and MAD of the same hour of the day over the last
-// days, read back at start by Load, so that a restart neither forgets the
-// baselines nor raises again an alert still firing. Each alert fires once
+// days, read back by Learn once the daemon is ready (Load reads the rest
+// at start), so that a restart neither forgets the baselines nor raises
+// again an alert still firing. Each alert fires once
 // and resolves once under a stable id; it is a warning in the journal, a
 // row of the database's alerts table, an active alert in the metrics
 // (Active, QuotaUse) and, through a Notifier such as Webhook, a JSON POST

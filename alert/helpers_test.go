@@ -230,7 +230,7 @@ func (t tee) Notify(a Alert) {
 	}
 }
 
-// load returns a Detector on st as cfg says, loaded as of now.
+// load returns a Detector on st as cfg says, loaded and learned as of now.
 func load(t testing.TB, st *store.Store, cfg Config, now time.Time) *Detector {
 	t.Helper()
 	cfg.Store = st
@@ -243,6 +243,9 @@ func load(t testing.TB, st *store.Store, cfg Config, now time.Time) *Detector {
 		t.Fatal(err)
 	}
 	if err := d.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Learn(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return d

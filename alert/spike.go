@@ -52,7 +52,7 @@ const (
 // resolves after Resolve of steps in a row below half-way between its
 // baseline and its threshold; a subject whose spike resolved fires again
 // only after Cooldown. The history is read back from the database by
-// Detector.Load, so a restart forgets nothing.
+// Detector.Learn, so a restart forgets nothing.
 type Spike struct {
 	// Off turns spike detection off.
 	Off bool
@@ -147,7 +147,7 @@ type spikes struct {
 
 	host    *subject
 	clients map[traffic.Client]*subject
-	judging bool // off while Load replays the history
+	judging bool // off while Learn replays the history
 
 	out     []Alert
 	scratch []float64

@@ -129,7 +129,7 @@ func (c *collector) services() []Service {
 		services = append(services, Service{Name: "PostgreSQL sync", Start: c.newSyncer,
 			Run: func(ctx context.Context) error { return c.syncer.Run(ctx) }, Stop: func() error { return c.syncer.Close() }})
 	}
-	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.sendAlerts})
+	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.runAlerts})
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
 	}
@@ -238,8 +238,9 @@ func SyncConfig(cfg *config.Config, log *slog.Logger) pgsync.Config {
 }
 
 // newAlerts makes the alerts, which judge every period, and reads back
-// what they learned and fired before, so that a restart neither forgets
-// nor repeats them.
+// what they fired before, so that a restart neither forgets nor repeats
+// them. The spike baselines are learned by runAlerts: a busy week of them
+// takes seconds, which would hold up the start.
 func (c *collector) newAlerts(ctx context.Context) error {
 	var notify alert.Notifier
 	if c.cfg.WebhookURL != "" {
@@ -277,8 +278,18 @@ func (c *collector) newAlerts(ctx context.Context) error {
 	return nil
 }
 
-// sendAlerts delivers the alerts to the webhook, if there is one.
-func (c *collector) sendAlerts(ctx context.Context) error {
+// runAlerts learns the spike baselines while the rest of the daemon
+// starts and runs, and delivers the alerts to the webhook, if there is
+// one, meanwhile too.
+func (c *collector) runAlerts(ctx context.Context) error {
+	learned := make(chan struct{})
+	go func() {
+		defer close(learned)
+		if err := c.alerts.Learn(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("the spike alerts judge from what they could read of their history", "err", err)
+		}
+	}()
+	defer func() { <-learned }()
 	if c.webhook == nil {
 		<-ctx.Done()
 		return nil

@@ -213,24 +213,49 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx, h horizons) error)
 }
 
 // scanPlan runs the query of each piece's table over the piece's span, with
-// args after the span's, and calls fn for each row as scanTraffic does.
-func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(piece, *traffic.Traffic) error) error {
-	for _, p := range pieces {
-		err := scanTraffic(ctx, tx, query(p.table), append([]any{p.from, p.to}, args...), lead, func(t *traffic.Traffic) error { return fn(p, t) })
+// args after the span's, and calls fn with the piece's index for each row as
+// scanTraffic does. A
+// table's query is prepared once for all its pieces: a series by local day
+// has hundreds of small ones.
+func scanPlan(ctx context.Context, tx *sql.Tx, pieces []piece, query func(Table) string, args, lead []any, fn func(int, *traffic.Traffic) error) error {
+	var stmts [Days + 1]*sql.Stmt
+	defer func() {
+		for _, st := range stmts {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for i, p := range pieces {
+		if stmts[p.table] == nil {
+			var err error
+			if stmts[p.table], err = tx.PrepareContext(ctx, query(p.table)); err != nil {
+				return err
+			}
+		}
+		rows, err := stmts[p.table].QueryContext(ctx, append([]any{p.from, p.to}, args...)...)
 		if err != nil {
+			return err
+		}
+		if err := scanRows(rows, lead, func(t *traffic.Traffic) error { return fn(i, t) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// scanTraffic runs query and calls fn for each row, whose leading columns go
-// to lead and whose last columns are the counters, in columns order.
+// scanTraffic runs query and calls fn for each row as scanRows does.
 func scanTraffic(ctx context.Context, tx *sql.Tx, query string, args, lead []any, fn func(t *traffic.Traffic) error) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, lead, fn)
+}
+
+// scanRows calls fn for each of rows, whose leading columns go to lead and
+// whose last columns are the counters, in columns order, and closes them.
+func scanRows(rows *sql.Rows, lead []any, fn func(t *traffic.Traffic) error) error {
 	defer rows.Close()
 	sums := make([]int64, len(columns))
 	dest := slices.Clone(lead)
@@ -274,47 +299,155 @@ type Bucket struct {
 // calendar in loc, one Bucket per period, empty ones included, the first and
 // last cut to the span. The query needs an Until.
 //
-// Rows of UTC days fill local days only in UTC, so elsewhere a series by
-// day reads hourly rows (and one by hour reads minute rows in zones half an
-// hour off UTC); where retention has left only coarser rows, each is counted
-// in the period holding its middle.
+// Rows of UTC days fill local days only in UTC; elsewhere a period of a day
+// or more is read as whole UTC days with the hours (or minutes) between each
+// local midnight and the nearest UTC one moved across (see seriesByDays).
+// Where retention has left only coarser rows, each is counted in the period
+// holding its middle. So in a zone off UTC by a part of an hour, hourly
+// rows cannot cut at its midnight: a local day of them starts with the UTC
+// hour whose middle is at or after its midnight, 18:00 UTC in Asia/Kolkata
+// (+5:30, half an hour before midnight) and in Asia/Kathmandu (+5:45, a
+// quarter of an hour before), and a local day of daily rows is the UTC day
+// whose noon it holds. Where minute rows are kept it cuts at the minute.
 func (s *Store) Series(ctx context.Context, q Query, p Period, loc *time.Location) ([]Bucket, error) {
 	if q.Until.IsZero() || !q.Since.Before(q.Until) {
 		return nil, fmt.Errorf("read series: empty span %s to %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))
 	}
+	if p >= Day {
+		return s.series(ctx, q, p, loc, seriesByDays)
+	}
+	return s.series(ctx, q, p, loc, seriesByPeriod)
+}
+
+// seriesReader fills the empty buckets that cut up the query's span with
+// its traffic, in one snapshot.
+type seriesReader func(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error
+
+// series is Series reading the buckets with read.
+func (s *Store) series(ctx context.Context, q Query, p Period, loc *time.Location, read seriesReader) ([]Bucket, error) {
 	buckets, err := periods(q.Since.In(loc), q.Until.In(loc), p, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("read series: %w", err)
 	}
-	cond, args := q.filter("")
-	var at int64
-	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
-		from, to := q.span()
-		query := func(t Table) string {
-			return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
-				columnList("SUM(%s)", ", "), t, cond)
-		}
-		// Each period is planned on its own, so that a table's rows
-		// are read only where they fall whole into one period: UTC days
-		// inside a local month, say, but the hours at its ends. Pieces
-		// that meet are read as one.
-		var pieces []piece
-		for _, b := range buckets {
-			for _, pc := range plan(max(b.Start.Unix(), from), min(b.End.Unix(), to), h) {
-				pieces = appendPiece(pieces, pc)
-			}
-		}
-		return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(pc piece, t *traffic.Traffic) error {
-			middle := time.Unix(at+pc.table.step()/2, 0)
-			i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.After(middle) })
-			buckets[min(i, len(buckets)-1)].Traffic.Add(t)
-			return nil
-		})
-	})
-	if err != nil {
+	if err := s.read(ctx, func(tx *sql.Tx, h horizons) error { return read(ctx, tx, h, q, buckets) }); err != nil {
 		return nil, fmt.Errorf("read series from %s: %w", s.path, err)
 	}
 	return buckets, nil
+}
+
+// seriesQuery returns the query of a series' sums per timestamp of table t
+// over a span, for scanPlan, and its arguments after the span's.
+func seriesQuery(q Query) (func(t Table) string, []any) {
+	cond, args := q.filter("")
+	return func(t Table) string {
+		return fmt.Sprintf("SELECT timestamp, %s FROM %s WHERE timestamp >= ? AND timestamp < ?%s GROUP BY timestamp",
+			columnList("SUM(%s)", ", "), t, cond)
+	}, args
+}
+
+// seriesByPeriod adds the traffic of each bucket to it, planning each
+// bucket on its own, so that a table's rows are read only where they fall
+// whole into one period: UTC days inside a local month, say, but the hours
+// at its ends. Pieces that meet are read as one. Each row counts in the
+// bucket holding its middle.
+func seriesByPeriod(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error {
+	from, to := q.span()
+	var pieces []piece
+	for _, b := range buckets {
+		for _, pc := range plan(max(b.Start.Unix(), from), min(b.End.Unix(), to), h) {
+			pieces = appendPiece(pieces, pc)
+		}
+	}
+	query, args := seriesQuery(q)
+	var at int64
+	return scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		middle := at + pieces[p].table.step()/2
+		i := sort.Search(len(buckets), func(i int) bool { return buckets[i].End.Unix() > middle })
+		buckets[min(i, len(buckets)-1)].Traffic.Add(t)
+		return nil
+	})
+}
+
+// seriesByDays adds the traffic of each bucket to it as seriesByPeriod
+// does, for buckets of whole local days, reading daily rows where those are
+// rolled up: in a zone off UTC no UTC day falls whole into a local one, and
+// planning each local day on its own reads 24 hourly rows per client and
+// day.
+//
+// Each bucket's boundary b (a local midnight, or an end of the span) has a
+// nearest UTC midnight n. The span from the first n to the last is read
+// once, each row counting in the bucket whose n-span holds its middle:
+// daily rows, mostly. Then the rows between each b and its n, at most 12
+// hours of them, move across it: those of [b, n) belong after b, not before;
+// those of [n, b) before it. Before the first bucket and after the last,
+// that means adding them or leaving them out. A row so ends in the bucket
+// holding its middle, as with seriesByPeriod: rollups are exact, and plan
+// counts no row twice across spans that meet. In Berlin that reads a day's
+// daily rows and one or two hourly rows per client and day.
+func seriesByDays(ctx context.Context, tx *sql.Tx, h horizons, q Query, buckets []Bucket) error {
+	bounds := make([]int64, len(buckets)+1) // b, the buckets' starts and the last end
+	nearest := make([]int64, len(bounds))   // n, the UTC midnight nearest each
+	for i := range bounds {
+		if i < len(buckets) {
+			bounds[i] = buckets[i].Start.Unix()
+		} else {
+			bounds[i] = buckets[i-1].End.Unix()
+		}
+		nearest[i] = floorTo(bounds[i]+Days.step()/2, Days.step())
+	}
+	query, args := seriesQuery(q)
+	var at int64
+	// What moves out of a bucket is taken off once all is read: a bucket
+	// can lose rows before it gains them where two boundaries share an n.
+	// The buckets before the first and after the last stand for what the
+	// span leaves out.
+	taken := make([]traffic.Traffic, len(buckets))
+	add := func(to []traffic.Traffic, i int, t *traffic.Traffic) {
+		if i >= 0 && i < len(to) {
+			to[i].Add(t)
+		}
+	}
+	sums := make([]traffic.Traffic, len(buckets))
+	days := plan(nearest[0], nearest[len(nearest)-1], h)
+	err := scanPlan(ctx, tx, days, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		middle := at + days[p].table.step()/2
+		add(sums, sort.Search(len(nearest), func(i int) bool { return nearest[i] > middle })-1, t)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// A move takes the rows of a piece from one bucket into another.
+	type move struct{ into, from int }
+	var (
+		moves  []move // by piece
+		pieces []piece
+	)
+	for i, b := range bounds {
+		n := nearest[i]
+		// into is where the rows between b and n belong, from where the
+		// read above counted them.
+		m := move{into: i, from: i - 1}
+		if n < b {
+			m = move{into: i - 1, from: i}
+		}
+		for _, pc := range plan(min(b, n), max(b, n), h) {
+			moves = append(moves, m)
+			pieces = append(pieces, pc)
+		}
+	}
+	err = scanPlan(ctx, tx, pieces, query, args, []any{&at}, func(p int, t *traffic.Traffic) error {
+		add(sums, moves[p].into, t)
+		add(taken, moves[p].from, t)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range buckets {
+		buckets[i].Traffic = sums[i].Sub(&taken[i])
+	}
+	return nil
 }
 
 // periods returns the empty buckets of p covering [since, until), or

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -418,6 +419,81 @@ func TestLimit(t *testing.T) {
 		buckets, err := st.Series(t.Context(), q, Hour, time.UTC)
 		if got := errors.Is(err, ErrLimit); got != tt.err || !got && err != nil || !tt.err && len(buckets) != 4 {
 			t.Errorf("series of 4 hours, limit %d: %d buckets, error %v; want ErrLimit %v", tt.limit, len(buckets), err, tt.err)
+		}
+	}
+}
+
+// A series by day, week or month reads UTC days and moves the hours between
+// each local midnight and the nearest UTC one: the same buckets as
+// planning each period on its own, over a year of three clients that
+// crosses both daylight saving changes, in zones east and west of UTC, a
+// quarter and a half hour off it, and past 12 hours off it. The year has
+// daily rows only before the hourly retention, hourly rows after, and
+// minute rows in its last two days, so every retention edge is crossed too.
+func TestSeriesByDaysIsSeriesByPeriod(t *testing.T) {
+	st := openStore(t)
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := start.AddDate(1, 0, -1).Add(10*time.Hour + 30*time.Minute)
+	minutesFrom := end.Add(-3 * 24 * time.Hour).Truncate(time.Hour)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var all []traffic.Row
+	for m := start; m.Before(end); {
+		step := time.Hour
+		if !m.Before(minutesFrom) {
+			step = time.Minute
+		}
+		for i := range 3 {
+			all = append(all, traffic.Row{Start: m, Client: clientN(i), Traffic: yearTraffic(rng, int(step/time.Minute))})
+		}
+		m = m.Add(step)
+	}
+	if err := st.Write(t.Context(), all); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.maintain(t.Context(), end, end, Retention{Minutes: 48 * time.Hour, Hourly: 200 * 24 * time.Hour}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	h, err := readHorizons(t.Context(), st.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.hourlySince <= start.Unix() || h.minuteSince <= minutesFrom.Unix() || h.dailyUntil < end.Add(-24*time.Hour).Unix() {
+		t.Fatalf("rollup state %+v: the year should have daily rows only at its start, minute rows deleted but in its last two days, and be rolled up", h)
+	}
+	spans := []Query{
+		{Since: start, Until: end},
+		{Since: start.Add(37 * time.Hour), Until: end.Add(-3 * time.Hour)},
+		{Since: end.Add(-20 * time.Hour), Until: end},
+		{Since: start, Until: end, Clients: []traffic.Client{clientN(1)}},
+	}
+	for _, zone := range []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati", "Pacific/Pago_Pago"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []Period{Day, Week, Month} {
+			for i, q := range spans {
+				t.Run(fmt.Sprintf("%s/%d/%d", zone, p, i), func(t *testing.T) {
+					want, err := st.series(t.Context(), q, p, loc, seriesByPeriod)
+					if err != nil {
+						t.Fatal(err)
+					}
+					buckets, err := st.Series(t.Context(), q, p, loc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var sum traffic.Traffic
+					for j := range buckets {
+						sum.Add(&buckets[j].Traffic)
+						if buckets[j].Traffic != want[j].Traffic {
+							t.Errorf("%v to %v: %d bytes, want %d", buckets[j].Start, buckets[j].End, buckets[j].Traffic.Bytes(), want[j].Traffic.Bytes())
+						}
+					}
+					if sum.IsZero() {
+						t.Error("the span holds no traffic")
+					}
+				})
+			}
 		}
 	}
 }
