@@ -359,11 +359,13 @@ static __always_inline bool proves(struct __sk_buff *skb, int class, __u32 l4_of
  * counted: a new entry there while it has room; else its entry in the
  * proven map, made now if this packet proves it (proof); else the overflow
  * entry. Inserting with BPF_NOEXIST can lose the race to another CPU
- * (-EEXIST): then the entry exists, so look it up again. */
+ * (-EEXIST): then the entry exists, so look it up again. It sets *full
+ * when the client found no room in the counter map. */
 static __always_inline struct client_traffic *
-entry_of(void *counters, const struct client_key *key, bool proof)
+entry_of(void *counters, const struct client_key *key, bool proof, bool *full)
 {
 	__u32 slot = 0;
+	*full = true;
 	void *proven = bpf_map_lookup_elem(&proven_clients, &slot);
 	struct client_traffic *traffic;
 	long err;
@@ -376,8 +378,10 @@ entry_of(void *counters, const struct client_key *key, bool proof)
 	err = bpf_map_update_elem(counters, key, &zero_traffic, BPF_NOEXIST);
 	if (err == 0 || err == -EEXIST) {
 		traffic = bpf_map_lookup_elem(counters, key);
-		if (traffic)
+		if (traffic) {
+			*full = false;
 			return traffic;
+		}
 	}
 	if (proven && proof) {
 		err = bpf_map_update_elem(proven, key, &proven_traffic, BPF_NOEXIST);
@@ -391,11 +395,13 @@ entry_of(void *counters, const struct client_key *key, bool proof)
 }
 
 /* entry_for returns the entry in the maps a client's counts are added to:
- * its entry in the counter map, else where entry_of counts it. A packet
- * that proves the client (proof, see proves) marks the entry, with a
- * plain store, only while the mark is missing: racing CPUs store the same
- * value, and a proven client's line is not written again. */
-static __always_inline struct client_traffic *entry_for(const struct client_key *key, bool proof)
+ * its entry in the counter map, else where entry_of counts it (and sets
+ * *full). A packet that proves the client (proof, see proves) marks the
+ * entry, with a plain store, only while the mark is missing: racing CPUs
+ * store the same value, and a proven client's line is not written
+ * again. */
+static __always_inline struct client_traffic *entry_for(const struct client_key *key, bool proof,
+							bool *full)
 {
 	__u32 slot = 0;
 	void *counters = bpf_map_lookup_elem(&clients, &slot);
@@ -404,7 +410,7 @@ static __always_inline struct client_traffic *entry_for(const struct client_key 
 
 	struct client_traffic *traffic = bpf_map_lookup_elem(counters, key);
 	if (!traffic)
-		traffic = entry_of(counters, key, proof);
+		traffic = entry_of(counters, key, proof, full);
 	if (traffic && proof && !(traffic->flags & CLIENT_PROVEN))
 		traffic->flags = CLIENT_PROVEN;
 	return traffic;
@@ -418,7 +424,8 @@ static __always_inline void account(const struct client_key *key, int class,
 				    enum traffic_dir dir, bool proof,
 				    __u64 bytes, __u64 packets)
 {
-	struct client_traffic *traffic = entry_for(key, proof);
+	bool full;
+	struct client_traffic *traffic = entry_for(key, proof, &full);
 	if (!traffic || class < 0 || class >= CLASS_COUNT)
 		return;
 	struct tally *tally = &traffic->t[class][dir];
@@ -427,10 +434,15 @@ static __always_inline void account(const struct client_key *key, int class,
 }
 
 /* flush adds what the cache holds to its client's entry in the maps, as
- * account would have packet by packet, and empties it. */
+ * account would have packet by packet, and empties it. A client that
+ * found no room in the counter map tells the cache the map is full. */
 static __always_inline void flush(struct client_cache *cache, enum traffic_dir dir)
 {
-	struct client_traffic *traffic = entry_for(&cache->key, cache->flags & CLIENT_PROVEN);
+	bool full = false;
+	struct client_traffic *traffic = entry_for(&cache->key, cache->flags & CLIENT_PROVEN, &full);
+
+	if (full)
+		cache->flags |= CACHE_MAP_FULL;
 
 #pragma unroll
 	for (int class = 0; class < CLASS_COUNT; class++) {
@@ -453,31 +465,37 @@ static __always_inline bool same_client(const struct client_key *a, const struct
 }
 
 /* count adds one packet to its client through this CPU's cache of the
- * last client in dir. The same client again is a hit: a plain add to the
+ * last client in dir. proof_skb is the packet when it may prove its
+ * client (see proves): only at egress. The same client again is a hit: a plain add to the
  * cache, which only this CPU writes; XDP and TC programs run with bottom
  * halves off and do not interrupt each other on a CPU. Another client is
  * a miss: the cache's client is flushed to the maps, where a new client
  * gets its entry (or the overflow entry) then rather than on its first
  * packet, and the new one takes its place.
  *
- * A proof is not left in the cache: the client's entry is made and
- * marked at once, so from its proof on a client has its entry in a full
- * map and its packets in other caches find it when flushed. Its later
- * proofs in this cache are hits. */
+ * A proof marks the cache's client proven, and its entry when flushed.
+ * Once this CPU found the counter map full, a proof is not left in the
+ * cache: the client's entry in the proven map is made at once, so from
+ * its proof on it has room, and its packets in other caches find it when
+ * flushed. A client's later proofs in this cache are hits. */
 static __always_inline void count(const struct client_key *key, int class,
-				  enum traffic_dir dir, bool proof,
-				  __u64 bytes, __u64 packets)
+				  enum traffic_dir dir, struct __sk_buff *proof_skb,
+				  __u32 l4_off, __u64 bytes, __u64 packets)
 {
 	__u32 slot = 0, index = dir;
 	void *caches = cache_last_client ? bpf_map_lookup_elem(&last_clients, &slot) : NULL;
 	struct client_cache *cache = caches ? bpf_map_lookup_elem(caches, &index) : NULL;
 
 	if (!cache || class < 0 || class >= CLASS_COUNT) {
-		account(key, class, dir, proof, bytes, packets);
+		account(key, class, dir, proof_skb && proves(proof_skb, class, l4_off), bytes, packets);
 		return;
 	}
 	bool same = same_client(&cache->key, key);
-	if (same && (!proof || (cache->flags & CLIENT_PROVEN))) {
+	/* A client proven in this cache needs no proof again: its packets
+	 * skip the check, a helper call. */
+	bool proof = proof_skb && !(same && (cache->flags & CLIENT_PROVEN)) &&
+		     proves(proof_skb, class, l4_off);
+	if (same && !proof) {
 		cache->t[class].bytes += bytes;
 		cache->t[class].packets += packets;
 		cache->hits++;
@@ -487,13 +505,14 @@ static __always_inline void count(const struct client_key *key, int class,
 	if (!same) {
 		flush(cache, dir);
 		cache->key = *key;
-		cache->flags = 0;
+		cache->flags &= CACHE_MAP_FULL;
 	}
 	cache->t[class].bytes += bytes;
 	cache->t[class].packets += packets;
 	if (proof) {
-		cache->flags = CLIENT_PROVEN;
-		flush(cache, dir);
+		cache->flags |= CLIENT_PROVEN;
+		if (cache->flags & CACHE_MAP_FULL)
+			flush(cache, dir);
 	}
 }
 
@@ -514,7 +533,7 @@ static __always_inline void count_xdp(struct xdp_md *ctx, bool frags)
 		return;
 	__u64 bytes = frags ? bpf_xdp_get_buff_len(ctx)
 			    : (__u64)(c.data_end - c.data);
-	count(&key, class, DIR_DOWN, false, bytes, 1);
+	count(&key, class, DIR_DOWN, NULL, 0, bytes, 1);
 }
 
 /* xdp_count is for kernels before 5.18, which have no multi-buffer XDP. */
@@ -567,8 +586,7 @@ int tc_count(struct __sk_buff *skb)
 	if (class >= 0) {
 		__u64 bytes = skb->wire_len ? skb->wire_len : skb->len;
 		__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
-		bool proof = proves(skb, class, l4_off);
-		count(&key, class, DIR_UP, proof, bytes + metadata_tag_len(skb, packets), packets);
+		count(&key, class, DIR_UP, skb, l4_off, bytes + metadata_tag_len(skb, packets), packets);
 	}
 	return TC_ACT_UNSPEC;
 }
@@ -600,6 +618,6 @@ int tc_ingress_count(struct __sk_buff *skb)
 		}
 		bytes += (packets - 1) * (l4_off + l4_len);
 	}
-	count(&key, class, DIR_DOWN, false, bytes + metadata_tag_len(skb, packets), packets);
+	count(&key, class, DIR_DOWN, NULL, 0, bytes + metadata_tag_len(skb, packets), packets);
 	return TC_ACT_UNSPEC;
 }

@@ -56,11 +56,18 @@ struct client_traffic {
  * entry in the maps. A packet of the same client is added here, with no
  * hash lookup and no atomic: only this CPU writes here, and networking
  * programs do not interrupt each other on a CPU. */
+/* Bits of client_cache.flags beside CLIENT_PROVEN. */
+enum cache_flag {
+	/* A client this CPU flushed in this period found no room in the
+	 * counter map. */
+	CACHE_MAP_FULL = 1 << 1,
+};
+
 struct client_cache {
 	struct client_key key;
 	struct tally t[CLASS_COUNT];
-	/* CLIENT_PROVEN: the client proved itself in this period and its
-	 * entry in the maps says so. */
+	/* CLIENT_PROVEN: the client proved itself in this cache (its
+	 * entry in the maps is marked when flushed); CACHE_MAP_FULL. */
 	__u64 flags;
 	/* Packets counted here (hits) and those that cost a lookup in the
 	 * maps (misses): the cache's hit rate. */
