@@ -328,13 +328,14 @@ struct tcp_doff_flags {
  *   precede its completion (see QUIC_PROOF_MIN_PAYLOAD).
  * Only tc_count calls it: nothing that arrives proves anything.
  *
- * It runs on every Sia packet leaving, before account, rather than in
- * account only for clients not yet proven, and reads with
- * bpf_skb_load_bytes rather than LOAD: so the verifier walks neither
- * account nor a bounds check once per header layout the parser allows.
- * Measured on 6.18, instructions the verifier processed for tc_count:
- * 162k without the proof, 781k with it in account (78% of the limit),
- * 300k with LOAD here, 167k as it is. */
+ * count calls it for every Sia packet leaving but those of a client its
+ * cache holds proven already, before any counter map is touched, and it
+ * reads with bpf_skb_load_bytes rather than LOAD: so the verifier walks
+ * neither the maps' code nor a bounds check once per header layout the
+ * parser allows. Measured on 6.18, instructions the verifier processed
+ * for tc_count: 162k without the proof, 781k with it inside account (78%
+ * of the limit), 300k with LOAD here, 167k called before account; with
+ * the cache, 220k (216k with the cache off). */
 static __always_inline bool proves(struct __sk_buff *skb, int class, __u32 l4_off)
 {
 	if (class == CLASS_QUIC) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/back2basic/collector/traffic"
 )
@@ -169,9 +168,7 @@ func TestCacheIsExactAcrossCPUs(t *testing.T) {
 			defer wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			var cpus unix.CPUSet
-			cpus.Set(r % runtime.NumCPU())
-			if err := unix.SchedSetaffinity(0, &cpus); err != nil {
+			if err := onCPU(r % runtime.NumCPU()); err != nil {
 				errs <- err
 				return
 			}

@@ -384,6 +384,14 @@ func TestSeededClientsKeepTheirPlace(t *testing.T) {
 	}
 }
 
+// onCPU keeps the calling thread, which the caller locked to its
+// goroutine, on cpu.
+func onCPU(cpu int) error {
+	var cpus unix.CPUSet
+	cpus.Set(cpu)
+	return unix.SchedSetaffinity(0, &cpus)
+}
+
 // onOneCPU keeps the test on one CPU until it ends, so every program run
 // goes through the same CPU's caches of the last client.
 func onOneCPU(tb testing.TB) {
