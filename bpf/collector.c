@@ -360,13 +360,11 @@ static __always_inline bool proves(struct __sk_buff *skb, int class, __u32 l4_of
  * counted: a new entry there while it has room; else its entry in the
  * proven map, made now if this packet proves it (proof); else the overflow
  * entry. Inserting with BPF_NOEXIST can lose the race to another CPU
- * (-EEXIST): then the entry exists, so look it up again. It sets *full
- * when the client found no room in the counter map. */
+ * (-EEXIST): then the entry exists, so look it up again. */
 static __always_inline struct client_traffic *
-entry_of(void *counters, const struct client_key *key, bool proof, bool *full)
+entry_of(void *counters, const struct client_key *key, bool proof)
 {
 	__u32 slot = 0;
-	*full = true;
 	void *proven = bpf_map_lookup_elem(&proven_clients, &slot);
 	struct client_traffic *traffic;
 	long err;
@@ -379,10 +377,8 @@ entry_of(void *counters, const struct client_key *key, bool proof, bool *full)
 	err = bpf_map_update_elem(counters, key, &zero_traffic, BPF_NOEXIST);
 	if (err == 0 || err == -EEXIST) {
 		traffic = bpf_map_lookup_elem(counters, key);
-		if (traffic) {
-			*full = false;
+		if (traffic)
 			return traffic;
-		}
 	}
 	if (proven && proof) {
 		err = bpf_map_update_elem(proven, key, &proven_traffic, BPF_NOEXIST);
@@ -396,13 +392,11 @@ entry_of(void *counters, const struct client_key *key, bool proof, bool *full)
 }
 
 /* entry_for returns the entry in the maps a client's counts are added to:
- * its entry in the counter map, else where entry_of counts it (and sets
- * *full). A packet that proves the client (proof, see proves) marks the
- * entry, with a plain store, only while the mark is missing: racing CPUs
- * store the same value, and a proven client's line is not written
- * again. */
-static __always_inline struct client_traffic *entry_for(const struct client_key *key, bool proof,
-							bool *full)
+ * its entry in the counter map, else where entry_of counts it. A packet
+ * that proves the client (proof, see proves) marks the entry, with a
+ * plain store, only while the mark is missing: racing CPUs store the same
+ * value, and a proven client's line is not written again. */
+static __always_inline struct client_traffic *entry_for(const struct client_key *key, bool proof)
 {
 	__u32 slot = 0;
 	void *counters = bpf_map_lookup_elem(&clients, &slot);
@@ -411,7 +405,7 @@ static __always_inline struct client_traffic *entry_for(const struct client_key 
 
 	struct client_traffic *traffic = bpf_map_lookup_elem(counters, key);
 	if (!traffic)
-		traffic = entry_of(counters, key, proof, full);
+		traffic = entry_of(counters, key, proof);
 	if (traffic && proof && !(traffic->flags & CLIENT_PROVEN))
 		traffic->flags = CLIENT_PROVEN;
 	return traffic;
@@ -425,8 +419,7 @@ static __always_inline void account(const struct client_key *key, int class,
 				    enum traffic_dir dir, bool proof,
 				    __u64 bytes, __u64 packets)
 {
-	bool full;
-	struct client_traffic *traffic = entry_for(key, proof, &full);
+	struct client_traffic *traffic = entry_for(key, proof);
 	if (!traffic || class < 0 || class >= CLASS_COUNT)
 		return;
 	struct tally *tally = &traffic->t[class][dir];
@@ -435,15 +428,12 @@ static __always_inline void account(const struct client_key *key, int class,
 }
 
 /* flush adds what the cache holds to its client's entry in the maps, as
- * account would have packet by packet, and empties it. A client that
- * found no room in the counter map tells the cache the map is full. */
+ * account would have packet by packet, and empties it. */
 static __always_inline void flush(struct client_cache *cache, enum traffic_dir dir)
 {
-	bool full = false;
-	struct client_traffic *traffic = entry_for(&cache->key, cache->flags & CLIENT_PROVEN, &full);
-
-	if (full)
-		cache->flags |= CACHE_MAP_FULL;
+	if (!(cache->t[0].packets | cache->t[1].packets | cache->t[2].packets))
+		return;
+	struct client_traffic *traffic = entry_for(&cache->key, cache->flags & CLIENT_PROVEN);
 
 #pragma unroll
 	for (int class = 0; class < CLASS_COUNT; class++) {
@@ -467,18 +457,21 @@ static __always_inline bool same_client(const struct client_key *a, const struct
 
 /* count adds one packet to its client through this CPU's cache of the
  * last client in dir. proof_skb is the packet when it may prove its
- * client (see proves): only at egress. The same client again is a hit: a plain add to the
- * cache, which only this CPU writes; XDP and TC programs run with bottom
- * halves off and do not interrupt each other on a CPU. Another client is
- * a miss: the cache's client is flushed to the maps, where a new client
- * gets its entry (or the overflow entry) then rather than on its first
- * packet, and the new one takes its place.
+ * client (see proves): only at egress.
  *
- * A proof marks the cache's client proven, and its entry when flushed.
- * Once this CPU found the counter map full, a proof is not left in the
- * cache: the client's entry in the proven map is made at once, so from
- * its proof on it has room, and its packets in other caches find it when
- * flushed. A client's later proofs in this cache are hits. */
+ * The same client again is a hit: a plain add to the cache, which only
+ * this CPU writes; XDP and TC programs run with bottom halves off and do
+ * not interrupt each other on a CPU. Anything else is a miss and costs
+ * one lookup in the maps: another client flushes the cache's client to
+ * them (where a new client gets its entry, or the overflow entry, then
+ * rather than on its first packet) and takes its place.
+ *
+ * A proof makes and marks the client's entry at once, so from its proof
+ * on a client has room in a full map and its packets in any cache find
+ * that entry when flushed: the cache's own client's first proof flushes
+ * the cache; another client's proof is added to the maps as it comes,
+ * and that client takes the cache with its next proof (proved). A
+ * client proven in the cache skips the check, a helper call. */
 static __always_inline void count(const struct client_key *key, int class,
 				  enum traffic_dir dir, struct __sk_buff *proof_skb,
 				  __u32 l4_off, __u64 bytes, __u64 packets)
@@ -492,8 +485,6 @@ static __always_inline void count(const struct client_key *key, int class,
 		return;
 	}
 	bool same = same_client(&cache->key, key);
-	/* A client proven in this cache needs no proof again: its packets
-	 * skip the check, a helper call. */
 	bool proof = proof_skb && !(same && (cache->flags & CLIENT_PROVEN)) &&
 		     proves(proof_skb, class, l4_off);
 	if (same && !proof) {
@@ -503,16 +494,22 @@ static __always_inline void count(const struct client_key *key, int class,
 		return;
 	}
 	cache->misses++;
+	if (proof && !same && !same_client(&cache->proved, key)) {
+		account(key, class, dir, true, bytes, packets);
+		cache->proved = *key;
+		return;
+	}
 	if (!same) {
 		flush(cache, dir);
 		cache->key = *key;
-		cache->flags &= CACHE_MAP_FULL;
+		cache->flags = 0;
 	}
 	cache->t[class].bytes += bytes;
 	cache->t[class].packets += packets;
 	if (proof) {
-		cache->flags |= CLIENT_PROVEN;
-		if (cache->flags & CACHE_MAP_FULL)
+		cache->flags = CLIENT_PROVEN;
+		/* Its entry is marked already when it was proved. */
+		if (same)
 			flush(cache, dir);
 	}
 }

@@ -18,6 +18,7 @@ type CollectorClientCache struct {
 	Key    CollectorClientKey
 	T      [3]CollectorTally
 	Flags  uint64
+	Proved CollectorClientKey
 	Hits   uint64
 	Misses uint64
 }

@@ -56,19 +56,15 @@ struct client_traffic {
  * entry in the maps. A packet of the same client is added here, with no
  * hash lookup and no atomic: only this CPU writes here, and networking
  * programs do not interrupt each other on a CPU. */
-/* Bits of client_cache.flags beside CLIENT_PROVEN. */
-enum cache_flag {
-	/* A client this CPU flushed in this period found no room in the
-	 * counter map. */
-	CACHE_MAP_FULL = 1 << 1,
-};
-
 struct client_cache {
 	struct client_key key;
 	struct tally t[CLASS_COUNT];
-	/* CLIENT_PROVEN: the client proved itself in this cache (its
-	 * entry in the maps is marked when flushed); CACHE_MAP_FULL. */
+	/* CLIENT_PROVEN: the client proved itself in this cache, and its
+	 * entry in the maps is marked. */
 	__u64 flags;
+	/* The last other client that proved itself here: its entry in the
+	 * maps is made and marked, so its next proof takes the cache. */
+	struct client_key proved;
 	/* Packets counted here (hits) and those that cost a lookup in the
 	 * maps (misses): the cache's hit rate. */
 	__u64 hits;

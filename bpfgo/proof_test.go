@@ -148,11 +148,8 @@ func TestProvenMarkLastsThePeriod(t *testing.T) {
 // client's packet came between its first and its proof, so each of its
 // packets was still in a cache. When the proven map is full too, further
 // proven clients go to the overflow entry; totals stay exact throughout.
-// On one CPU, which learns the map is full from the forged clients before
-// the late ones prove themselves.
 func TestProvenClientGetsRoomInAFullMap(t *testing.T) {
 	const maxClients, provenClients = 4, 2
-	onOneCPU(t)
 	c := loadCounters(t, Config{Ports: traffic.DefaultPorts, MaxClients: maxClients, ProvenClients: provenClients})
 	var total traffic.Traffic
 	add := func(class traffic.Class, dir traffic.Direction, data []byte) {
