@@ -335,7 +335,7 @@ struct tcp_doff_flags {
  * parser allows. Measured on 6.18, instructions the verifier processed
  * for tc_count: 162k without the proof, 781k with it inside account (78%
  * of the limit), 300k with LOAD here, 167k called before account; with
- * the cache, 220k (216k with the cache off). */
+ * the cache, 221k (216k with the cache off). */
 static __always_inline bool proves(struct __sk_buff *skb, int class, __u32 l4_off)
 {
 	if (class == CLASS_QUIC) {
