@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type CollectorClientCache struct {
+	_      structs.HostLayout
+	Key    CollectorClientKey
+	T      [3]CollectorTally
+	Flags  uint64
+	Proved CollectorClientKey
+	Hits   uint64
+	Misses uint64
+}
+
 type CollectorClientKey struct {
 	_    structs.HostLayout
 	Addr [16]uint8
@@ -35,11 +45,13 @@ type CollectorTally struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	CollectorMapClients         = "clients"
+	CollectorMapLastClients     = "last_clients"
 	CollectorMapProvenClients   = "proven_clients"
 	CollectorProgTcCount        = "tc_count"
 	CollectorProgTcIngressCount = "tc_ingress_count"
 	CollectorProgXdpCount       = "xdp_count"
 	CollectorProgXdpCountFrags  = "xdp_count_frags"
+	CollectorVarCacheLastClient = "cache_last_client"
 	CollectorVarPortFlags       = "port_flags"
 )
 
@@ -96,6 +108,7 @@ type CollectorProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type CollectorMapSpecs struct {
 	Clients       *ebpf.MapSpec `ebpf:"clients"`
+	LastClients   *ebpf.MapSpec `ebpf:"last_clients"`
 	ProvenClients *ebpf.MapSpec `ebpf:"proven_clients"`
 }
 
@@ -103,7 +116,8 @@ type CollectorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CollectorVariableSpecs struct {
-	PortFlags *ebpf.VariableSpec `ebpf:"port_flags"`
+	CacheLastClient *ebpf.VariableSpec `ebpf:"cache_last_client"`
+	PortFlags       *ebpf.VariableSpec `ebpf:"port_flags"`
 }
 
 // CollectorObjects contains all objects after they have been loaded into the kernel.
@@ -127,12 +141,14 @@ func (o *CollectorObjects) Close() error {
 // It can be passed to LoadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CollectorMaps struct {
 	Clients       *ebpf.Map `ebpf:"clients"`
+	LastClients   *ebpf.Map `ebpf:"last_clients"`
 	ProvenClients *ebpf.Map `ebpf:"proven_clients"`
 }
 
 func (m *CollectorMaps) Close() error {
 	return _CollectorClose(
 		m.Clients,
+		m.LastClients,
 		m.ProvenClients,
 	)
 }
@@ -141,7 +157,8 @@ func (m *CollectorMaps) Close() error {
 //
 // It can be passed to LoadCollectorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CollectorVariables struct {
-	PortFlags *ebpf.Variable `ebpf:"port_flags"`
+	CacheLastClient *ebpf.Variable `ebpf:"cache_last_client"`
+	PortFlags       *ebpf.Variable `ebpf:"port_flags"`
 }
 
 // CollectorPrograms contains all programs after they have been loaded into the kernel.

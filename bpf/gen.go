@@ -6,4 +6,4 @@
 // The programs need kernel 5.15 or newer; xdp_count_frags needs 5.18.
 package bpf
 
-//go:generate go tool bpf2go -target bpfel -tags linux -type client_key -type client_traffic -type tally Collector collector.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -target bpfel -tags linux -type client_key -type client_traffic -type tally -type client_cache Collector collector.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

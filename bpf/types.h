@@ -27,10 +27,12 @@ enum port_flag {
 };
 
 /* A client address; IPv4 is stored v4-mapped (::ffff:a.b.c.d). The
- * unspecified address :: is the overflow entry. */
+ * unspecified address :: is the overflow entry. Aligned so two keys
+ * compare as two 8-byte words: the verifier refuses misaligned stack
+ * reads. */
 struct client_key {
 	__u8 addr[16];
-};
+} __attribute__((aligned(8)));
 
 struct tally {
 	__u64 bytes;   /* L2 frame bytes, FCS excluded */
@@ -47,6 +49,26 @@ enum client_flag {
 struct client_traffic {
 	struct tally t[CLASS_COUNT][DIR_COUNT];
 	__u64 flags; /* enum client_flag bits */
+};
+
+/* One CPU's cache of the last client it counted in one direction: what
+ * that client sent since it came into the cache, not yet added to its
+ * entry in the maps. A packet of the same client is added here, with no
+ * hash lookup and no atomic: only this CPU writes here, and networking
+ * programs do not interrupt each other on a CPU. */
+struct client_cache {
+	struct client_key key;
+	struct tally t[CLASS_COUNT];
+	/* CLIENT_PROVEN: the client proved itself in this cache, and its
+	 * entry in the maps is marked. */
+	__u64 flags;
+	/* The last other client that proved itself here: its entry in the
+	 * maps is made and marked, so its next proof takes the cache. */
+	struct client_key proved;
+	/* Packets counted here (hits) and those that cost a lookup in the
+	 * maps (misses): the cache's hit rate. */
+	__u64 hits;
+	__u64 misses;
 };
 
 #endif

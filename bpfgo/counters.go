@@ -7,7 +7,10 @@
 // old map. No increment is lost or counted twice, and the packet path never
 // takes a lock. A second, smaller map in a slot of its own holds the
 // clients the host proved real while the counter map was full; Drain swaps
-// it the same way.
+// it the same way. So it does each CPU's cache of its last client: the
+// datapath adds a packet of the same client there, with no hash lookup
+// and no atomic, and what a cache still holds when it is swapped out is
+// read like a map.
 package bpfgo
 
 import (
@@ -46,10 +49,12 @@ const DefaultProvenClients = 4096
 const DefaultPinPath = "/sys/fs/bpf/collector"
 
 // The two counter maps take turns in their slot, as do the two proven
-// maps in theirs; with pinning they are found again under these names.
+// maps and the two caches in theirs; with pinning they are found again
+// under these names.
 var (
 	counterMapNames = [2]string{"counters_a", "counters_b"}
 	provenMapNames  = [2]string{"proven_a", "proven_b"}
+	cacheMapNames   = [2]string{"last_clients_a", "last_clients_b"}
 )
 
 // flagProven mirrors CLIENT_PROVEN in bpf/types.h: the datapath's mark on
@@ -70,6 +75,10 @@ type Config struct {
 	// so counting survives a restart; empty means nothing is pinned.
 	PinPath string
 	Logger  *slog.Logger
+
+	// uncached loads the datapath without its cache of the last client:
+	// the benchmark's before, and what the cache must count the same as.
+	uncached bool
 }
 
 // Counters is the loaded datapath: its programs and its counter maps.
@@ -86,6 +95,7 @@ type Counters struct {
 	mu       sync.Mutex
 	counters slotted // the counter maps
 	proven   slotted // room for clients proven while the counter map is full
+	caches   slotted // each CPU's cache of its last client per direction
 	// held are counts read from a map but not yet returned by Drain.
 	held []traffic.Sample
 	// seed are the clients each map gets an entry for before it goes into
@@ -134,6 +144,9 @@ func Load(cfg Config) (*Counters, error) {
 	if err := specs.PortFlags.Set(flags); err != nil {
 		return nil, fmt.Errorf("set port sets: %w", err)
 	}
+	if err := specs.CacheLastClient.Set(!cfg.uncached); err != nil {
+		return nil, fmt.Errorf("set the cache of the last client: %w", err)
+	}
 	// One more entry than clients: the overflow entry.
 	specs.Clients.InnerMap.MaxEntries = cfg.MaxClients + 1
 	specs.ProvenClients.InnerMap.MaxEntries = cfg.ProvenClients
@@ -142,10 +155,12 @@ func Load(cfg Config) (*Counters, error) {
 		delete(spec.Programs, bpf.CollectorProgXdpCountFrags)
 	}
 
-	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2),
-		counters: slotted{names: counterMapNames, overflow: true},
-		proven:   slotted{names: provenMapNames},
-	}
+	c := &Counters{log: log, pinPath: cfg.PinPath, maxSeed: int(cfg.MaxClients / 2)}
+	counters := &clientMaps{capacity: int(cfg.MaxClients), overflow: true, stats: &c.stats}
+	proven := &clientMaps{capacity: int(cfg.ProvenClients)}
+	c.counters = slotted{names: counterMapNames, content: counters}
+	c.proven = slotted{names: provenMapNames, content: proven}
+	c.caches = slotted{names: cacheMapNames, content: &lastClients{counters: counters, proven: proven, stats: &c.stats}}
 	c.stats.s.MapCapacity = int(cfg.MaxClients)
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
@@ -154,10 +169,11 @@ func Load(cfg Config) (*Counters, error) {
 		}
 		specs.Clients.Pinning = ebpf.PinByName
 		specs.ProvenClients.Pinning = ebpf.PinByName
+		specs.LastClients.Pinning = ebpf.PinByName
 		opts.Maps.PinPath = cfg.PinPath
 	}
 	pinsBefore := existingPins(cfg.PinPath)
-	err = c.load(spec, specs.Clients.InnerMap, specs.ProvenClients.InnerMap, opts)
+	err = c.load(spec, specs.Clients.InnerMap, specs.ProvenClients.InnerMap, specs.LastClients.InnerMap, opts)
 	if err != nil {
 		// The maps are pinned before the programs are verified: a start
 		// that fails must not leave pins of its own behind. Pins of an
@@ -169,7 +185,8 @@ func Load(cfg Config) (*Counters, error) {
 
 // loadPins are the names Load pins maps under in the pin directory.
 var loadPins = []string{bpf.CollectorMapClients, counterMapNames[0], counterMapNames[1],
-	bpf.CollectorMapProvenClients, provenMapNames[0], provenMapNames[1]}
+	bpf.CollectorMapProvenClients, provenMapNames[0], provenMapNames[1],
+	bpf.CollectorMapLastClients, cacheMapNames[0], cacheMapNames[1]}
 
 // existingPins returns which of loadPins exist under dir ("" for none).
 func existingPins(dir string) map[string]bool {
@@ -204,12 +221,13 @@ func removeNewPins(dir string, before map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// load creates the collection, the counter maps and the proven maps; on
-// failure it has closed what it made.
-func (c *Counters) load(spec *ebpf.CollectionSpec, counters, proven *ebpf.MapSpec, opts ebpf.CollectionOptions) error {
+// load creates the collection, the counter maps, the proven maps and the
+// caches; on failure it has closed what it made.
+func (c *Counters) load(spec *ebpf.CollectionSpec, counters, proven, caches *ebpf.MapSpec, opts ebpf.CollectionOptions) error {
 	if c.pinPath != "" {
 		err := errors.Join(c.counters.dropStaleSlot(c, bpf.CollectorMapClients, counters),
-			c.proven.dropStaleSlot(c, bpf.CollectorMapProvenClients, proven))
+			c.proven.dropStaleSlot(c, bpf.CollectorMapProvenClients, proven),
+			c.caches.dropStaleSlot(c, bpf.CollectorMapLastClients, caches))
 		if err != nil {
 			return err
 		}
@@ -230,8 +248,9 @@ func (c *Counters) load(spec *ebpf.CollectionSpec, counters, proven *ebpf.MapSpe
 	c.tcIngress = c.coll.Programs[bpf.CollectorProgTcIngressCount]
 	c.counters.slot = c.coll.Maps[bpf.CollectorMapClients]
 	c.proven.slot = c.coll.Maps[bpf.CollectorMapProvenClients]
+	c.caches.slot = c.coll.Maps[bpf.CollectorMapLastClients]
 
-	err = errors.Join(c.counters.open(c, counters), c.proven.open(c, proven))
+	err = errors.Join(c.counters.open(c, counters), c.proven.open(c, proven), c.caches.open(c, caches))
 	if err != nil {
 		c.Close()
 		return err
@@ -284,11 +303,11 @@ func (c *Counters) Drain() ([]traffic.Sample, error) {
 		c.log.Warn("keep room for recent clients in the counter map", "err", err)
 	}
 	// Each swap returns once no program can still add to the map it
-	// replaces. A program between the two swaps counts in the new
-	// counter map and the old proven map, or the other way round: each
-	// increment is in one map, and both old maps are read only after
-	// both swaps.
-	if err := errors.Join(c.counters.swap(), c.proven.swap()); err != nil {
+	// replaces. A program between two swaps counts in a new map and an
+	// old one, or moves a cache's counts from an old cache to a new map,
+	// or from a new cache to an old map: each increment is in one map,
+	// and the old maps are read only after every swap.
+	if err := errors.Join(c.counters.swap(), c.proven.swap(), c.caches.swap()); err != nil {
 		return nil, err
 	}
 	if err := c.settleSpares(); err != nil {
@@ -325,14 +344,23 @@ func (c *Counters) seedMap(m *ebpf.Map) error {
 }
 
 // settleSpares empties the maps out of the slots, keeping any counts in
-// them that were never returned in c.held.
+// them that were never returned in c.held. Every spare is read before any
+// is cleared: placing what the caches held needs the clients of the
+// other maps of their period.
 func (c *Counters) settleSpares() error {
+	slots := []*slotted{&c.counters, &c.proven, &c.caches}
 	var err error
-	if c.held, err = c.counters.settle(c.held, &c.stats); err != nil {
-		return err
+	for _, s := range slots {
+		if c.held, err = s.readSpare(c.held); err != nil {
+			return err
+		}
 	}
-	c.held, err = c.proven.settle(c.held, nil)
-	return err
+	for _, s := range slots {
+		if err := s.clearSpare(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Peek returns what was counted so far in this period without starting a
@@ -347,18 +375,21 @@ func (c *Counters) settleSpares() error {
 func (c *Counters) Peek() ([]traffic.Sample, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out, err := c.counters.peek(nil)
-	if err != nil {
-		return nil, err
+	var out []traffic.Sample
+	var err error
+	for _, s := range []*slotted{&c.counters, &c.proven, &c.caches} {
+		if out, err = s.peek(out); err != nil {
+			return nil, err
+		}
 	}
-	return c.proven.peek(out)
+	return out, nil
 }
 
 // Close releases the programs and maps held by this process. Pinned maps
 // stay in the kernel with their counts; attached programs keep their own
 // references until detached.
 func (c *Counters) Close() error {
-	err := errors.Join(c.counters.close(), c.proven.close())
+	err := errors.Join(c.counters.close(), c.proven.close(), c.caches.close())
 	if c.coll != nil {
 		c.coll.Close()
 	}

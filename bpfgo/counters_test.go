@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -381,4 +382,35 @@ func TestSeededClientsKeepTheirPlace(t *testing.T) {
 		t.Errorf("%d forged clients got rows and the overflow %d packets; want %d and %d", forgedRows,
 			got[netip.Addr{}][traffic.QUIC][traffic.Down].Packets, maxClients-2, 10-(maxClients-2))
 	}
+}
+
+// onCPU keeps the calling thread, which the caller locked to its
+// goroutine, on cpu.
+func onCPU(cpu int) error {
+	var cpus unix.CPUSet
+	cpus.Set(cpu)
+	return unix.SchedSetaffinity(0, &cpus)
+}
+
+// onOneCPU keeps the test on one CPU until it ends, so every program run
+// goes through the same CPU's caches of the last client.
+func onOneCPU(tb testing.TB) {
+	tb.Helper()
+	runtime.LockOSThread()
+	var before, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		tb.Fatal(err)
+	}
+	for cpu := 0; one.Count() == 0; cpu++ {
+		if before.IsSet(cpu) {
+			one.Set(cpu)
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		unix.SchedSetaffinity(0, &before)
+		runtime.UnlockOSThread()
+	})
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/back2basic/collector/traffic"
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 // TestDrainIsExactUnderConcurrency runs the XDP and TC programs on two CPUs
@@ -59,9 +58,7 @@ func TestDrainIsExactUnderConcurrency(t *testing.T) {
 			// Each runner keeps to its own CPU so the adds really race.
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			var cpus unix.CPUSet
-			cpus.Set(r % runtime.NumCPU())
-			if err := unix.SchedSetaffinity(0, &cpus); err != nil {
+			if err := onCPU(r % runtime.NumCPU()); err != nil {
 				errs <- err
 				return
 			}

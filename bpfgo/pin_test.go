@@ -58,7 +58,8 @@ func TestFailedLoadRemovesOnlyItsPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := existingPins(pins)
-	want := map[string]bool{"clients": true, counterMapNames[0]: true, "proven_clients": true, provenMapNames[0]: true, provenMapNames[1]: true}
+	want := map[string]bool{"clients": true, counterMapNames[0]: true, "proven_clients": true, provenMapNames[0]: true, provenMapNames[1]: true,
+		"last_clients": true, cacheMapNames[0]: true, cacheMapNames[1]: true}
 	if !maps.Equal(got, want) {
 		t.Errorf("pins left: %v, want %v", got, want)
 	}

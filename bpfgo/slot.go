@@ -8,26 +8,36 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/traffic"
 )
 
-// slotted is a one-slot ARRAY_OF_MAPS and the two hash maps that take
-// turns in it: the datapath counts in the map in the slot, Drain reads the
-// other. The counter maps and the proven maps are each one.
+// slotted is a one-slot ARRAY_OF_MAPS and the two maps that take turns
+// in it: the datapath counts in the map in the slot, Drain reads the
+// other. The counter maps, the proven maps and the caches of the last
+// client are each one.
 type slotted struct {
 	slot *ebpf.Map
 	// names are the maps' names, and their pin names with pinning.
 	names [2]string
-	// overflow says the maps keep an overflow entry (the address ::),
-	// which is zeroed rather than deleted when a map is cleared.
-	overflow bool
+	// content knows what the maps hold: how to ready, read and empty one.
+	content slotContent
 
 	maps   [2]*ebpf.Map // maps[active] is in the slot
 	active int
 	spare  spareState
-	// staleKeys are the keys of the spare, read but not yet cleared.
-	staleKeys []bpf.CollectorClientKey
+}
+
+// slotContent is what the maps of a slot hold.
+type slotContent interface {
+	// prepare readies a map before it may go into the slot.
+	prepare(m *ebpf.Map, name string) error
+	// read appends what the spare m counted to held, and keeps what
+	// clear needs to empty it.
+	read(m *ebpf.Map, held []traffic.Sample) ([]traffic.Sample, error)
+	// clear empties m, read before.
+	clear(m *ebpf.Map) error
+	// peek appends what the live m counted so far (see Peek).
+	peek(m *ebpf.Map, out []traffic.Sample) ([]traffic.Sample, error)
 }
 
 // spareState tracks the map out of the slot. Only an empty map may go in.
@@ -36,7 +46,7 @@ type spareState int
 const (
 	spareUnread spareState = iota // may hold counts nobody has read
 	spareStale                    // read, not yet cleared
-	spareClean                    // empty but for a zero overflow entry
+	spareClean                    // empty (a counter map but for a zero overflow entry)
 )
 
 // open creates (or, pinned, reopens) both maps from inner and makes sure
@@ -57,20 +67,8 @@ func (s *slotted) open(c *Counters, inner *ebpf.MapSpec) error {
 		if err != nil {
 			return fmt.Errorf("create map %s: %w", name, err)
 		}
-		if !s.overflow {
-			continue
-		}
-		// Every counter map keeps an overflow entry so a full map
-		// still has somewhere to count. A pinned map in the slot is
-		// live: only a lookup, which takes no bucket lock, may touch
-		// it (see Peek).
-		var overflow bpf.CollectorClientTraffic
-		err = s.maps[i].Lookup(overflowKey, &overflow)
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			err = s.maps[i].Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateNoExist)
-		}
-		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			return fmt.Errorf("add overflow entry to %s: %w", name, err)
+		if err := s.content.prepare(s.maps[i], name); err != nil {
+			return err
 		}
 	}
 
@@ -127,61 +125,36 @@ func (s *slotted) swap() error {
 	return nil
 }
 
-// settle empties the map out of the slot, appending any counts in it that
-// were never returned to held, and returns held.
-func (s *slotted) settle(held []traffic.Sample, stats *counterStats) ([]traffic.Sample, error) {
-	m := s.maps[1-s.active]
-	if s.spare == spareUnread {
-		keys, values, err := readMap(m)
-		if err != nil {
-			return held, fmt.Errorf("read %s: %w", s.names[0], err)
-		}
-		if stats != nil {
-			stats.read(keys)
-		}
-		held = appendSamples(held, keys, values)
-		s.staleKeys, s.spare = keys, spareStale
+// readSpare appends what the map out of the slot counted to held, unless
+// that was done already.
+func (s *slotted) readSpare(held []traffic.Sample) ([]traffic.Sample, error) {
+	if s.spare != spareUnread {
+		return held, nil
 	}
-	if s.spare == spareStale {
-		if err := s.clear(m); err != nil {
-			return held, fmt.Errorf("clear %s: %w", s.names[0], err)
-		}
-		s.staleKeys, s.spare = nil, spareClean
+	held, err := s.content.read(s.maps[1-s.active], held)
+	if err != nil {
+		return held, fmt.Errorf("read %s: %w", s.names[0], err)
 	}
+	s.spare = spareStale
 	return held, nil
 }
 
-// clear deletes every client read from m but the overflow entry, which
-// it zeroes.
-func (s *slotted) clear(m *ebpf.Map) error {
-	clients := make([]bpf.CollectorClientKey, 0, len(s.staleKeys))
-	for _, k := range s.staleKeys {
-		if k != overflowKey {
-			clients = append(clients, k)
-		}
-	}
-	if len(clients) > 0 {
-		if _, err := m.BatchDelete(clients, nil); err != nil {
-			return err
-		}
-	}
-	if !s.overflow {
+// clearSpare empties the map out of the slot once it was read.
+func (s *slotted) clearSpare() error {
+	if s.spare != spareStale {
 		return nil
 	}
-	return m.Update(overflowKey, bpf.CollectorClientTraffic{}, ebpf.UpdateAny)
+	if err := s.content.clear(s.maps[1-s.active]); err != nil {
+		return fmt.Errorf("clear %s: %w", s.names[0], err)
+	}
+	s.spare = spareClean
+	return nil
 }
 
-// peek reads the map in the slot an entry at a time (see Peek).
+// peek appends what the map in the slot counted so far (see Peek).
 func (s *slotted) peek(out []traffic.Sample) ([]traffic.Sample, error) {
-	var (
-		key   bpf.CollectorClientKey
-		value bpf.CollectorClientTraffic
-	)
-	it := s.maps[s.active].Iterate()
-	for it.Next(&key, &value) {
-		out = appendSamples(out, []bpf.CollectorClientKey{key}, []bpf.CollectorClientTraffic{value})
-	}
-	if err := it.Err(); err != nil {
+	out, err := s.content.peek(s.maps[s.active], out)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.names[0], err)
 	}
 	return out, nil

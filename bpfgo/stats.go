@@ -22,6 +22,12 @@ type Stats struct {
 	// counts.
 	MapEntries  int
 	MapCapacity int
+	// CacheHits counts the packets added to a CPU's cache of its last
+	// client, with no lookup in the maps; CacheMisses those that were
+	// not: another client than the CPU's last in that direction, or a
+	// client's first proof in the cache. Both grow at each drain.
+	CacheHits   uint64
+	CacheMisses uint64
 }
 
 // Stats returns what the counter maps went through so far. It does not
@@ -56,6 +62,14 @@ func (s *counterStats) read(keys []bpf.CollectorClientKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.s.MapEntries = n
+}
+
+// cached records the hits and misses of caches just read.
+func (s *counterStats) cached(hits, misses uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.s.CacheHits += hits
+	s.s.CacheMisses += misses
 }
 
 func (s *counterStats) snapshot() Stats {

@@ -73,6 +73,12 @@ var (
 	mapCapacityDesc = prometheus.NewDesc("collector_map_capacity",
 		"Clients the counter map holds in a flush period (MAX_CLIENTS); further new clients are counted in its overflow entry.",
 		nil, nil)
+	cacheHitsDesc = prometheus.NewDesc("collector_cache_hits_total",
+		"Sia packets added to a CPU's cache of the last client it counted in their direction, with no lookup in the counter map. The hit rate is this over it plus collector_cache_misses_total; counted at each flush.",
+		nil, nil)
+	cacheMissesDesc = prometheus.NewDesc("collector_cache_misses_total",
+		"Sia packets that cost a lookup in the counter map: a client other than the last one its CPU counted in that direction, or a client's first proof in the cache; counted at each flush.",
+		nil, nil)
 	interfaceInfoDesc = prometheus.NewDesc("collector_interface_info",
 		"An interface counted on now, and how: xdp_mode native, generic, or tc (a TC ingress program instead of XDP); tc_mode tcx or legacy. Always 1.",
 		[]string{"interface", "xdp_mode", "tc_mode"}, nil)
@@ -84,6 +90,8 @@ func collectDatapath(ch chan<- prometheus.Metric, s bpfgo.Stats) {
 	ch <- counter(drainSecondsDesc, s.DrainTime.Seconds())
 	ch <- gauge(mapEntriesDesc, float64(s.MapEntries))
 	ch <- gauge(mapCapacityDesc, float64(s.MapCapacity))
+	ch <- counter(cacheHitsDesc, float64(s.CacheHits))
+	ch <- counter(cacheMissesDesc, float64(s.CacheMisses))
 }
 
 // collectInterfaces sends the interfaces counted on and the failures to

@@ -132,7 +132,7 @@ var descs = []*prometheus.Desc{
 	billingDesc,
 	flushesDesc, lastFlushDesc, lastFlushDurationDesc, lastSuccessDesc, pendingRowsDesc, consumerErrorsDesc,
 	overflowBytesDesc, overflowPacketsDesc,
-	drainsDesc, drainSecondsDesc, mapEntriesDesc, mapCapacityDesc, interfaceInfoDesc,
+	drainsDesc, drainSecondsDesc, mapEntriesDesc, mapCapacityDesc, cacheHitsDesc, cacheMissesDesc, interfaceInfoDesc,
 }
 
 // Describe sends the descriptors of every series Metrics may emit.

@@ -63,7 +63,7 @@ func busy() *state {
 			FoldedRows: 65_000, FoldedBytes: 295_230_000,
 			Consumers: []agg.ConsumerStats{{Name: "the database /var/lib/collector/traffic.db", PendingRows: 7, Errors: 2}, {Name: "metrics"}},
 		},
-		datapath: bpfgo.Stats{Drains: 43, DrainTime: 2500 * time.Millisecond, MapEntries: 120, MapCapacity: 65536},
+		datapath: bpfgo.Stats{Drains: 43, DrainTime: 2500 * time.Millisecond, MapEntries: 120, MapCapacity: 65536, CacheHits: 9000, CacheMisses: 1000},
 		ifaces: bpfgo.InterfaceStats{
 			Attached:     []bpfgo.AttachMode{{Interface: "eth0", XDP: bpfgo.XDPNative, TC: bpfgo.TCX}, {Interface: "vlan7", XDP: bpfgo.XDPViaTC, TC: bpfgo.TCLegacy}},
 			AttachErrors: 4,
