@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/back2basic/collector/hostd"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -104,6 +105,9 @@ type Config struct {
 	SyncURL      string
 	HostID       string
 	SyncInterval time.Duration
+	// HostdURL is hostd's API, read only when HostdPassword (a secret) is
+	// set: hostd's figures stored beside the traffic.
+	HostdURL, HostdPassword string
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -117,7 +121,7 @@ type setting struct {
 
 // secrets are the settings whose values may hold a token: errors name
 // them without their value.
-var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true, "SYNC_POSTGRES_URL": true}
+var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true, "SYNC_POSTGRES_URL": true, "HOSTD_API_PASSWORD": true}
 
 var settings = []setting{
 	{"INTERFACE", "", "network interfaces to watch, comma-separated; empty: the interface of the default route", func(c *Config, v string) error {
@@ -327,6 +331,17 @@ var settings = []setting{
 	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL besides the one after each flush", func(c *Config, v string) (err error) {
 		c.SyncInterval, err = parseDuration(v, time.Second)
 		return err
+	}},
+	{"HOSTD_API_URL", hostd.DefaultURL, "hostd's API, read for hostd's own figures when HOSTD_API_PASSWORD is set", func(c *Config, v string) error {
+		if _, err := hostd.New(v, ""); err != nil {
+			return errors.New("not hostd's API address; accepted: http(s)://host:port/api without a user or password, e.g. " + hostd.DefaultURL)
+		}
+		c.HostdURL = v
+		return nil
+	}},
+	{"HOSTD_API_PASSWORD", "", "hostd's API password (http.password in hostd.yml, or HOSTD_API_PASSWORD of hostd); empty: hostd is not read", func(c *Config, v string) error {
+		c.HostdPassword = v
+		return nil
 	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -61,6 +61,8 @@ func TestDefaults(t *testing.T) {
 		SpikeDays:         7,
 		QuotaThresholds:   []float64{0.8, 1},
 		SyncInterval:      time.Minute,
+		// hostd's API where hostd serves it; read only with a password.
+		HostdURL: "http://127.0.0.1:9980/api",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
