@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/store"
 )
 
-// quota is how the JSON form writes the share of a quota used.
-type quota struct {
+// QuotaShare is how the JSON forms (the report's, the API's alerts)
+// write the share of a quota used.
+type QuotaShare struct {
 	Direction string  `json:"direction"`
 	Used      uint64  `json:"used_bytes"`
 	Limit     uint64  `json:"quota_bytes"`
@@ -203,16 +205,21 @@ func (res *Result) WriteJSON(w io.Writer, lead ...Member) error {
 	}
 	d.member("total", object{keys: totalKeys, values: res.values(&res.Total)})
 	if len(res.Quotas) > 0 {
-		quotas := make([]quota, len(res.Quotas))
-		for i, q := range res.Quotas {
-			quotas[i] = quota{q.Direction, q.Used, q.Limit, ratio(q.Share()), q.Projected, ratio(q.ProjectedShare())}
-		}
-		d.member("quotas", quotas)
+		d.member("quotas", QuotaShares(res.Quotas))
 	}
 	if res.Egress != nil {
 		d.member("egress", res.Egress.machine())
 	}
 	return d.end()
+}
+
+// QuotaShares returns uses as the JSON forms write them, never nil.
+func QuotaShares(uses []alert.QuotaUse) []QuotaShare {
+	out := make([]QuotaShare, len(uses))
+	for i, q := range uses {
+		out[i] = QuotaShare{q.Direction, q.Used, q.Limit, ratio(q.Share()), q.Projected, ratio(q.ProjectedShare())}
+	}
+	return out
 }
 
 // ratio rounds a share to four places, as the JSON form writes shares.
