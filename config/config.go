@@ -409,6 +409,9 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 	if err := c.Ports.Validate(); err != nil {
 		return nil, fmt.Errorf("PORT_SIA_CONSENSUS, PORT_RHP4_SIAMUX: %w", err)
 	}
+	if c.QuotaOnProjection && c.QuotaUp == 0 && c.QuotaDown == 0 && c.QuotaTotal == 0 {
+		return nil, errors.New("QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0")
+	}
 	if c.HourlyRetention < c.MinuteRetention {
 		return nil, fmt.Errorf("RETENTION_HOURLY_DAYS, RETENTION_MINUTES_DAYS: hourly rows kept %v, minute rows %v; accepted: hourly rows kept at least as long", c.HourlyRetention, c.MinuteRetention)
 	}

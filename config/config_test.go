@@ -136,6 +136,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"EGRESS_FREE_BYTES": "1TB"}, `EGRESS_FREE_BYTES="1TB" (from environment): not a byte count; accepted: a whole number of bytes, 0 for no allowance`},
 		{map[string]string{"SIACOIN_PRICE": "$0.004"}, "SIACOIN_PRICE"},
 		{map[string]string{"QUOTA_ON_PROJECTION": "maybe"}, "QUOTA_ON_PROJECTION"},
+		{map[string]string{"QUOTA_ON_PROJECTION": "1"}, "QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0"},
 		{map[string]string{"ALERT_WEBHOOK_URL": "ftp://hooks.example/s3cr3t"}, "ALERT_WEBHOOK_URL"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
@@ -236,7 +237,7 @@ func TestHTTPAllowedHosts(t *testing.T) {
 }
 
 func TestEgressSettings(t *testing.T) {
-	c, err := load(t, "EGRESS_COST_PER_TB=1.25\nEGRESS_FREE_BYTES=20000000000000\n", map[string]string{"SIACOIN_PRICE": "0.004", "QUOTA_ON_PROJECTION": "1"})
+	c, err := load(t, "EGRESS_COST_PER_TB=1.25\nEGRESS_FREE_BYTES=20000000000000\n", map[string]string{"SIACOIN_PRICE": "0.004", "QUOTA_ON_PROJECTION": "1", "QUOTA_UP_BYTES": "1000"})
 	if err != nil {
 		t.Fatal(err)
 	}
