@@ -101,6 +101,29 @@ func readByHand(t *testing.T, path string, start, now time.Time) egressByHand {
 	return h
 }
 
+// busyBilling stores busyEvents and builds req of the billing period
+// starting on the 1st, at now; it returns the file's path, the span and
+// the report.
+func busyBilling(t *testing.T, req Request) (string, Span, *Result) {
+	t.Helper()
+	path := fixtureOf(t, busyEvents())
+	st, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	req.Span, err = PeriodSpan("billing", now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Now = now
+	res, err := Build(t.Context(), st, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, req.Span, res
+}
+
 // p95ByHand drops the busiest 5% of slots (rounded down) and takes the
 // busiest left, in bits a second.
 func p95ByHand(slots []uint64) float64 {
@@ -112,22 +135,8 @@ func p95ByHand(slots []uint64) float64 {
 // Every figure of a billing period's egress, as the report's JSON writes
 // it, equals what SQL of the test's own makes of the database.
 func TestEgressByHand(t *testing.T) {
-	path := fixtureOf(t, busyEvents())
-	st, err := store.OpenReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	span, err := PeriodSpan("billing", now, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pricing := cost.Pricing{PerTB: 2.5, FreeBytes: 1e9, SiacoinPrice: 0.004}
-	res, err := Build(t.Context(), st, Request{Span: span, By: ByClient, Top: 2, Now: now,
-		Egress: &EgressAsk{Pricing: pricing, Prices: priceAt(150)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, span, res := busyBilling(t, Request{By: ByClient, Top: 2, Egress: &EgressAsk{Pricing: pricing, Prices: priceAt(150)}})
 	var out bytes.Buffer
 	if err := res.WriteJSON(&out); err != nil {
 		t.Fatal(err)
@@ -205,21 +214,7 @@ func TestEgressByHand(t *testing.T) {
 // Without hostd's price, value and margin are unknown: null in JSON, empty
 // in CSV, "—" in the table; never 0.
 func TestEgressWithoutPrice(t *testing.T) {
-	path := fixtureOf(t, busyEvents())
-	st, err := store.OpenReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	span, err := PeriodSpan("billing", now, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Build(t.Context(), st, Request{Span: span, By: ByClient, Now: now,
-		Egress: &EgressAsk{Pricing: cost.Pricing{PerTB: 2.5, SiacoinPrice: 0.004}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, span, res := busyBilling(t, Request{By: ByClient, Egress: &EgressAsk{Pricing: cost.Pricing{PerTB: 2.5, SiacoinPrice: 0.004}}})
 	var js, csv, table bytes.Buffer
 	if err := res.WriteJSON(&js); err != nil {
 		t.Fatal(err)
@@ -242,6 +237,11 @@ func TestEgressWithoutPrice(t *testing.T) {
 		t.Errorf("table:\n%s", table.String())
 	}
 	// A report of anything but a billing period has no egress costs.
+	st, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	res, err = Build(t.Context(), st, Request{Span: RangeSpan(span.Since, time.Time{}, now), By: ByClient, Now: now,
 		Egress: &EgressAsk{Pricing: cost.Pricing{PerTB: 2.5}}})
 	if err != nil || res.Egress != nil {
