@@ -2,12 +2,14 @@ package alert
 
 import (
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/back2basic/collector/billing"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -234,7 +236,8 @@ func TestQuotaProjection(t *testing.T) {
 		t.Run(fmt.Sprintf("on projection %v", on), func(t *testing.T) {
 			st := openStore(t)
 			rec := &recorder{}
-			cfg := Config{Spike: Spike{Off: true}, Notify: rec,
+			var journal syncbuf.Buffer
+			cfg := Config{Spike: Spike{Off: true}, Notify: rec, Log: slog.New(slog.NewTextHandler(&journal, nil)),
 				Quota: Quota{Up: 100e9, Billing: billedOn(10), OnProjection: on}}
 			d := load(t, st, cfg, boundary)
 			consume := func(d *Detector, from, to time.Time) {
@@ -273,6 +276,13 @@ func TestQuotaProjection(t *testing.T) {
 			if !strings.Contains(a.Summary(), "on course to use 89% of its up quota") {
 				t.Errorf("summary %q", a.Summary())
 			}
+			// The journal says it once; the metrics count it active.
+			if n := strings.Count(journal.String(), `msg="billing period projected past a quota threshold"`); n != 1 {
+				t.Errorf("%d journal lines of the projection, want 1:\n%s", n, journal.String())
+			}
+			if got := d.Active(); len(got) != 1 || got[0].Kind != QuotaProjection {
+				t.Errorf("active %+v, want the projection alert", got)
+			}
 
 			// A restart keeps it firing and raises it not again.
 			restart := settled.Add(6 * time.Hour)
@@ -294,5 +304,33 @@ func TestQuotaProjection(t *testing.T) {
 				t.Errorf("active in the next period: %+v", got)
 			}
 		})
+	}
+}
+
+// Turning QUOTA_ON_PROJECTION off resolves its alert at the next start,
+// and leaves the quota's own alerts alone.
+func TestQuotaProjectionTurnedOff(t *testing.T) {
+	st := openStore(t)
+	rec := &recorder{}
+	boundary := live.AddDate(0, 0, 1)
+	cfg := Config{Spike: Spike{Off: true}, Notify: rec, Quota: Quota{Up: 100e9, Billing: billedOn(10), OnProjection: true}}
+	d := load(t, st, cfg, boundary)
+	for h := boundary; h.Before(boundary.Add(25 * time.Hour)); h = h.Add(time.Hour) {
+		p := hourOfUpload(h, 120e6)
+		if err := st.Write(t.Context(), p.Rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Consume(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Quota.OnProjection = false
+	d = load(t, st, cfg, boundary.Add(26*time.Hour))
+	got := rec.list()
+	if len(got) != 2 || got[0].Kind != QuotaProjection || got[1].Status != Resolved || got[1].ID != got[0].ID {
+		t.Errorf("alerts %+v, want the projection fired and resolved", got)
+	}
+	if len(d.Active()) != 0 || len(d.QuotaUse()) != 1 {
+		t.Errorf("without QUOTA_ON_PROJECTION: active %+v, use %+v; want none active, the quota followed", d.Active(), d.QuotaUse())
 	}
 }
