@@ -22,6 +22,9 @@ const (
 	ConsensusSpike Kind = "consensus_spike"
 	// QuotaThreshold is a share of a billing period's quota used up.
 	QuotaThreshold Kind = "quota"
+	// QuotaProjection is a share of a billing period's quota that the
+	// period is projected to use by its end (QUOTA_ON_PROJECTION).
+	QuotaProjection Kind = "quota_projection"
 )
 
 // Status is where an alert stands.
@@ -84,9 +87,14 @@ type QuotaDetails struct {
 	Threshold float64 `json:"threshold"`
 	Quota     uint64  `json:"quota_bytes"`
 	// Used is what the period had used when the alert fired, and all it
-	// used once resolved; Share is Used / Quota.
+	// used once resolved; Share is Used / Quota, or for a projection
+	// Projected / Quota.
 	Used  uint64  `json:"used_bytes"`
 	Share float64 `json:"share"`
+	// Projected is, for a projection, what the period was projected to
+	// use by its end when the alert fired, and all it used once
+	// resolved.
+	Projected uint64 `json:"projected_bytes,omitempty"`
 	// PeriodStart and PeriodEnd bound the billing period; the alert
 	// resolves as it ends.
 	PeriodStart time.Time `json:"period_start"`
@@ -125,10 +133,11 @@ func spikeID(subject string, start time.Time) string {
 	return newID(string(ConsensusSpike), subject, start.UTC().Format(time.RFC3339))
 }
 
-// quotaID is the id of the alert of threshold on the quota of direction in
-// the billing period starting at start.
-func quotaID(direction string, start time.Time, threshold float64) string {
-	return newID(string(QuotaThreshold), direction, start.UTC().Format(time.RFC3339), fmt.Sprint(threshold))
+// quotaID is the id of the alert of kind (QuotaThreshold or
+// QuotaProjection) on threshold of the quota of direction in the billing
+// period starting at start.
+func quotaID(kind Kind, direction string, start time.Time, threshold float64) string {
+	return newID(string(kind), direction, start.UTC().Format(time.RFC3339), fmt.Sprint(threshold))
 }
 
 // Summary says what the alert is in one sentence, for people reading a
@@ -146,6 +155,9 @@ func (a Alert) Summary() string {
 		if a.Status == Resolved {
 			s = fmt.Sprintf("%s %s traffic back to normal after peaking at %.3g MB/s", who, a.Spike.Class, a.Spike.Peak/1e6)
 		}
+	case a.Quota != nil && a.Kind == QuotaProjection && a.Status == Firing:
+		s = fmt.Sprintf("the billing period is on course to use %.0f%% of its %s quota: %.3g GB of %.3g GB by %s, %.3g GB used so far",
+			a.Quota.Share*100, a.Subject, float64(a.Quota.Projected)/1e9, float64(a.Quota.Quota)/1e9, a.Quota.PeriodEnd.Format(time.DateOnly), float64(a.Quota.Used)/1e9)
 	case a.Quota != nil:
 		s = fmt.Sprintf("%.0f%% of the billing period's %s quota used: %.3g GB of %.3g GB, period ends %s",
 			a.Quota.Share*100, a.Subject, float64(a.Quota.Used)/1e9, float64(a.Quota.Quota)/1e9, a.Quota.PeriodEnd.Format(time.DateOnly))
@@ -175,6 +187,10 @@ func logAlert(log *slog.Logger, a Alert) {
 			"baseline_bytes_per_second", int64(a.Spike.Baseline), "threshold_bytes_per_second", int64(a.Spike.Threshold))...)
 	case a.Quota != nil:
 		msg := "billing period quota threshold reached"
+		if a.Kind == QuotaProjection {
+			msg = "billing period projected past a quota threshold"
+			attrs = append(attrs, "projected_bytes", a.Quota.Projected)
+		}
 		if a.Status == Resolved {
 			msg = "billing period over; quota alert resolved"
 		}

@@ -241,7 +241,7 @@ func (d *Detector) restore(a Alert, now time.Time) []Alert {
 		if !d.learned {
 			d.restored = append(d.restored, a)
 		}
-	case a.Quota != nil && d.quotas != nil && d.quotaSet(a.Subject):
+	case a.Quota != nil && d.quotas != nil && d.quotaSet(a.Subject) && (a.Kind != QuotaProjection || d.quotas.cfg.OnProjection):
 		if a.Status == Firing {
 			d.quotas.restore(a)
 		}
@@ -360,12 +360,13 @@ func (d *Detector) Active() []Alert {
 }
 
 // QuotaUse returns how much of each quota set the billing period has used
-// so far; none without a quota.
+// so far, and its projection to the period's end; none without a quota.
 func (d *Detector) QuotaUse() []QuotaUse {
 	if d.quotas == nil {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.quotas.cfg.Uses(&d.quotas.used)
+	q := d.quotas
+	return q.cfg.UsesAt(&q.used, q.period, q.at)
 }

@@ -27,6 +27,11 @@ type Quota struct {
 	// Billing is the billing calendar the quotas count by (BILLING_DAY
 	// in the operator's zone). Required when a quota is set.
 	Billing billing.Cycle
+	// OnProjection alerts on the thresholds crossed by the period's
+	// projection to its end (billing.Period.Project) too, once each per
+	// period, from billing.ProjectionSettles into it
+	// (QUOTA_ON_PROJECTION).
+	OnProjection bool
 }
 
 // QuotaUse is how much of one quota a billing period used.
@@ -34,6 +39,14 @@ type QuotaUse struct {
 	// Direction is "up", "down" or "total".
 	Direction   string
 	Used, Limit uint64
+	// Projected is what the billing period will have used by its end at
+	// its rate so far (billing.Period.Project); 0 when not projected.
+	Projected uint64
+}
+
+// ProjectedShare returns Projected / Limit.
+func (u QuotaUse) ProjectedShare() float64 {
+	return float64(u.Projected) / float64(u.Limit)
 }
 
 // Share returns Used / Limit.
@@ -55,12 +68,22 @@ func (q Quota) Uses(t *traffic.Traffic) []QuotaUse {
 		down += t[c][traffic.Down].Bytes
 	}
 	var out []QuotaUse
-	for _, u := range []QuotaUse{{"up", up, q.Up}, {"down", down, q.Down}, {"total", up + down, q.Total}} {
+	for _, u := range []QuotaUse{{Direction: "up", Used: up, Limit: q.Up}, {Direction: "down", Used: down, Limit: q.Down}, {Direction: "total", Used: up + down, Limit: q.Total}} {
 		if u.Limit > 0 {
 			out = append(out, u)
 		}
 	}
 	return out
+}
+
+// UsesAt returns Uses with each quota's projection to the end of p, of
+// which t is what was used up to at.
+func (q Quota) UsesAt(t *traffic.Traffic, p billing.Period, at time.Time) []QuotaUse {
+	uses := q.Uses(t)
+	for i := range uses {
+		uses[i].Projected = p.Project(uses[i].Used, at)
+	}
+	return uses
 }
 
 func (q Quota) withDefaults() (Quota, error) {
@@ -88,6 +111,7 @@ type quotas struct {
 	cfg    Quota
 	period billing.Period // zero before begin
 	used   traffic.Traffic
+	at     time.Time         // what used was used up to
 	firing map[string]*Alert // by ID: this period's thresholds crossed
 	out    []Alert
 }
@@ -104,13 +128,17 @@ func (q *quotas) begin(t time.Time, used traffic.Traffic) {
 		for _, u := range q.cfg.Uses(&q.used) {
 			if u.Direction == a.Subject {
 				a.Quota.Used, a.Quota.Share = u.Used, u.Share()
+				if a.Kind == QuotaProjection {
+					// Over, the period's projection is what it used.
+					a.Quota.Projected = u.Used
+				}
 			}
 		}
 		q.out = append(q.out, a)
 	}
 	clear(q.firing)
 	q.period = q.cfg.Billing.Period(t)
-	q.used = used
+	q.used, q.at = used, t
 }
 
 // consume counts the rows of a closed period in the billing period they
@@ -132,23 +160,39 @@ func (q *quotas) consume(p traffic.Period) {
 	}
 }
 
-// check fires every threshold crossed at t that has not fired this period.
+// check fires every threshold crossed at t, by what was used or, with
+// OnProjection once the projection has settled, by what the period is
+// projected to use, that has not fired this period.
 func (q *quotas) check(t time.Time) {
-	for _, u := range q.cfg.Uses(&q.used) {
+	q.at = t
+	projecting := q.cfg.OnProjection && t.Sub(q.period.Start) >= billing.ProjectionSettles
+	for _, u := range q.cfg.UsesAt(&q.used, q.period, t) {
 		for _, th := range q.cfg.Thresholds {
-			id := quotaID(u.Direction, q.period.Start, th)
-			if _, fired := q.firing[id]; fired || u.Share() < th {
-				continue
+			q.fire(t, QuotaThreshold, u, th, u.Share())
+			if projecting {
+				q.fire(t, QuotaProjection, u, th, u.ProjectedShare())
 			}
-			a := Alert{
-				ID: id, Status: Firing, Kind: QuotaThreshold, Subject: u.Direction, StartedAt: t,
-				Quota: &QuotaDetails{Threshold: th, Quota: u.Limit, Used: u.Used, Share: u.Share(),
-					PeriodStart: q.period.Start, PeriodEnd: q.period.End},
-			}
-			q.firing[id] = &a
-			q.out = append(q.out, a.clone())
 		}
 	}
+}
+
+// fire raises the alert of kind on threshold th of u's quota, at share,
+// unless share is below th or it fired this period.
+func (q *quotas) fire(t time.Time, kind Kind, u QuotaUse, th, share float64) {
+	id := quotaID(kind, u.Direction, q.period.Start, th)
+	if _, fired := q.firing[id]; fired || share < th {
+		return
+	}
+	a := Alert{
+		ID: id, Status: Firing, Kind: kind, Subject: u.Direction, StartedAt: t,
+		Quota: &QuotaDetails{Threshold: th, Quota: u.Limit, Used: u.Used, Share: share,
+			PeriodStart: q.period.Start, PeriodEnd: q.period.End},
+	}
+	if kind == QuotaProjection {
+		a.Quota.Projected = u.Projected
+	}
+	q.firing[id] = &a
+	q.out = append(q.out, a.clone())
 }
 
 // restore takes up an alert that was firing before a restart: one of this

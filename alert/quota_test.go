@@ -1,12 +1,15 @@
 package alert
 
 import (
+	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/back2basic/collector/billing"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -111,7 +114,11 @@ func TestQuotaThresholds(t *testing.T) {
 
 			// What the metrics show.
 			u := used(uploading, boundary, end)
-			want2 := []QuotaUse{{"up", sumUp(u), 1e9}, {"down", sumDown(u), 1e12}}
+			p := cfg.Quota.Billing.Period(end)
+			want2 := []QuotaUse{
+				{Direction: "up", Used: sumUp(u), Limit: 1e9, Projected: p.Project(sumUp(u), end)},
+				{Direction: "down", Used: sumDown(u), Limit: 1e12, Projected: p.Project(sumDown(u), end)},
+			}
 			if got := d.QuotaUse(); !reflect.DeepEqual(got, want2) {
 				t.Errorf("QuotaUse = %+v, want %+v", got, want2)
 			}
@@ -197,8 +204,133 @@ func TestQuotaSettings(t *testing.T) {
 	tr[traffic.QUIC][traffic.Up].Bytes = 300
 	tr[traffic.Consensus][traffic.Down].Bytes = 100
 	got := Quota{Down: 1000, Total: 200}.Uses(&tr)
-	want := []QuotaUse{{"down", 100, 1000}, {"total", 400, 200}}
+	want := []QuotaUse{{Direction: "down", Used: 100, Limit: 1000}, {Direction: "total", Used: 400, Limit: 200}}
 	if !reflect.DeepEqual(got, want) || got[1].Share() != 2 {
 		t.Errorf("Uses = %+v, want %+v", got, want)
+	}
+}
+
+// hourOfUpload is a closed period of an hour from start in which renter
+// sent up bytes.
+func hourOfUpload(start time.Time, up uint64) traffic.Period {
+	var tr traffic.Traffic
+	tr[traffic.Siamux][traffic.Up].Bytes = up
+	return traffic.Period{Start: start, End: start.Add(time.Hour), Rows: []traffic.Row{{Start: start, Client: renter, Traffic: tr}}}
+}
+
+// With QUOTA_ON_PROJECTION, a threshold the period's projection crosses
+// fires once, not before the projection has settled for a day, survives a
+// restart, and resolves as the period ends; a threshold only the
+// projection would cross never fires without it.
+func TestQuotaProjection(t *testing.T) {
+	// March 10 to April 10: 744 hours. 120 MB an hour projects to
+	// 89.28 GB of a 100 GB quota from the first hour on: past 80%, not
+	// 100%, while what is used stays below both.
+	const perHour = 120e6
+	boundary := live.AddDate(0, 0, 1)
+	period := billedOn(10).Period(boundary)
+	if hours := period.End.Sub(period.Start).Hours(); hours != 744 {
+		t.Fatalf("the test's period has %v hours", hours)
+	}
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("on projection %v", on), func(t *testing.T) {
+			st := openStore(t)
+			rec := &recorder{}
+			var journal syncbuf.Buffer
+			cfg := Config{Spike: Spike{Off: true}, Notify: rec, Log: slog.New(slog.NewTextHandler(&journal, nil)),
+				Quota: Quota{Up: 100e9, Billing: billedOn(10), OnProjection: on}}
+			d := load(t, st, cfg, boundary)
+			consume := func(d *Detector, from, to time.Time) {
+				t.Helper()
+				for h := from; h.Before(to); h = h.Add(time.Hour) {
+					p := hourOfUpload(h, perHour)
+					if err := st.Write(t.Context(), p.Rows); err != nil {
+						t.Fatal(err)
+					}
+					if err := d.Consume(t.Context(), p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			settled := boundary.Add(billing.ProjectionSettles)
+			consume(d, boundary, settled.Add(-time.Hour))
+			if got := rec.list(); len(got) != 0 {
+				t.Fatalf("alerts before the projection settled: %+v", got)
+			}
+			consume(d, settled.Add(-time.Hour), settled.Add(6*time.Hour))
+			if !on {
+				if got := rec.list(); len(got) != 0 || d.QuotaUse()[0].Projected != 744*perHour {
+					t.Errorf("without QUOTA_ON_PROJECTION: alerts %+v, use %+v; want none, projected 89.28 GB", got, d.QuotaUse())
+				}
+				return
+			}
+			alerts := rec.list()
+			if len(alerts) != 1 {
+				t.Fatalf("alerts %+v, want the 80%% projection alone", alerts)
+			}
+			a := alerts[0]
+			if a.Kind != QuotaProjection || a.Status != Firing || a.Subject != "up" || a.Quota.Threshold != 0.8 ||
+				!a.StartedAt.Equal(settled) || a.Quota.Used != 24*perHour || a.Quota.Projected != 744*perHour || a.Quota.Share != 0.8928 {
+				t.Errorf("alert %+v %+v; want up's 80%% projection at %v, 2.88 GB used, 89.28 GB projected", a, a.Quota, settled)
+			}
+			if !strings.Contains(a.Summary(), "on course to use 89% of its up quota") {
+				t.Errorf("summary %q", a.Summary())
+			}
+			// The journal says it once; the metrics count it active.
+			if n := strings.Count(journal.String(), `msg="billing period projected past a quota threshold"`); n != 1 {
+				t.Errorf("%d journal lines of the projection, want 1:\n%s", n, journal.String())
+			}
+			if got := d.Active(); len(got) != 1 || got[0].Kind != QuotaProjection {
+				t.Errorf("active %+v, want the projection alert", got)
+			}
+
+			// A restart keeps it firing and raises it not again.
+			restart := settled.Add(6 * time.Hour)
+			d = load(t, st, cfg, restart)
+			if got := d.Active(); len(got) != 1 || got[0].ID != a.ID {
+				t.Errorf("active after a restart %+v, want the projection alert", got)
+			}
+			consume(d, restart, restart.Add(3*time.Hour))
+			consume(d, period.End.Add(-time.Hour), period.End.Add(time.Hour))
+			alerts = rec.list()
+			if len(alerts) != 2 {
+				t.Fatalf("alerts %+v, want the projection firing and resolving", alerts)
+			}
+			r := alerts[1]
+			if r.ID != a.ID || r.Status != Resolved || !r.ResolvedAt.Equal(period.End) || r.Quota.Used != 34*perHour || r.Quota.Projected != 34*perHour {
+				t.Errorf("resolution %+v %+v; want at %v with the 4.08 GB used", r, r.Quota, period.End)
+			}
+			if got := d.Active(); len(got) != 0 {
+				t.Errorf("active in the next period: %+v", got)
+			}
+		})
+	}
+}
+
+// Turning QUOTA_ON_PROJECTION off resolves its alert at the next start,
+// and leaves the quota's own alerts alone.
+func TestQuotaProjectionTurnedOff(t *testing.T) {
+	st := openStore(t)
+	rec := &recorder{}
+	boundary := live.AddDate(0, 0, 1)
+	cfg := Config{Spike: Spike{Off: true}, Notify: rec, Quota: Quota{Up: 100e9, Billing: billedOn(10), OnProjection: true}}
+	d := load(t, st, cfg, boundary)
+	for h := boundary; h.Before(boundary.Add(25 * time.Hour)); h = h.Add(time.Hour) {
+		p := hourOfUpload(h, 120e6)
+		if err := st.Write(t.Context(), p.Rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Consume(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Quota.OnProjection = false
+	d = load(t, st, cfg, boundary.Add(26*time.Hour))
+	got := rec.list()
+	if len(got) != 2 || got[0].Kind != QuotaProjection || got[1].Status != Resolved || got[1].ID != got[0].ID {
+		t.Errorf("alerts %+v, want the projection fired and resolved", got)
+	}
+	if len(d.Active()) != 0 || len(d.QuotaUse()) != 1 {
+		t.Errorf("without QUOTA_ON_PROJECTION: active %+v, use %+v; want none active, the quota followed", d.Active(), d.QuotaUse())
 	}
 }

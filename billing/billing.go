@@ -7,6 +7,7 @@ package billing
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -83,3 +84,23 @@ func (p Period) Next() Period { return p.cycle.Period(p.End) }
 
 // Prev returns the period before p, which ends where p starts.
 func (p Period) Prev() Period { return p.cycle.Period(p.Start.Add(-time.Nanosecond)) }
+
+// Project returns what the period will have used by its end if it goes on
+// as it went: used, what it used from Start to at, at the period's rate
+// so far (used over the time passed) over its whole length. At or before
+// Start nothing has passed to take a rate from, and at or after End
+// nothing remains: both return used. Early in a period one busy hour
+// weighs heavily; ProjectionSettles says when a projection is worth
+// alerting on.
+func (p Period) Project(used uint64, at time.Time) uint64 {
+	passed := at.Sub(p.Start)
+	if passed <= 0 || !at.Before(p.End) {
+		return used
+	}
+	return uint64(math.Round(float64(used) * float64(p.End.Sub(p.Start)) / float64(passed)))
+}
+
+// ProjectionSettles is how much of a period must have passed before its
+// projection is alerted on: a whole day, so that a day's rhythm (busy
+// evenings, quiet nights) is in the rate, not one busy hour.
+const ProjectionSettles = 24 * time.Hour

@@ -141,3 +141,27 @@ func TestNewCycleRefuses(t *testing.T) {
 		t.Error("IsZero is wrong")
 	}
 }
+
+func TestProject(t *testing.T) {
+	// April 2026 in UTC: 30 days, 720 hours.
+	p := cycle(t, 1, "UTC").Period(at(t, "2026-04-10T00:00:00Z"))
+	for _, tt := range []struct {
+		name string
+		used uint64
+		at   string
+		want uint64
+	}{
+		{"ten days of 30: three times", 1_000, "2026-04-11T00:00:00Z", 3_000},
+		{"one day of 30: thirty times", 7_000_000_000, "2026-04-02T00:00:00Z", 210_000_000_000},
+		{"nine tenths", 900, "2026-04-28T00:00:00Z", 1_000},
+		{"at the start nothing passed", 5, "2026-04-01T00:00:00Z", 5},
+		{"at the end nothing remains", 5, "2026-05-01T00:00:00Z", 5},
+		{"nothing used", 0, "2026-04-15T00:00:00Z", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.Project(tt.used, at(t, tt.at)); got != tt.want {
+				t.Errorf("Project(%d, %s) = %d, want %d", tt.used, tt.at, got, tt.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -26,6 +27,7 @@ import (
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -96,6 +98,12 @@ type Config struct {
 	// for none; QuotaThresholds are the shares of them that alert.
 	QuotaUp, QuotaDown, QuotaTotal uint64
 	QuotaThresholds                []float64
+	// QuotaOnProjection alerts on the quotas' thresholds crossed by the
+	// billing period's projection to its end too.
+	QuotaOnProjection bool
+	// Egress is what the provider charges for egress, and a siacoin's
+	// price in that currency for the margin.
+	Egress cost.Pricing
 	// WebhookURL receives every alert as JSON when set, with WebhookToken
 	// as a bearer token; both are secrets, never logged.
 	WebhookURL, WebhookToken string
@@ -289,9 +297,9 @@ var settings = []setting{
 		c.SpikeDays = n
 		return nil
 	}},
-	{"QUOTA_UP_BYTES", "0", "bytes the host may send per billing period, all classes; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaUp })},
-	{"QUOTA_DOWN_BYTES", "0", "bytes the host may receive per billing period; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaDown })},
-	{"QUOTA_TOTAL_BYTES", "0", "bytes sent and received per billing period; 0: no quota", quotaBytes(func(c *Config) *uint64 { return &c.QuotaTotal })},
+	{"QUOTA_UP_BYTES", "0", "bytes the host may send per billing period, all classes; 0: no quota", byteCount(func(c *Config) *uint64 { return &c.QuotaUp }, "0 for no quota")},
+	{"QUOTA_DOWN_BYTES", "0", "bytes the host may receive per billing period; 0: no quota", byteCount(func(c *Config) *uint64 { return &c.QuotaDown }, "0 for no quota")},
+	{"QUOTA_TOTAL_BYTES", "0", "bytes sent and received per billing period; 0: no quota", byteCount(func(c *Config) *uint64 { return &c.QuotaTotal }, "0 for no quota")},
 	{"QUOTA_THRESHOLDS", "80,100", "percentages of a quota that alert, once each per billing period, comma-separated", func(c *Config, v string) error {
 		c.QuotaThresholds = nil
 		for _, f := range splitList(v) {
@@ -303,6 +311,15 @@ var settings = []setting{
 		}
 		return nil
 	}},
+	{"QUOTA_ON_PROJECTION", "0", "1 alerts on QUOTA_THRESHOLDS when the billing period's projection to its end crosses them too, from the period's second day on", func(c *Config, v string) (err error) {
+		c.QuotaOnProjection, err = parseBool(v)
+		return err
+	}},
+	{"EGRESS_COST_PER_TB", "0", "what the provider charges per TB (10^12 bytes) the host sends beyond EGRESS_FREE_BYTES, in the operator's currency; 0: no cost", decimal(func(c *Config) *float64 { return &c.Egress.PerTB },
+		"not a price; accepted: a decimal number of the operator's currency per TB such as 1.25, 0 for no cost")},
+	{"EGRESS_FREE_BYTES", "0", "bytes the provider lets the host send free per billing period", byteCount(func(c *Config) *uint64 { return &c.Egress.FreeBytes }, "0 for no allowance")},
+	{"SIACOIN_PRICE", "0", "one siacoin in EGRESS_COST_PER_TB's currency, for the margin of egress at hostd's price (1 when EGRESS_COST_PER_TB is in siacoins); 0: margin unknown", decimal(func(c *Config) *float64 { return &c.Egress.SiacoinPrice },
+		"not a price; accepted: a decimal number of EGRESS_COST_PER_TB's currency per siacoin such as 0.004, 0 for unknown")},
 	{"ALERT_WEBHOOK_URL", "", "http(s) URL every alert is POSTed to as JSON, firing and resolved; empty: none", func(c *Config, v string) error {
 		if v != "" {
 			u, err := url.Parse(v)
@@ -392,6 +409,9 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 	if err := c.Ports.Validate(); err != nil {
 		return nil, fmt.Errorf("PORT_SIA_CONSENSUS, PORT_RHP4_SIAMUX: %w", err)
 	}
+	if c.QuotaOnProjection && c.QuotaUp == 0 && c.QuotaDown == 0 && c.QuotaTotal == 0 {
+		return nil, errors.New("QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0")
+	}
 	if c.HourlyRetention < c.MinuteRetention {
 		return nil, fmt.Errorf("RETENTION_HOURLY_DAYS, RETENTION_MINUTES_DAYS: hourly rows kept %v, minute rows %v; accepted: hourly rows kept at least as long", c.HourlyRetention, c.MinuteRetention)
 	}
@@ -399,9 +419,10 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 }
 
 // readerSettings are the settings that commands reading the database
-// share with the daemon: where it is, and the quotas a billing report
-// shows.
-var readerSettings = []string{"SQLITE_PATH", "QUOTA_UP_BYTES", "QUOTA_DOWN_BYTES", "QUOTA_TOTAL_BYTES"}
+// share with the daemon: where it is, and the quotas and egress prices a
+// billing report shows.
+var readerSettings = []string{"SQLITE_PATH", "QUOTA_UP_BYTES", "QUOTA_DOWN_BYTES", "QUOTA_TOTAL_BYTES",
+	"EGRESS_COST_PER_TB", "EGRESS_FREE_BYTES", "SIACOIN_PRICE"}
 
 // ForReaders returns the readerSettings for commands that only read the
 // database: from getenv, else from the env file (file, or DefaultFile
@@ -522,14 +543,31 @@ func days(field func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
-// quotaBytes parses a quota in bytes, 0 for none.
-func quotaBytes(field func(*Config) *uint64) func(*Config, string) error {
+// byteCount parses a whole number of bytes, such as a quota; zero says
+// what 0 means.
+func byteCount(field func(*Config) *uint64, zero string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return errors.New("not a byte count; accepted: a whole number of bytes, 0 for no quota")
+			return errors.New("not a byte count; accepted: a whole number of bytes, " + zero)
 		}
 		*field(c) = n
+		return nil
+	}
+}
+
+// decimal parses a price: a finite decimal number, 0 or more; empty is 0.
+// accepted is the error.
+func decimal(field func(*Config) *float64, accepted string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			v = "0"
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return errors.New(accepted)
+		}
+		*field(c) = f
 		return nil
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/traffic"
 
 	"github.com/back2basic/collector/bpfgo"
@@ -128,6 +129,14 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"QUOTA_THRESHOLDS": "80,abc"}, "QUOTA_THRESHOLDS"},
 		{map[string]string{"QUOTA_UP_BYTES": "-1"}, "QUOTA_UP_BYTES"},
 		{map[string]string{"ALERT_SPIKE_DAYS": "1"}, "ALERT_SPIKE_DAYS"},
+		{map[string]string{"EGRESS_COST_PER_TB": "1,25"}, `EGRESS_COST_PER_TB="1,25" (from environment): not a price; accepted: a decimal number of the operator's currency per TB such as 1.25, 0 for no cost`},
+		{map[string]string{"EGRESS_COST_PER_TB": "-1"}, "EGRESS_COST_PER_TB"},
+		{map[string]string{"EGRESS_COST_PER_TB": "Inf"}, "EGRESS_COST_PER_TB"},
+		{map[string]string{"EGRESS_COST_PER_TB": "NaN"}, "EGRESS_COST_PER_TB"},
+		{map[string]string{"EGRESS_FREE_BYTES": "1TB"}, `EGRESS_FREE_BYTES="1TB" (from environment): not a byte count; accepted: a whole number of bytes, 0 for no allowance`},
+		{map[string]string{"SIACOIN_PRICE": "$0.004"}, "SIACOIN_PRICE"},
+		{map[string]string{"QUOTA_ON_PROJECTION": "maybe"}, "QUOTA_ON_PROJECTION"},
+		{map[string]string{"QUOTA_ON_PROJECTION": "1"}, "QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0"},
 		{map[string]string{"ALERT_WEBHOOK_URL": "ftp://hooks.example/s3cr3t"}, "ALERT_WEBHOOK_URL"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
@@ -224,5 +233,19 @@ func TestHTTPAllowedHosts(t *testing.T) {
 	}
 	if want := []string{"collector.example.net", "192.0.2.7", "[2001:db8::1]"}; !reflect.DeepEqual(c.HTTPAllowedHosts, want) {
 		t.Errorf("allowed hosts %q, want %q", c.HTTPAllowedHosts, want)
+	}
+}
+
+func TestEgressSettings(t *testing.T) {
+	c, err := load(t, "EGRESS_COST_PER_TB=1.25\nEGRESS_FREE_BYTES=20000000000000\n", map[string]string{"SIACOIN_PRICE": "0.004", "QUOTA_ON_PROJECTION": "1", "QUOTA_UP_BYTES": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (cost.Pricing{PerTB: 1.25, FreeBytes: 20e12, SiacoinPrice: 0.004}); c.Egress != want || !c.QuotaOnProjection {
+		t.Errorf("egress %+v, on projection %v; want %+v, true", c.Egress, c.QuotaOnProjection, want)
+	}
+	c, err = load(t, "EGRESS_COST_PER_TB=\n", nil)
+	if err != nil || c.Egress.Set() {
+		t.Errorf("an empty EGRESS_COST_PER_TB gave %+v, %v; want no cost", c.Egress, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/dns"
 	"github.com/back2basic/collector/live"
 	"github.com/back2basic/collector/metrics"
@@ -88,6 +89,9 @@ type collector struct {
 	build   Build
 	log     *slog.Logger
 	billing billing.Cycle // BILLING_DAY in the local time zone
+	// prices gives hostd's egress price for the value and margin of
+	// egress; nil while hostd is not read, which leaves them unknown.
+	prices cost.PriceSource
 
 	writer     *writerLock
 	store      *store.Store
@@ -264,8 +268,9 @@ func (c *collector) newAlerts(ctx context.Context) error {
 		},
 		Quota: alert.Quota{
 			Up: c.cfg.QuotaUp, Down: c.cfg.QuotaDown, Total: c.cfg.QuotaTotal,
-			Thresholds: c.cfg.QuotaThresholds,
-			Billing:    c.billing,
+			Thresholds:   c.cfg.QuotaThresholds,
+			Billing:      c.billing,
+			OnProjection: c.cfg.QuotaOnProjection,
 		},
 		Notify: notify,
 	})
@@ -301,19 +306,19 @@ func (c *collector) runAlerts(ctx context.Context) error {
 // and read the rest of the daemon's state at scrape time.
 func (c *collector) newMetrics(context.Context) error {
 	c.metrics = metrics.New(metrics.Config{
-		TopClients:   c.cfg.MetricsTopClients,
-		Flushes:      func() agg.Stats { return c.aggregator.Stats() },
-		Datapath:     c.counters.Stats,
-		Interfaces:   func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
-		Billing:      c.billing,
-		BillingBytes: c.billedBytes,
-		Alerts:       c.alertMetrics(),
-		Sync:         c.syncStats(),
-		Folds:        c.store.RollupFolds,
-		Version:      c.build.Version,
-		Commit:       c.build.Commit,
-		BPFObject:    bpf.ObjectSHA256(),
-		Log:          c.log.With("component", "metrics"),
+		TopClients: c.cfg.MetricsTopClients,
+		Flushes:    func() agg.Stats { return c.aggregator.Stats() },
+		Datapath:   c.counters.Stats,
+		Interfaces: func() bpfgo.InterfaceStats { return c.ifaces.Stats() },
+		Billing:    c.billing,
+		Billed:     c.billed,
+		Alerts:     c.alertMetrics(),
+		Sync:       c.syncStats(),
+		Folds:      c.store.RollupFolds,
+		Version:    c.build.Version,
+		Commit:     c.build.Commit,
+		BPFObject:  bpf.ObjectSHA256(),
+		Log:        c.log.With("component", "metrics"),
 	})
 	return nil
 }
@@ -335,19 +340,26 @@ func (c *collector) alertMetrics() metrics.Alerts {
 	return a
 }
 
-// billedBytes reads what the database holds of billing period p so far,
-// per direction, through the same report code as collector report
-// -period billing.
-func (c *collector) billedBytes(ctx context.Context, p billing.Period) (down, up uint64, err error) {
-	res, err := report.Build(ctx, c.store, report.Request{Span: report.BillingSpan(p), By: report.ByClass, Now: time.Now()})
+// billed reads what the database holds of billing period p so far, per
+// direction, and what its egress costs, through the same report code as
+// collector report -period billing.
+func (c *collector) billed(ctx context.Context, p billing.Period) (metrics.Billed, error) {
+	res, err := report.Build(ctx, c.store, report.Request{Span: report.BillingSpan(p), By: report.ByClass, Now: time.Now(), Egress: c.egressAsk()})
 	if err != nil {
-		return 0, 0, err
+		return metrics.Billed{}, err
 	}
+	b := metrics.Billed{Egress: res.Egress}
 	for class := range res.Total.Traffic {
-		down += res.Total.Traffic[class][traffic.Down].Bytes
-		up += res.Total.Traffic[class][traffic.Up].Bytes
+		b.Down += res.Total.Traffic[class][traffic.Down].Bytes
+		b.Up += res.Total.Traffic[class][traffic.Up].Bytes
 	}
-	return down, up, nil
+	return b, nil
+}
+
+// egressAsk is what reports of a billing period are asked of its egress:
+// EGRESS_COST_PER_TB and the rest, and hostd's price.
+func (c *collector) egressAsk() *report.EgressAsk {
+	return &report.EgressAsk{Pricing: c.cfg.Egress, Prices: c.prices}
 }
 
 // startHTTP listens on HTTP_LISTEN: a busy port fails the start here.
@@ -364,6 +376,9 @@ func (c *collector) startHTTP(ctx context.Context) error {
 		Names:         c.store.Names,
 		Billing:       c.billing,
 		Dashboard:     dashboard.Handler(),
+		Egress:        c.egressAsk(),
+		Alerts:        c.alerts.Active,
+		Quotas:        c.alerts.QuotaUse,
 	})
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ type Alerts struct {
 
 var (
 	alertsActiveDesc = prometheus.NewDesc("collector_alerts_active",
-		"Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up).",
+		"Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end).",
 		[]string{labelKind}, nil)
 	quotaBytesDesc = prometheus.NewDesc("collector_quota_bytes",
 		"The quota of the billing period, by direction (up, down, total), as set in QUOTA_*_BYTES.",
@@ -29,6 +29,12 @@ var (
 		[]string{labelDirection}, nil)
 	quotaUsedRatioDesc = prometheus.NewDesc("collector_quota_used_ratio",
 		"Share of the quota used in the billing period so far, by direction (1 is all of it).",
+		[]string{labelDirection}, nil)
+	quotaProjectedBytesDesc = prometheus.NewDesc("collector_quota_projected_bytes",
+		"Bytes of the quota the billing period will have used by its end at its rate so far, by direction.",
+		[]string{labelDirection}, nil)
+	quotaProjectedRatioDesc = prometheus.NewDesc("collector_quota_projected_ratio",
+		"Share of the quota the billing period will have used by its end at its rate so far, by direction (1 is all of it).",
 		[]string{labelDirection}, nil)
 	webhookQueuedDesc = prometheus.NewDesc("collector_alert_webhook_queued",
 		"Alerts waiting to be delivered to ALERT_WEBHOOK_URL.", nil, nil)
@@ -44,7 +50,7 @@ var (
 
 // alertDescs describe the series collectAlerts may emit.
 var alertDescs = []*prometheus.Desc{
-	alertsActiveDesc, quotaBytesDesc, quotaUsedBytesDesc, quotaUsedRatioDesc,
+	alertsActiveDesc, quotaBytesDesc, quotaUsedBytesDesc, quotaUsedRatioDesc, quotaProjectedBytesDesc, quotaProjectedRatioDesc,
 	webhookQueuedDesc, webhookSentDesc, webhookFailuresDesc, webhookDroppedDesc, webhookRefusedDesc,
 }
 
@@ -53,7 +59,7 @@ var alertDescs = []*prometheus.Desc{
 // webhook's counts.
 func collectAlerts(ch chan<- prometheus.Metric, a Alerts) {
 	if a.Active != nil {
-		firing := map[alert.Kind]int{alert.ConsensusSpike: 0, alert.QuotaThreshold: 0}
+		firing := map[alert.Kind]int{alert.ConsensusSpike: 0, alert.QuotaThreshold: 0, alert.QuotaProjection: 0}
 		for _, al := range a.Active() {
 			firing[al.Kind]++
 		}
@@ -66,6 +72,8 @@ func collectAlerts(ch chan<- prometheus.Metric, a Alerts) {
 			ch <- gauge(quotaBytesDesc, float64(q.Limit), q.Direction)
 			ch <- gauge(quotaUsedBytesDesc, float64(q.Used), q.Direction)
 			ch <- gauge(quotaUsedRatioDesc, q.Share(), q.Direction)
+			ch <- gauge(quotaProjectedBytesDesc, float64(q.Projected), q.Direction)
+			ch <- gauge(quotaProjectedRatioDesc, q.ProjectedShare(), q.Direction)
 		}
 	}
 	if a.Webhook != nil {

@@ -23,10 +23,11 @@ func TestAlertMetrics(t *testing.T) {
 		},
 	}})
 	want := `
-# HELP collector_alerts_active Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up).
+# HELP collector_alerts_active Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end).
 # TYPE collector_alerts_active gauge
 collector_alerts_active{kind="consensus_spike"} 2
 collector_alerts_active{kind="quota"} 0
+collector_alerts_active{kind="quota_projection"} 0
 # HELP collector_quota_used_ratio Share of the quota used in the billing period so far, by direction (1 is all of it).
 # TYPE collector_quota_used_ratio gauge
 collector_quota_used_ratio{direction="up"} 0.8

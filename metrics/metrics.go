@@ -44,12 +44,11 @@ type Config struct {
 	// Interfaces reads the interfaces counted on: the Interfaces' Stats.
 	Interfaces func() bpfgo.InterfaceStats
 	// Billing is the billing calendar (BILLING_DAY in the operator's
-	// zone), and BillingBytes returns the bytes the database holds for
-	// its period holding the scrape, within billingTimeout. Only a flush
-	// changes the answer, so it is asked again only after one, or after
-	// it failed.
-	Billing      billing.Cycle
-	BillingBytes func(ctx context.Context, p billing.Period) (down, up uint64, err error)
+	// zone), and Billed returns what the database holds for its period
+	// holding the scrape, within billingTimeout. Only a flush changes the
+	// answer, so it is asked again only after one, or after it failed.
+	Billing billing.Cycle
+	Billed  func(ctx context.Context, p billing.Period) (Billed, error)
 	// Alerts reads the alerts and quotas.
 	Alerts Alerts
 	// Folds reads what the row budgets of the hourly and daily
@@ -129,7 +128,7 @@ var (
 var descs = []*prometheus.Desc{
 	buildInfoDesc, errorsDesc,
 	trafficBytesDesc, trafficPacketsDesc, clientBytesDesc, clientPacketsDesc, lastPeriodDesc,
-	billingDesc,
+	billingDesc, projectedDesc, billableDesc, costDesc, projectedCostDesc, valueDesc, marginDesc, percentileDesc,
 	flushesDesc, lastFlushDesc, lastFlushDurationDesc, lastSuccessDesc, pendingRowsDesc, consumerErrorsDesc,
 	overflowBytesDesc, overflowPacketsDesc,
 	drainsDesc, drainSecondsDesc, mapEntriesDesc, mapCapacityDesc, cacheHitsDesc, cacheMissesDesc, interfaceInfoDesc,

@@ -23,8 +23,10 @@ import (
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/internal/testkit/golden"
+	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -40,6 +42,7 @@ type state struct {
 	datapath       bpfgo.Stats
 	ifaces         bpfgo.InterfaceStats
 	down, up       uint64
+	egress         *report.Egress
 	billing        billing.Cycle
 	billingErr     error
 	billingReads   int
@@ -69,6 +72,16 @@ func busy() *state {
 			AttachErrors: 4,
 		},
 		down: 5_000_000_000, up: 70_000_000_000,
+		// 70 GB sent, 20 GB of it free, 50 GB at 2 a TB; worth 7 SC at
+		// 100 SC a TB, 0.35 at 0.05 a siacoin.
+		egress: &report.Egress{
+			Bill:  cost.Bill{HostBytes: 70e9, FreeBytes: 20e9, BillableBytes: 50e9, Cost: 0.1},
+			Worth: cost.Worth{ValueSC: cost.Known(7), Margin: cost.Known(0.25)},
+			// 2.4 Mbit/s.
+			Percentile95: 2.4e6,
+			ProjectedUp:  210e9, ProjectedDown: 15e9, ProjectedTotal: 225e9,
+			ProjectedCost: 0.38,
+		},
 		hourlyFolds: store.Folds{Rows: 3_900_000, Bytes: 17_713_800_000},
 		dailyFolds:  store.Folds{Rows: 93_600_000, Bytes: 425_131_200_000},
 	}
@@ -83,10 +96,10 @@ func newMetrics(top int, s *state) *Metrics {
 		Datapath:   func() bpfgo.Stats { return s.datapath },
 		Interfaces: func() bpfgo.InterfaceStats { return s.ifaces },
 		Billing:    s.billing,
-		BillingBytes: func(_ context.Context, p billing.Period) (uint64, uint64, error) {
+		Billed: func(_ context.Context, p billing.Period) (Billed, error) {
 			s.billingReads++
 			s.billingPeriods = append(s.billingPeriods, p)
-			return s.down, s.up, s.billingErr
+			return Billed{Down: s.down, Up: s.up, Egress: s.egress}, s.billingErr
 		},
 		Folds:   func() (store.Folds, store.Folds) { return s.hourlyFolds, s.dailyFolds },
 		Version: "1.2.3", Commit: "0123abc", BPFObject: "5e1f",

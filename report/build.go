@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/back2basic/collector/alert"
+	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -32,8 +32,9 @@ type Result struct {
 	// Period and Title are the span's (see Span).
 	Period, Title string
 	// Since and Until bound the span; Until is Request.Now for a span
-	// still running.
+	// still running, which ends at spanEnd.
 	Since, Until time.Time
+	spanEnd      time.Time
 	By           By
 	// Classes are the classes counted, in order; the others are zero in
 	// every row.
@@ -49,13 +50,16 @@ type Result struct {
 	// Quotas are the shares of the billing period's quotas Total uses, in
 	// a report of a billing period when quotas are set (WithQuotas).
 	Quotas []alert.QuotaUse
+	// Egress is what the billing period's egress costs, when
+	// Request.Egress asked; nil otherwise.
+	Egress *Egress
 }
 
-// WithQuotas sets the shares of q that a report of a billing period uses;
-// any other report has none.
+// WithQuotas sets the shares of q that a report of a billing period uses,
+// and their projections to its end; any other report has none.
 func (res *Result) WithQuotas(q alert.Quota) {
-	if strings.HasSuffix(res.Period, "billing") {
-		res.Quotas = q.Uses(&res.Total.Traffic)
+	if isBilling(res.Period) {
+		res.Quotas = q.UsesAt(&res.Total.Traffic, billing.Period{Start: res.Since, End: res.spanEnd}, res.Until)
 	}
 }
 
@@ -104,7 +108,7 @@ func build(ctx context.Context, src Source, req Request) (*Result, error) {
 	now := req.Now
 	res := &Result{
 		Period: req.Span.Period, Title: req.Span.Title,
-		Since: req.Span.Since, Until: minTime(req.Span.Until, now),
+		Since: req.Span.Since, Until: minTime(req.Span.Until, now), spanEnd: req.Span.Until,
 		By: req.By, Classes: req.Classes,
 	}
 	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients, Limit: req.MaxRows}
@@ -161,6 +165,11 @@ func build(ctx context.Context, src Source, req Request) (*Result, error) {
 			r := whole.with(res.Total.Traffic, []traffic.Class{class})
 			r.Class = class
 			res.Rows = append(res.Rows, r)
+		}
+	}
+	if req.Egress != nil && isBilling(req.Span.Period) {
+		if err := withEgress(ctx, src, req, q, res); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil

@@ -11,15 +11,21 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/store"
 )
 
-// quota is how the JSON form writes the share of a quota used.
-type quota struct {
+// QuotaShare is how the JSON forms (the report's, the API's alerts)
+// write the share of a quota used.
+type QuotaShare struct {
 	Direction string  `json:"direction"`
 	Used      uint64  `json:"used_bytes"`
 	Limit     uint64  `json:"quota_bytes"`
 	Share     float64 `json:"share"`
+	// Projected and ProjectedShare are the period's projection to its
+	// end (alert.QuotaUse.Projected).
+	Projected      uint64  `json:"projected_bytes"`
+	ProjectedShare float64 `json:"projected_share"`
 }
 
 // The CSV and JSON forms carry raw numbers under names that do not change
@@ -53,11 +59,30 @@ func (res *Result) machineRow(r *Row) []any {
 	default:
 		key = []any{r.Start.Format(time.RFC3339), r.End.Format(time.RFC3339)}
 	}
-	return append(key, values(r)...)
+	return append(key, res.values(r)...)
 }
 
 func (res *Result) columns() []string {
-	return append(append(res.machineKeys(), store.CounterNames()...), sumColumns...)
+	return append(res.machineKeys(), res.valueColumns()...)
+}
+
+// valueColumns are the names of what values gives.
+func (res *Result) valueColumns() []string {
+	cols := append(store.CounterNames(), sumColumns...)
+	if res.Egress != nil {
+		cols = append(cols, egressColumns...)
+	}
+	return cols
+}
+
+// values returns the counters of r, then sumColumns, then egressColumns
+// in a report with Egress.
+func (res *Result) values(r *Row) []any {
+	v := values(r)
+	if res.Egress != nil {
+		v = append(v, res.Egress.machineCost(r)...)
+	}
+	return v
 }
 
 // values returns the counters of r, then sumColumns.
@@ -104,6 +129,8 @@ func csvRecord(values []any) []string {
 			out[i] = strconv.FormatInt(v, 10)
 		case float64:
 			out[i] = strconv.FormatFloat(v, 'f', -1, 64)
+		case int:
+			out[i] = strconv.Itoa(v)
 		}
 	}
 	return out
@@ -169,23 +196,34 @@ func (res *Result) WriteJSON(w io.Writer, lead ...Member) error {
 		d.element(i, object{keys: columns, values: res.machineRow(&res.Rows[i])})
 	}
 	d.endArray(len(res.Rows))
-	totalKeys := append(store.CounterNames(), sumColumns...)
+	totalKeys := res.valueColumns()
 	if res.RestClients > 0 {
 		d.member("rest", object{
 			keys:   append(slices.Clone(totalKeys), rankedNouns[res.By]),
-			values: append(values(&res.Rest), res.RestClients),
+			values: append(res.values(&res.Rest), res.RestClients),
 		})
 	}
-	d.member("total", object{keys: totalKeys, values: values(&res.Total)})
+	d.member("total", object{keys: totalKeys, values: res.values(&res.Total)})
 	if len(res.Quotas) > 0 {
-		quotas := make([]quota, len(res.Quotas))
-		for i, q := range res.Quotas {
-			quotas[i] = quota{q.Direction, q.Used, q.Limit, math.Round(q.Share()*1e4) / 1e4}
-		}
-		d.member("quotas", quotas)
+		d.member("quotas", QuotaShares(res.Quotas))
+	}
+	if res.Egress != nil {
+		d.member("egress", res.Egress.machine())
 	}
 	return d.end()
 }
+
+// QuotaShares returns uses as the JSON forms write them, never nil.
+func QuotaShares(uses []alert.QuotaUse) []QuotaShare {
+	out := make([]QuotaShare, len(uses))
+	for i, q := range uses {
+		out[i] = QuotaShare{q.Direction, q.Used, q.Limit, ratio(q.Share()), q.Projected, ratio(q.ProjectedShare())}
+	}
+	return out
+}
+
+// ratio rounds a share to four places, as the JSON form writes shares.
+func ratio(share float64) float64 { return math.Round(share*1e4) / 1e4 }
 
 // jsonDoc writes one JSON object, member by member, indented by two
 // spaces as json.Encoder does with SetIndent("", "  "), escaping as it

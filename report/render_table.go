@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -29,9 +31,19 @@ func (res *Result) WriteTable(w io.Writer) error {
 		return bw.Flush()
 	}
 	keys := res.humanKeys()
-	lines := [][]string{append(keys, "DOWN", "UP", "TOTAL", "RATE")}
+	head := append(keys, "DOWN", "UP", "TOTAL", "RATE")
+	costs := res.Egress != nil && res.Egress.priced()
+	if costs {
+		head = append(head, "COST", "VALUE SC", "MARGIN")
+	}
+	lines := [][]string{head}
 	line := func(r *Row, key ...string) {
-		lines = append(lines, append(key, amounts(r)...))
+		l := append(key, amounts(r)...)
+		if costs {
+			c := res.Egress.RowCost(r)
+			l = append(l, formatMoney(cost.Known(c.Cost)), formatMoney(c.Worth.ValueSC), formatMoney(c.Worth.Margin))
+		}
+		lines = append(lines, l)
 	}
 	for i := range res.Rows {
 		line(&res.Rows[i], res.humanKey(&res.Rows[i])...)
@@ -55,10 +67,38 @@ func (res *Result) WriteTable(w io.Writer) error {
 	line(&res.Total, total...)
 	writeAligned(bw, lines, len(keys))
 	for _, q := range res.Quotas {
-		fmt.Fprintf(bw, "quota %s: %s of %s (%.0f%%)\n", q.Direction,
-			FormatBytes(float64(q.Used)), FormatBytes(float64(q.Limit)), 100*q.Share())
+		fmt.Fprintf(bw, "quota %s: %s of %s (%.0f%%), projected %s (%.0f%%)\n", q.Direction,
+			FormatBytes(float64(q.Used)), FormatBytes(float64(q.Limit)), 100*q.Share(),
+			FormatBytes(float64(q.Projected)), 100*q.ProjectedShare())
+	}
+	if res.Egress != nil {
+		res.Egress.writeTable(bw)
 	}
 	return bw.Flush()
+}
+
+// writeTable writes the lines under a billing period's table: the bill,
+// hostd's price, the 95th percentile and the projection.
+func (e *Egress) writeTable(w io.Writer) {
+	b := e.Bill
+	if e.Pricing.Set() {
+		fmt.Fprintf(w, "egress: %s sent, %s free, %s billed at %s per TB: cost %s\n",
+			FormatBytes(float64(b.HostBytes)), FormatBytes(float64(b.FreeBytes)), FormatBytes(float64(b.BillableBytes)),
+			strconv.FormatFloat(e.Pricing.PerTB, 'f', -1, 64), formatMoney(cost.Known(b.Cost)))
+	} else {
+		fmt.Fprintf(w, "egress: %s sent; no EGRESS_COST_PER_TB set\n", FormatBytes(float64(b.HostBytes)))
+	}
+	fmt.Fprintf(w, "at hostd's egress price of %s SC per TB: value %s SC, margin %s\n",
+		formatMoney(e.PriceSC), formatMoney(e.Worth.ValueSC), formatMoney(e.Worth.Margin))
+	if e.Samples == 0 {
+		fmt.Fprintln(w, "95th percentile: no 5-minute samples stored in this span")
+	} else {
+		fmt.Fprintf(w, "95th percentile: %s over %d 5-minute samples from %s to %s\n",
+			formatBits(e.Percentile95), e.Samples, e.SampledFrom.Format(timeLayout), e.SampledTo.Format(timeLayout))
+	}
+	fmt.Fprintf(w, "projected to %s: down %s, up %s, total %s, cost %s\n", e.ProjectedAt.Format(timeLayout),
+		FormatBytes(float64(e.ProjectedDown)), FormatBytes(float64(e.ProjectedUp)), FormatBytes(float64(e.ProjectedTotal)),
+		formatMoney(cost.Known(e.ProjectedCost)))
 }
 
 // humanKeys returns the titles of the key columns.

@@ -76,6 +76,7 @@ func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
 		return err
 	}
 	defer st.Close()
+	req.Egress = &EgressAsk{Pricing: settings.Egress}
 	res, err := Build(ctx, st, req)
 	if err != nil {
 		return err

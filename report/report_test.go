@@ -267,8 +267,8 @@ func TestReportBesideWriter(t *testing.T) {
 	golden.Check(t, "report today", out.String())
 }
 
-// A report of a billing period shows the share of each quota set, in the
-// table and in JSON; other periods show none.
+// A report of a billing period shows the share of each quota set and what
+// its egress costs, in the table and in JSON; other periods show neither.
 func TestQuotaShares(t *testing.T) {
 	path := fixture(t)
 	e := testEnv(path)
@@ -280,6 +280,10 @@ func TestQuotaShares(t *testing.T) {
 			return "2147483648", true // 2 GiB
 		case "QUOTA_TOTAL_BYTES":
 			return "10737418240", true // 10 GiB
+		case "EGRESS_COST_PER_TB":
+			return "2.5", true
+		case "EGRESS_FREE_BYTES":
+			return "1000000000", true
 		}
 		return "", false
 	}

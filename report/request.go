@@ -56,6 +56,9 @@ type Request struct {
 	// Now is the time the report is made at, time.Now() when zero: a span
 	// reaching it ends there. Its location is the calendar's.
 	Now time.Time
+	// Egress, in a report of a billing period, asks what its egress
+	// costs and earns (Result.Egress); nil asks nothing.
+	Egress *EgressAsk
 	// MaxRows, when above zero, is the most rows the report may have:
 	// periods by hour, day, week or month, clients or prefixes whatever
 	// Top is. Build refuses a larger report with a *TooManyRowsError

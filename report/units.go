@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/back2basic/collector/cost"
 )
 
 var binaryUnits = [...]string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
@@ -51,4 +53,29 @@ func formatSpan(d time.Duration) string {
 		return "0m"
 	}
 	return strings.Join(parts, " ")
+}
+
+// formatMoney writes an amount of money with two decimals, or "—" when
+// it is not known: unknown is never written as 0.
+func formatMoney(f cost.Figure) string {
+	if !f.Known {
+		return "—"
+	}
+	return strconv.FormatFloat(f.Amount, 'f', 2, 64)
+}
+
+var decimalBitUnits = [...]string{"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"}
+
+// formatBits writes a rate in bits a second in decimal units, as
+// providers bill: "950 bit/s", "12.35 Mbit/s".
+func formatBits(v float64) string {
+	unit := 0
+	for v >= 999.995 && unit < len(decimalBitUnits)-1 {
+		v /= 1000
+		unit++
+	}
+	if unit == 0 {
+		return strconv.FormatFloat(v, 'f', 0, 64) + " " + decimalBitUnits[0]
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + " " + decimalBitUnits[unit]
 }

@@ -23,6 +23,7 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	4: addSyncState,
 	5: addProven,
 	6: moveSeqsToWriteLog,
+	7: addEgressSlots,
 }
 
 // migrate creates the schema in a new file or upgrades an existing one to
@@ -49,7 +50,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	start := time.Now()
 	if fresh {
-		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqTablesSQL, writeLogSQL, []string{syncStateSQL, createProvenSQL})...); err != nil {
+		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqTablesSQL, writeLogSQL, []string{syncStateSQL, createProvenSQL, createEgressSQL})...); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	} else {

@@ -146,6 +146,11 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 		if next.hourlySince, err = prune(ctx, tx, Hours, cur.hourlySince, hourlyCut); err != nil {
 			return err
 		}
+		if next.hourlySince > cur.hourlySince {
+			if err := pruneEgress(ctx, tx, next.hourlySince); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, "UPDATE rollup_state SET hourly_until = ?, daily_until = ?, minute_since = ?, hourly_since = ?",
 			next.hourlyUntil, next.dailyUntil, next.minuteSince, next.hourlySince)
 		if err != nil {

@@ -243,6 +243,9 @@ func (s *Store) addRows(ctx context.Context, tx *sql.Tx, seq int64, rows []traff
 	if err := saveProven(ctx, tx, keyed, proven); err != nil {
 		return err
 	}
+	if err := addEgress(ctx, tx, keyed); err != nil {
+		return err
+	}
 	if err := upsert(ctx, tx, Hours, lateRows(keyed, Hours, s.state.hourlyUntil), seq); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/report"
 )
 
@@ -39,7 +40,11 @@ func (s *Server) endpoints() []endpoint {
 		{apiRoot + "top", "as report; by defaults to client, top to 20", "the busiest clients (or prefixes) over a span", s.serveTop},
 		{apiRoot + "series", "span (" + strings.Join(seriesSpanNames(), ", ") + "; default 1d), client, class",
 			"the traffic over a span ending now, by hour (1d, 7d), day (1m, 3m), week (1y) or month (all); the report by period with the span's name", s.serveSeries},
-		{apiRoot + "billing", "none", "this billing period's traffic per class, the period starting on BILLING_DAY", s.serveBilling},
+		{apiRoot + "billing", "none", "this billing period's traffic per class, the period starting on BILLING_DAY, and what its egress costs (egress)", s.serveBilling},
+	}
+	if s.cfg.Alerts != nil {
+		eps = append(eps, endpoint{apiRoot + "alerts", "none",
+			"the alerts firing now, as the webhook posts them, and each quota's use of this billing period and its projection to the period's end", s.serveAlerts})
 	}
 	if s.cfg.Live != nil {
 		eps = append(eps, endpoint{apiRoot + "live", "top (default 50, 0 for all)",
@@ -94,6 +99,7 @@ func (s *Server) report(ctx context.Context, w io.Writer, q url.Values) error {
 // less.
 func (s *Server) build(ctx context.Context, req report.Request) (*report.Result, error) {
 	req.MaxRows = s.maxRows
+	req.Egress = s.cfg.Egress
 	res, err := report.Build(ctx, s.cfg.Reports, req)
 	if tooMany := (*report.TooManyRowsError)(nil); errors.As(err, &tooMany) {
 		return nil, badRequest{err}
@@ -112,6 +118,26 @@ func (s *Server) serveBilling(w io.Writer, r *http.Request) error {
 		return err
 	}
 	return res.WriteJSON(w)
+}
+
+// serveAlerts answers the alerts firing and the quotas' use, from the
+// daemon's memory: no database is read.
+func (s *Server) serveAlerts(w io.Writer, r *http.Request) error {
+	if err := acceptOnly(r.URL.Query()); err != nil {
+		return err
+	}
+	active := s.cfg.Alerts()
+	if active == nil {
+		active = []alert.Alert{}
+	}
+	var uses []alert.QuotaUse
+	if s.cfg.Quotas != nil {
+		uses = s.cfg.Quotas()
+	}
+	return encode(w, struct {
+		Active []alert.Alert       `json:"active"`
+		Quotas []report.QuotaShare `json:"quotas"`
+	}{active, report.QuotaShares(uses)})
 }
 
 // encode writes v as indented JSON, as the reports are, with <, > and &

@@ -3,10 +3,12 @@ package web
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/billing"
+	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/internal/testkit/storetest"
 	"github.com/back2basic/collector/report"
@@ -136,8 +140,27 @@ func testConfig(t *testing.T) Config {
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "dashboard at "+r.URL.Path)
 		}),
+		Egress: &report.EgressAsk{Pricing: testPricing, Prices: hostdPrice(150)},
+		Alerts: func() []alert.Alert { return []alert.Alert{firingQuota} },
+		Quotas: func() []alert.QuotaUse {
+			return []alert.QuotaUse{{Direction: "up", Used: 60 << 30, Limit: 100 << 30, Projected: 150 << 30}}
+		},
 	}
 }
+
+// testPricing is the provider's: 2.5 a TB beyond 10 GB a period, a
+// siacoin worth 0.004.
+var testPricing = cost.Pricing{PerTB: 2.5, FreeBytes: 10e9, SiacoinPrice: 0.004}
+
+// hostdPrice is hostd's egress price in SC per TB, the same at any time.
+type hostdPrice float64
+
+func (p hostdPrice) EgressPrice(time.Time) (float64, bool) { return float64(p), true }
+
+// firingQuota is the alert the test server has firing.
+var firingQuota = alert.Alert{ID: "5f0c2a91d3b7e4a8", Status: alert.Firing, Kind: alert.QuotaProjection, Subject: "up",
+	StartedAt: now.Add(-time.Hour), Quota: &alert.QuotaDetails{Threshold: 0.8, Quota: 100 << 30, Used: 60 << 30, Share: 1.5,
+		Projected: 150 << 30, PeriodStart: time.Date(2026, 2, 15, 0, 0, 0, 0, berlin), PeriodEnd: time.Date(2026, 3, 15, 0, 0, 0, 0, berlin)}}
 
 func newServer(t *testing.T, cfg Config) *Server {
 	t.Helper()
@@ -171,6 +194,8 @@ func TestGolden(t *testing.T) {
 		{"series all", "/api/v1/series?span=all", http.StatusOK},
 		{"series 1d one client quic", "/api/v1/series?client=203.0.113.9&class=quic", http.StatusOK},
 		{"billing", "/api/v1/billing", http.StatusOK},
+		{"alerts", "/api/v1/alerts", http.StatusOK},
+		{"alerts parameter", "/api/v1/alerts?kind=quota", http.StatusBadRequest},
 		{"live top 2", "/api/v1/live?top=2", http.StatusOK},
 
 		{"report bad by", "/api/v1/report?by=year", http.StatusBadRequest},
@@ -438,3 +463,72 @@ func TestMetricsAndDashboard(t *testing.T) {
 		t.Errorf("the index lists /api/v1/live, which is not served:\n%s", w.Body)
 	}
 }
+
+// The billing period's egress the API shows equals what SQL of the test's
+// own makes of the database: the host's up bytes, from the hourly rows
+// before the minute rows kept and the minute rows after, and their cost.
+func TestBillingEgressByHand(t *testing.T) {
+	path := fixturePath(t)
+	cfg := testConfig(t)
+	ro, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	cfg.Reports = ro
+	h := newServer(t, cfg).Handler()
+	var doc struct {
+		Rows []struct {
+			Class string  `json:"class"`
+			Bytes uint64  `json:"egress_bytes"`
+			Cost  float64 `json:"cost"`
+		}
+		Egress struct {
+			Bytes     uint64   `json:"bytes"`
+			Cost      float64  `json:"cost"`
+			ValueSC   *float64 `json:"value_sc"`
+			Margin    *float64 `json:"margin"`
+			Projected uint64   `json:"projected_up_bytes"`
+		}
+	}
+	if err := json.Unmarshal(get(h, http.MethodGet, "/api/v1/billing").Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Date(2026, 2, 15, 0, 0, 0, 0, berlin).Unix()
+	var up uint64
+	err = db.QueryRow(`SELECT
+		(SELECT coalesce(SUM(consensus_up + siamux_up + quic_up), 0) FROM traffic_hourly
+			WHERE timestamp >= ?1 AND timestamp < (SELECT minute_since FROM rollup_state)) +
+		(SELECT coalesce(SUM(consensus_up + siamux_up + quic_up), 0) FROM traffic_minute
+			WHERE timestamp >= max(?1, (SELECT minute_since FROM rollup_state)))`, start).Scan(&up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCost := (float64(up) - 10e9) / 1e12 * 2.5
+	wantValue := float64(up) / 1e12 * 150
+	if up < 40<<30 || doc.Egress.Bytes != up || !near(doc.Egress.Cost, wantCost) || doc.Egress.ValueSC == nil || !near(*doc.Egress.ValueSC, wantValue) ||
+		doc.Egress.Margin == nil || !near(*doc.Egress.Margin, wantValue*0.004-wantCost) {
+		t.Errorf("egress %+v; by hand %d bytes costing %v, worth %v SC", doc.Egress, up, wantCost, wantValue)
+	}
+	whole, passed := float64(time.Date(2026, 3, 15, 0, 0, 0, 0, berlin).Unix()-start), float64(now.Unix()-start)
+	if want := uint64(math.Round(float64(up) * whole / passed)); doc.Egress.Projected != want {
+		t.Errorf("projected %d, by hand %d", doc.Egress.Projected, want)
+	}
+	var rows uint64
+	var rowCost float64
+	for _, r := range doc.Rows {
+		rows += r.Bytes
+		rowCost += r.Cost
+	}
+	if rows != up || !near(rowCost, wantCost) {
+		t.Errorf("the classes' egress adds up to %d costing %v, want %d costing %v", rows, rowCost, up, wantCost)
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }

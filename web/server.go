@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/traffic"
@@ -61,6 +62,13 @@ type Config struct {
 	// Dashboard is served at / and below, beside the API; nil serves
 	// none.
 	Dashboard http.Handler
+	// Egress is asked of every report of a billing period the API
+	// answers: its egress cost, value and margin; nil asks none.
+	Egress *report.EgressAsk
+	// Alerts reads the alerts firing and Quotas each quota's use, for
+	// /api/v1/alerts; nil Alerts serves none.
+	Alerts func() []alert.Alert
+	Quotas func() []alert.QuotaUse
 }
 
 // The server's bounds. A slow or idle client holds a connection for

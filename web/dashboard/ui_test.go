@@ -30,15 +30,20 @@ func serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := seedStore(t)
+	alerts := newAlerts(t, st)
 	srv, err := web.New(web.Config{
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Reports: seedStore(t),
+		Reports: st,
 		Live: func() (traffic.OpenPeriod, error) {
 			return traffic.OpenPeriod{Since: liveSince, Samples: liveSamples}, nil
 		},
 		Billing:   cycle,
 		Now:       func() time.Time { return now },
 		Dashboard: dashboard.Handler(),
+		Egress:    egressAsk,
+		Alerts:    alerts.Active,
+		Quotas:    alerts.QuotaUse,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +78,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 	t.Run("live", func(t *testing.T) {
 		checkLive(t, ctx, "")
+	})
+	t.Run("egress cost", func(t *testing.T) {
+		checkEgress(t, ctx)
+		checkCosts(t, ctx)
+		checkQuotas(t, ctx)
+		saveScreenshot(t, ctx, "dashboard-cost.png")
 	})
 	t.Run("busiest clients of a day", func(t *testing.T) {
 		checkBusiest(t, ctx, now.Add(-24*time.Hour), byClient)

@@ -4,6 +4,7 @@
 
 import { getJSON } from './api.js';
 import { StackedChart } from './charts.js';
+import { renderAlerts, renderCosts, renderEgress } from './cost.js';
 import { renderLive } from './live.js';
 import { onThemeChange, initTheme } from './theme.js';
 import { renderTop } from './top.js';
@@ -32,9 +33,11 @@ async function loadView() {
   renderNav(view);
   try {
     const client = view.client || undefined;
-    const [series, billing] = await Promise.all([
+    const [series, billing, alerts, costs] = await Promise.all([
       getJSON('series', { span: view.span, client }),
       client ? getJSON('report', { period: 'billing', by: 'class', client }) : getJSON('billing'),
+      getJSON('alerts'),
+      client ? null : getJSON('report', { period: 'billing', by: 'client', top: topRows }),
     ]);
     // The busiest over exactly the charts' span; in a client's view, the
     // client's own row, for its name.
@@ -43,11 +46,14 @@ async function loadView() {
       return;
     }
     renderBilling($('billing'), billing);
+    renderEgress($('egress'), billing.egress);
+    renderAlerts($('quotas'), $('alerts'), alerts);
     renderClasses($('classes'), $('classes-caption'), series, spans[view.span]);
     if (client) {
       $('client-dns').textContent = top.rows[0]?.dns || '';
     } else {
       renderTop($('top-table'), top, view);
+      renderCosts($('cost-table'), costs, view);
     }
     await Promise.all(charts.map((c) => c.draw(series)));
     document.body.dataset.loaded = viewKey(view);
@@ -82,6 +88,7 @@ function renderNav(view) {
   $('all-clients').href = link(view, { client: '' });
   $('client-view').hidden = !view.client;
   $('top').hidden = Boolean(view.client);
+  $('costs').hidden = Boolean(view.client);
   if ($('client-ip').textContent !== view.client) {
     $('client-ip').textContent = view.client;
     $('client-dns').textContent = '';

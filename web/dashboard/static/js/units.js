@@ -48,3 +48,22 @@ export function formatTime(rfc3339) {
 export function formatClock(rfc3339) {
   return timeOnly.format(new Date(rfc3339));
 }
+
+// formatMoney writes an amount of money with two decimals, as collector
+// report does.
+export function formatMoney(v) {
+  return v.toFixed(2);
+}
+
+const bitUnits = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
+
+// formatBits writes bits a second in decimal units, as providers bill
+// them and collector report writes them: "950 bit/s", "12.35 Mbit/s".
+export function formatBits(v) {
+  let unit = 0;
+  while (v >= 999.995 && unit < bitUnits.length - 1) {
+    v /= 1000;
+    unit++;
+  }
+  return (unit === 0 ? v.toFixed(0) : v.toFixed(2)) + ' ' + bitUnits[unit];
+}
