@@ -52,8 +52,12 @@ func main() {
 		log.Fatal(err)
 	}
 	cols := "host, tbl, timestamp, ip, " + strings.Join(counters, ", ")
+	set := make([]string, len(counters))
+	for i, c := range counters {
+		set[i] = c + " = excluded." + c // set, never add: a batch sent twice lands once
+	}
 	upsert := "INSERT INTO rows (" + cols + ") VALUES (?" + strings.Repeat(", ?", 3+len(counters)) + ") ON CONFLICT DO UPDATE SET " +
-		strings.Join(counters, " = excluded.") + " = excluded." + counters[len(counters)-1]
+		strings.Join(set, ", ")
 	token := os.Getenv("RECEIVER_TOKEN")
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1 {
