@@ -200,23 +200,23 @@ func syncOnce(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.LogLevel)
 	var errs []error
+	// each runs the mode of one target.
+	each := func(once, verify func() error) {
+		if mode == "verify" {
+			errs = append(errs, verify())
+		} else {
+			errs = append(errs, once())
+		}
+	}
 	if cfg.SyncURL != "" {
 		syncCfg := daemon.SyncConfig(cfg, log)
-		if mode == "verify" {
-			errs = append(errs, pgsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout))
-		} else {
-			_, err := pgsync.Once(ctx, cfg.SQLitePath, syncCfg)
-			errs = append(errs, err)
-		}
+		each(func() error { _, err := pgsync.Once(ctx, cfg.SQLitePath, syncCfg); return err },
+			func() error { return pgsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout) })
 	}
 	if cfg.SyncHTTPURL != "" {
 		syncCfg := daemon.HTTPSyncConfig(cfg, log)
-		if mode == "verify" {
-			errs = append(errs, httpsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout))
-		} else {
-			_, err := httpsync.Once(ctx, cfg.SQLitePath, syncCfg)
-			errs = append(errs, err)
-		}
+		each(func() error { _, err := httpsync.Once(ctx, cfg.SQLitePath, syncCfg); return err },
+			func() error { return httpsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout) })
 	}
 	return errors.Join(errs...)
 }

@@ -143,7 +143,7 @@ func newSyncer(tb testing.TB, st *store.Store, cfg Config) *Syncer {
 // pendingRows counts the rows s has yet to send.
 func pendingRows(tb testing.TB, s *Syncer) int {
 	tb.Helper()
-	n, err := s.pending(tb.Context())
+	n, err := s.Pending(tb.Context())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package httpsync
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,21 +75,11 @@ func (c Config) withDefaults() Config {
 	if c.Tables == nil {
 		c.Tables = DefaultTables
 	}
-	if c.Interval <= 0 {
-		c.Interval = syncloop.DefaultInterval
-	}
-	if c.BatchRows <= 0 {
-		c.BatchRows = DefaultBatchRows
-	}
-	if c.BatchBytes <= 0 {
-		c.BatchBytes = DefaultBatchBytes
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.Log == nil {
-		c.Log = slog.Default()
-	}
+	c.Interval = cmp.Or(c.Interval, syncloop.DefaultInterval)
+	c.BatchRows = cmp.Or(c.BatchRows, DefaultBatchRows)
+	c.BatchBytes = cmp.Or(c.BatchBytes, DefaultBatchBytes)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.Log = cmp.Or(c.Log, slog.Default())
 	return c
 }
 
@@ -137,7 +128,7 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 	}
 	s.Loop = syncloop.New(syncloop.Config{
 		Target: "http", Name: "the HTTP endpoint", Host: s.host,
-		Send: s.sync, Pending: s.pending,
+		Send: s.sync, Store: st, Cursor: s.target, Tables: s.cfg.Tables,
 		Interval: cfg.Interval, MaxBackoff: cfg.MaxBackoff, Log: cfg.Log,
 	})
 	return s, nil
@@ -278,23 +269,6 @@ func (s *Syncer) quote(text string) string {
 		text = text[:quotedAnswer] + "..."
 	}
 	return text
-}
-
-// pending counts the rows waiting to be sent.
-func (s *Syncer) pending(ctx context.Context) (int, error) {
-	total := 0
-	for _, t := range s.cfg.Tables {
-		from, err := s.store.SyncCursor(ctx, s.target, t)
-		if err != nil {
-			return 0, err
-		}
-		n, err := s.store.Pending(ctx, t, from)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
 }
 
 // tableNames spells tables for the journal.

@@ -118,7 +118,7 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 	s.target = s.host + " -> " + s.servers() + "/" + s.conf.Database
 	s.Loop = syncloop.New(syncloop.Config{
 		Target: "postgres", Name: "PostgreSQL", Host: s.host,
-		Send: s.sync, Pending: s.pending,
+		Send: s.sync, Store: st, Cursor: s.target, Tables: tables,
 		Interval: cfg.Interval, MaxBackoff: cfg.MaxBackoff, Log: cfg.Log,
 	})
 	return s, nil
@@ -188,23 +188,6 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 		}
 	}
 	return nil
-}
-
-// pending counts the rows waiting to be sent.
-func (s *Syncer) pending(ctx context.Context) (int, error) {
-	total := 0
-	for _, t := range tables {
-		from, err := s.store.SyncCursor(ctx, s.target, t)
-		if err != nil {
-			return 0, err
-		}
-		n, err := s.store.Pending(ctx, t, from)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
 }
 
 func (s *Syncer) connect(ctx context.Context) error {

@@ -49,8 +49,12 @@ type Config struct {
 	// Send sends every row the target lacks, batch after batch, and
 	// returns what it sent, also when it failed part way.
 	Send func(ctx context.Context) (Sent, error)
-	// Pending counts the rows waiting to be sent.
-	Pending func(ctx context.Context) (int, error)
+	// Store, Cursor and Tables say where the rows waiting to be sent
+	// are: the tables sent, and the name of the target's cursors in the
+	// store (store.SyncCursor).
+	Store  *store.Store
+	Cursor string
+	Tables []store.Table
 	// Interval is the time between syncs when no flush asks for one
 	// sooner; default DefaultInterval.
 	Interval time.Duration
@@ -195,7 +199,7 @@ func (l *Loop) sync(ctx context.Context) (Sent, error) {
 // failed records a failed sync and returns how many rows wait and how
 // long they have, for the journal.
 func (l *Loop) failed(ctx context.Context, now time.Time) (pending int, lag time.Duration) {
-	pending, err := l.cfg.Pending(ctx)
+	pending, err := l.Pending(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stats.Failures++
@@ -204,6 +208,23 @@ func (l *Loop) failed(ctx context.Context, now time.Time) (pending int, lag time
 		l.stats.Pending = pending
 	}
 	return l.stats.Pending, now.Sub(l.caughtUp)
+}
+
+// Pending counts the rows waiting to be sent now.
+func (l *Loop) Pending(ctx context.Context) (int, error) {
+	total := 0
+	for _, t := range l.cfg.Tables {
+		from, err := l.cfg.Store.SyncCursor(ctx, l.cfg.Cursor, t)
+		if err != nil {
+			return 0, err
+		}
+		n, err := l.cfg.Store.Pending(ctx, t, from)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // Stats is how a sync goes: what metrics report, and what the journal

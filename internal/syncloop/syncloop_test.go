@@ -31,8 +31,8 @@ func TestBackoffGrowsWithJitterAndIsBounded(t *testing.T) {
 	if d := Backoff(1, most); d > MinBackoff {
 		t.Errorf("first wait %v, want at most %v", d, MinBackoff)
 	}
-	if d := Backoff(10, most); d < 256*time.Second {
-		t.Errorf("tenth wait %v, want it grown to at least 256s", d)
+	if d := Backoff(8, most); d < 64*time.Second {
+		t.Errorf("eighth wait %v, want it grown to at least 64s", d)
 	}
 	if d := Backoff(1000, most); d > most {
 		t.Errorf("wait %v after 1000 failures, over the bound %v", d, most)
