@@ -346,14 +346,14 @@ var settings = []setting{
 		c.SyncURL = v
 		return nil
 	}},
-	{"HOST_ID", "", "this host's name in the central PostgreSQL; empty: /etc/machine-id, else the host name", func(c *Config, v string) error {
+	{"HOST_ID", "", "this host's name in the central PostgreSQL and at SYNC_HTTP_URL; empty: /etc/machine-id, else the host name", func(c *Config, v string) error {
 		if len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r > '~' }) {
 			return errors.New("not a host id; accepted: up to 128 printable ASCII characters, or empty")
 		}
 		c.HostID = v
 		return nil
 	}},
-	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL besides the one after each flush", func(c *Config, v string) (err error) {
+	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL and SYNC_HTTP_URL besides the one after each flush", func(c *Config, v string) (err error) {
 		c.SyncInterval, err = parseDuration(v, time.Second)
 		return err
 	}},

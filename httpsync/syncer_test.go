@@ -215,6 +215,38 @@ func TestTokenNeverShown(t *testing.T) {
 	}
 }
 
+// TestAnswersAreReadBounded: a receiver that answers an endless body
+// has its answer read up to a bound, and quoted in the error shorter
+// still; the sync fails rather than reading on.
+func TestAnswersAreReadBounded(t *testing.T) {
+	st := fill(t, 2, someClients())
+	var written atomic.Int64
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		line := []byte(strings.Repeat("x", 1023) + "y")
+		for r.Context().Err() == nil && written.Load() < 1<<30 {
+			n, err := w.Write(line)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer endless.Close()
+	var log syncbuf.Buffer
+	s := newSyncer(t, st, testConfig(endless.URL, &log))
+	_, err := s.SyncOnce(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "answered 500") {
+		t.Fatalf("SyncOnce = %v, want the 500", err)
+	}
+	if len(err.Error()) > quotedAnswer+200 {
+		t.Errorf("an error of %d bytes quotes too much of the answer", len(err.Error()))
+	}
+	if n := written.Load(); n >= 1<<30 {
+		t.Errorf("the receiver wrote %d bytes before the sync stopped reading", n)
+	}
+}
+
 // longClients are clients with addresses as long as addresses get.
 func longClients() []traffic.Client {
 	var out []traffic.Client
