@@ -23,6 +23,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -59,6 +60,9 @@ func main() {
 	upsert := "INSERT INTO rows (" + cols + ") VALUES (?" + strings.Repeat(", ?", 3+len(counters)) + ") ON CONFLICT DO UPDATE SET " +
 		strings.Join(set, ", ")
 	token := os.Getenv("RECEIVER_TOKEN")
+	if token == "" {
+		log.Fatal("set RECEIVER_TOKEN to the token collector sends (SYNC_HTTP_TOKEN)")
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1 {
 			http.Error(w, "wrong token", http.StatusUnauthorized)
@@ -81,11 +85,15 @@ func main() {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
-			answer := map[string]any{"rows": values[0], "sums": map[string]int64{}}
+			sumsOf := map[string]int64{}
 			for i, c := range counters {
-				answer["sums"].(map[string]int64)[c] = values[1+i]
+				sumsOf[c] = values[1+i]
 			}
-			json.NewEncoder(w).Encode(answer)
+			json.NewEncoder(w).Encode(map[string]any{"rows": values[0], "sums": sumsOf})
+			return
+		}
+		if r.Method != http.MethodPost {
+			http.Error(w, "GET or POST", http.StatusMethodNotAllowed)
 			return
 		}
 		var b batch
@@ -122,5 +130,6 @@ func main() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	log.Printf("receiving on %s into %s", *listen, *path)
-	log.Fatal(http.ListenAndServe(*listen, nil))
+	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	log.Fatal(srv.ListenAndServe())
 }

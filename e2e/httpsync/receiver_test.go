@@ -134,12 +134,12 @@ func (r *receiver) signal(sig syscall.Signal) {
 	}
 }
 
-// lockDatabase takes the receiver's database's write lock, so that its
-// upserts fail and it answers 500, until the returned function releases
-// it.
+// lockDatabase takes the receiver's database's write lock (once a write
+// of the receiver's has ended), so that its upserts fail and it answers
+// 500, until the returned function releases it.
 func (r *receiver) lockDatabase() (release func()) {
 	r.tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+r.db)
+	db, err := sql.Open("sqlite", "file:"+r.db+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		r.tb.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func (r *receiver) lockDatabase() (release func()) {
 // plant adds a byte to one row the receiver holds of table t.
 func (r *receiver) plant(tb testing.TB, t store.Table) {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+r.db)
+	db, err := sql.Open("sqlite", "file:"+r.db+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		tb.Fatal(err)
 	}
