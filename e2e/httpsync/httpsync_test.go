@@ -57,10 +57,11 @@ func TestHTTPSyncThroughFailures(t *testing.T) {
 	r.resume()
 	time.Sleep(3 * time.Second)
 
-	// A batch in flight, the receiver stopped with it, when the daemon
-	// is killed: the receiver may store it, the cursor stays.
+	// A batch in flight, unread at the stopped receiver, when the
+	// daemon is killed: the receiver stores it once continued, and the
+	// cursor has not moved, so the next daemon sends it again.
 	r.pause()
-	time.Sleep(1500 * time.Millisecond)
+	r.waitInFlight()
 	first.Kill()
 	r.resume()
 

@@ -124,6 +124,24 @@ func (r *receiver) restart(down time.Duration) {
 // the kernel, but nothing answers.
 func (r *receiver) pause() { r.signal(syscall.SIGSTOP) }
 
+// waitInFlight waits, up to 10 s, until a request waits unread at the
+// paused receiver: a connection to it whose receive queue holds bytes.
+func (r *receiver) waitInFlight() {
+	r.tb.Helper()
+	_, port, _ := net.SplitHostPort(r.listen)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		// Lines of State-less ss: Recv-Q Send-Q Local Peer.
+		out := labtest.InHost(r.tb, r.lab, "ss", "-tnH", "state", "established", "( sport = :"+port+" )")
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if fields := strings.Fields(line); len(fields) >= 2 && fields[0] != "0" {
+				r.tb.Logf("a request waits at the paused receiver: %s", line)
+				return
+			}
+		}
+	}
+	r.tb.Fatal("no request reached the paused receiver within 10s")
+}
+
 // resume continues a paused receiver.
 func (r *receiver) resume() { r.signal(syscall.SIGCONT) }
 
