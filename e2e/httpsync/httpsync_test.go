@@ -58,8 +58,8 @@ func TestHTTPSyncThroughFailures(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	// A batch in flight, unread at the stopped receiver, when the
-	// daemon is killed: the receiver stores it once continued, and the
-	// cursor has not moved, so the next daemon sends it again.
+	// daemon is killed: the receiver can still store it once continued;
+	// the cursor has not moved, so the next daemon sends it again.
 	r.pause()
 	r.waitInFlight()
 	first.Kill()
