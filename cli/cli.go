@@ -24,6 +24,7 @@ import (
 	"github.com/back2basic/collector/check"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/daemon"
+	"github.com/back2basic/collector/httpsync"
 	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/report"
 )
@@ -46,7 +47,7 @@ var commands = []command{
 	{"export", "[flags]", "the stored rows of a span as CSV or JSON lines", func(ctx context.Context, args []string) error {
 		return report.Export(ctx, args, os.Stdout)
 	}},
-	{"sync", "-once|-verify [flags]", "send every row the central PostgreSQL lacks (-once), or compare it with the local rows (-verify), and exit", syncOnce},
+	{"sync", "-once|-verify [flags]", "send every row the central PostgreSQL and the HTTP endpoint lack (-once), or compare them with the local rows (-verify), and exit", syncOnce},
 	{"detach", "[flags]", "remove pinned programs, maps and TC filters", detach},
 	{"version", "", "version, commit and the hash of the BPF object", func(_ context.Context, args []string) error {
 		return printVersion(os.Stdout, args)
@@ -173,9 +174,10 @@ func detach(_ context.Context, args []string) error {
 	return bpfgo.DetachAll(cfg.PinPath, cfg.Interfaces)
 }
 
-// syncOnce is collector sync -once: every row the central PostgreSQL
-// lacks is sent, then it exits; the daemon's own settings say where. With
-// -verify instead, it compares the central rows with the local ones.
+// syncOnce is collector sync -once: every row the central PostgreSQL and
+// the HTTP endpoint lack is sent, then it exits; the daemon's own settings
+// say where, and which of the two. With -verify instead, it compares what
+// each holds with the local rows.
 func syncOnce(ctx context.Context, args []string) error {
 	mode := ""
 	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool {
@@ -193,15 +195,30 @@ func syncOnce(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.SyncURL == "" {
-		return config.Error{Err: errors.New("SYNC_POSTGRES_URL is empty; accepted: postgres://user:password@host:port/database in the env file, the environment or -sync-postgres-url")}
+	if cfg.SyncURL == "" && cfg.SyncHTTPURL == "" {
+		return config.Error{Err: errors.New("SYNC_POSTGRES_URL and SYNC_HTTP_URL are empty; accepted: either or both, in the env file, the environment or -sync-postgres-url, -sync-http-url")}
 	}
-	syncCfg := daemon.SyncConfig(cfg, newLogger(cfg.LogLevel))
-	if mode == "verify" {
-		return pgsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout)
+	log := newLogger(cfg.LogLevel)
+	var errs []error
+	// each runs the mode of one target.
+	each := func(once, verify func() error) {
+		if mode == "verify" {
+			errs = append(errs, verify())
+		} else {
+			errs = append(errs, once())
+		}
 	}
-	_, err = pgsync.Once(ctx, cfg.SQLitePath, syncCfg)
-	return err
+	if cfg.SyncURL != "" {
+		syncCfg := daemon.SyncConfig(cfg, log)
+		each(func() error { _, err := pgsync.Once(ctx, cfg.SQLitePath, syncCfg); return err },
+			func() error { return pgsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout) })
+	}
+	if cfg.SyncHTTPURL != "" {
+		syncCfg := daemon.HTTPSyncConfig(cfg, log)
+		each(func() error { _, err := httpsync.Once(ctx, cfg.SQLitePath, syncCfg); return err },
+			func() error { return httpsync.VerifyFile(ctx, cfg.SQLitePath, syncCfg, os.Stdout) })
+	}
+	return errors.Join(errs...)
 }
 
 func newLogger(level slog.Level) *slog.Logger {

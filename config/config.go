@@ -28,6 +28,7 @@ import (
 	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/cost"
+	"github.com/back2basic/collector/httpsync"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -116,6 +117,12 @@ type Config struct {
 	// HostdURL is hostd's API, read only when HostdPassword (a secret) is
 	// set: hostd's figures stored beside the traffic.
 	HostdURL, HostdPassword string
+	// SyncHTTPURL is the endpoint every row of SyncHTTPTables is POSTed
+	// to as JSON, empty for none, with SyncHTTPToken as a bearer token;
+	// both secrets. SyncHTTPTimeout bounds each request.
+	SyncHTTPURL, SyncHTTPToken string
+	SyncHTTPTables             []store.Table
+	SyncHTTPTimeout            time.Duration
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -129,7 +136,8 @@ type setting struct {
 
 // secrets are the settings whose values may hold a token: errors name
 // them without their value.
-var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true, "SYNC_POSTGRES_URL": true, "HOSTD_API_PASSWORD": true}
+var secrets = map[string]bool{"ALERT_WEBHOOK_URL": true, "ALERT_WEBHOOK_TOKEN": true, "SYNC_POSTGRES_URL": true, "HOSTD_API_PASSWORD": true,
+	"SYNC_HTTP_URL": true, "SYNC_HTTP_TOKEN": true}
 
 var settings = []setting{
 	{"INTERFACE", "", "network interfaces to watch, comma-separated; empty: the interface of the default route", func(c *Config, v string) error {
@@ -338,14 +346,14 @@ var settings = []setting{
 		c.SyncURL = v
 		return nil
 	}},
-	{"HOST_ID", "", "this host's name in the central PostgreSQL; empty: /etc/machine-id, else the host name", func(c *Config, v string) error {
+	{"HOST_ID", "", "this host's name in the central PostgreSQL and at SYNC_HTTP_URL; empty: /etc/machine-id, else the host name", func(c *Config, v string) error {
 		if len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r > '~' }) {
 			return errors.New("not a host id; accepted: up to 128 printable ASCII characters, or empty")
 		}
 		c.HostID = v
 		return nil
 	}},
-	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL besides the one after each flush", func(c *Config, v string) (err error) {
+	{"SYNC_INTERVAL", "1m", "time between syncs to SYNC_POSTGRES_URL and SYNC_HTTP_URL besides the one after each flush", func(c *Config, v string) (err error) {
 		c.SyncInterval, err = parseDuration(v, time.Second)
 		return err
 	}},
@@ -359,6 +367,24 @@ var settings = []setting{
 	{"HOSTD_API_PASSWORD", "", "hostd's API password (http.password in hostd.yml, or HOSTD_API_PASSWORD of hostd); empty: hostd is not read", func(c *Config, v string) error {
 		c.HostdPassword = v
 		return nil
+	}},
+	{"SYNC_HTTP_URL", "", "HTTPS endpoint every stored row of SYNC_HTTP_TABLES is POSTed to as JSON (http only to loopback); empty: no HTTP sync", func(c *Config, v string) error {
+		if v != "" {
+			if _, err := httpsync.ParseURL(v); err != nil {
+				return err
+			}
+		}
+		c.SyncHTTPURL = v
+		return nil
+	}},
+	{"SYNC_HTTP_TOKEN", "", "sent to SYNC_HTTP_URL as Authorization: Bearer; empty: none", func(c *Config, v string) error {
+		c.SyncHTTPToken = v
+		return nil
+	}},
+	{"SYNC_HTTP_TABLES", "hourly,daily", "tables sent to SYNC_HTTP_URL, comma-separated: minute, hourly, daily", tableList(func(c *Config) *[]store.Table { return &c.SyncHTTPTables })},
+	{"SYNC_HTTP_TIMEOUT", "30s", "time one request to SYNC_HTTP_URL may take, its answer included", func(c *Config, v string) (err error) {
+		c.SyncHTTPTimeout, err = parseDuration(v, time.Second)
+		return err
 	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -489,6 +515,31 @@ func readEnvFile(path string, explicit bool) (map[string]string, error) {
 // flagName turns PORT_SIA_CONSENSUS into port-sia-consensus.
 func flagName(env string) string {
 	return strings.ToLower(strings.ReplaceAll(env, "_", "-"))
+}
+
+// syncTables are the tables a sync can send, by the names settings give
+// them.
+var syncTables = map[string]store.Table{"minute": store.Minutes, "hourly": store.Hours, "daily": store.Days}
+
+// tableList parses a comma-separated list of syncTables' names, at least
+// one, each once, into the field field returns.
+func tableList(field func(c *Config) *[]store.Table) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		var tables []store.Table
+		for _, name := range splitList(v) {
+			t, ok := syncTables[strings.ToLower(name)]
+			if !ok || slices.Contains(tables, t) {
+				tables = nil
+				break
+			}
+			tables = append(tables, t)
+		}
+		if len(tables) == 0 {
+			return errors.New("not a list of tables; accepted: one or more of minute, hourly, daily, comma-separated, each once")
+		}
+		*field(c) = tables
+		return nil
+	}
 }
 
 func splitList(v string) []string {

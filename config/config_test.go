@@ -11,6 +11,7 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/cost"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 
 	"github.com/back2basic/collector/bpfgo"
@@ -64,6 +65,10 @@ func TestDefaults(t *testing.T) {
 		SyncInterval:      time.Minute,
 		// hostd's API where hostd serves it; read only with a password.
 		HostdURL: "http://127.0.0.1:9980/api",
+		// The rollups: minute rows are many, and few receivers want
+		// them.
+		SyncHTTPTables:  []store.Table{store.Hours, store.Days},
+		SyncHTTPTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -138,6 +143,13 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"QUOTA_ON_PROJECTION": "maybe"}, "QUOTA_ON_PROJECTION"},
 		{map[string]string{"QUOTA_ON_PROJECTION": "1"}, "QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0"},
 		{map[string]string{"ALERT_WEBHOOK_URL": "ftp://hooks.example/s3cr3t"}, "ALERT_WEBHOOK_URL"},
+		{map[string]string{"SYNC_HTTP_URL": "http://fleet.example/in?key=s3cr3t"}, "SYNC_HTTP_URL (from environment): http to fleet.example would send rows and token in the clear; accepted: https://, or http:// to a loopback address"},
+		{map[string]string{"SYNC_HTTP_URL": "ftp://fleet.example/s3cr3t"}, "SYNC_HTTP_URL (from environment): scheme ftp; accepted"},
+		{map[string]string{"SYNC_HTTP_URL": "fleet.example/s3cr3t"}, "SYNC_HTTP_URL (from environment): not a URL; accepted"},
+		{map[string]string{"SYNC_HTTP_TABLES": "hourly,weekly"}, `SYNC_HTTP_TABLES="hourly,weekly" (from environment): not a list of tables; accepted: one or more of minute, hourly, daily`},
+		{map[string]string{"SYNC_HTTP_TABLES": "daily,daily"}, "SYNC_HTTP_TABLES"},
+		{map[string]string{"SYNC_HTTP_TABLES": ""}, "SYNC_HTTP_TABLES"},
+		{map[string]string{"SYNC_HTTP_TIMEOUT": "0s"}, "SYNC_HTTP_TIMEOUT"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			_, err := load(t, "\n", tc.env)

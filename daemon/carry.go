@@ -55,9 +55,7 @@ func (c *collector) carryOver(ctx context.Context) error {
 	c.log.Info("carried over what the pinned maps of an earlier layout counted", "maps", len(carried)-before,
 		"clients", len(clients), "bytes", total.Bytes(), "packets", total.Packets(), "minute", minute,
 		"maps_stored_by_an_earlier_start", before)
-	if c.syncer != nil {
-		c.syncer.AfterFlush()
-	}
+	c.afterFlush()
 	if c.today != nil {
 		return c.today.Consume(ctx, stored)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/dns"
+	"github.com/back2basic/collector/httpsync"
+	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/live"
 	"github.com/back2basic/collector/metrics"
 	"github.com/back2basic/collector/pgsync"
@@ -100,6 +102,7 @@ type collector struct {
 	today      *live.Today
 	resolver   *dns.Resolver
 	syncer     *pgsync.Syncer
+	httpSyncer *httpsync.Syncer
 	alerts     *alert.Detector
 	webhook    *alert.Webhook
 	metrics    *metrics.Metrics
@@ -133,6 +136,10 @@ func (c *collector) services() []Service {
 		services = append(services, Service{Name: "PostgreSQL sync", Start: c.newSyncer,
 			Run: func(ctx context.Context) error { return c.syncer.Run(ctx) }, Stop: func() error { return c.syncer.Close() }})
 	}
+	if c.cfg.SyncHTTPURL != "" {
+		services = append(services, Service{Name: "HTTP sync", Start: c.newHTTPSyncer,
+			Run: func(ctx context.Context) error { return c.httpSyncer.Run(ctx) }, Stop: func() error { return c.httpSyncer.Close() }})
+	}
 	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.runAlerts})
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
@@ -158,11 +165,7 @@ func (c *collector) services() []Service {
 // off. The database comes first, with the sync hooked to it, which sends
 // what the database has just written.
 func (c *collector) consumers() []agg.Consumer {
-	stored := agg.Consumer(c.store)
-	if c.syncer != nil {
-		stored = agg.Then(c.store, c.syncer.AfterFlush)
-	}
-	consumers := []agg.Consumer{stored}
+	consumers := []agg.Consumer{agg.Then(c.store, c.afterFlush)}
 	if c.today != nil {
 		consumers = append(consumers, c.today)
 	}
@@ -241,6 +244,34 @@ func SyncConfig(cfg *config.Config, log *slog.Logger) pgsync.Config {
 	return pgsync.Config{URL: cfg.SyncURL, HostID: cfg.HostID, Interval: cfg.SyncInterval, Log: log}
 }
 
+// newHTTPSyncer makes the sync to the HTTP endpoint, which sends what
+// each flush stored, after the store took it.
+func (c *collector) newHTTPSyncer(context.Context) error {
+	var err error
+	c.httpSyncer, err = httpsync.New(c.store, HTTPSyncConfig(c.cfg, c.log.With("component", "http-sync")))
+	if err != nil {
+		return config.Error{Err: err}
+	}
+	return nil
+}
+
+// HTTPSyncConfig is the HTTP sync's part of cfg: what the daemon and
+// collector sync -once use.
+func HTTPSyncConfig(cfg *config.Config, log *slog.Logger) httpsync.Config {
+	return httpsync.Config{URL: cfg.SyncHTTPURL, Token: cfg.SyncHTTPToken, Tables: cfg.SyncHTTPTables,
+		HostID: cfg.HostID, Interval: cfg.SyncInterval, Timeout: cfg.SyncHTTPTimeout, Log: log}
+}
+
+// afterFlush asks every sync to send what a flush has just stored.
+func (c *collector) afterFlush() {
+	if c.syncer != nil {
+		c.syncer.AfterFlush()
+	}
+	if c.httpSyncer != nil {
+		c.httpSyncer.AfterFlush()
+	}
+}
+
 // newAlerts makes the alerts, which judge every period, and reads back
 // what they fired before, so that a restart neither forgets nor repeats
 // them. The spike baselines are learned by runAlerts: a busy week of them
@@ -313,7 +344,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Billing:    c.billing,
 		Billed:     c.billed,
 		Alerts:     c.alertMetrics(),
-		Sync:       c.syncStats(),
+		Syncs:      c.syncStats(),
 		Folds:      c.store.RollupFolds,
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
@@ -323,12 +354,16 @@ func (c *collector) newMetrics(context.Context) error {
 	return nil
 }
 
-// syncStats is where the metrics read the sync; nil without one.
-func (c *collector) syncStats() func() pgsync.Stats {
-	if c.syncer == nil {
-		return nil
+// syncStats is where the metrics read the syncs; none without one.
+func (c *collector) syncStats() []func() syncloop.Stats {
+	var stats []func() syncloop.Stats
+	if c.syncer != nil {
+		stats = append(stats, c.syncer.Stats)
 	}
-	return c.syncer.Stats
+	if c.httpSyncer != nil {
+		stats = append(stats, c.httpSyncer.Stats)
+	}
+	return stats
 }
 
 // alertMetrics is where the metrics read the alerts.

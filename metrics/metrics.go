@@ -21,7 +21,7 @@ import (
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
-	"github.com/back2basic/collector/pgsync"
+	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -54,9 +54,9 @@ type Config struct {
 	// Folds reads what the row budgets of the hourly and daily
 	// rollups folded: the Store's RollupFolds.
 	Folds func() (hourly, daily store.Folds)
-	// Sync reads how the copy to the central PostgreSQL is doing; nil
-	// without one.
-	Sync func() pgsync.Stats
+	// Syncs read how each copy to a sync target (PostgreSQL, HTTP) is
+	// doing; none without one.
+	Syncs []func() syncloop.Stats
 	// Version, Commit and BPFObject name the build: its version, its
 	// commit and the SHA-256 of its BPF object.
 	Version, Commit, BPFObject string
@@ -162,8 +162,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		collectInterfaces(ch, m.cfg.Interfaces())
 	}
 	collectAlerts(ch, m.cfg.Alerts)
-	if m.cfg.Sync != nil {
-		collectSync(ch, m.cfg.Sync())
+	for _, stats := range m.cfg.Syncs {
+		collectSync(ch, stats())
 	}
 }
 

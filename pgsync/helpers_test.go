@@ -166,7 +166,7 @@ func (r *running) waitCaughtUp(tb testing.TB) {
 	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		n, err := r.pending(tb.Context())
+		n, err := r.Pending(tb.Context())
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -16,13 +16,13 @@ const machineIDPath = "/etc/machine-id"
 // maxHostID bounds HOST_ID: it is on every central row.
 const maxHostID = 128
 
-// hostID returns the id that keeps this host's rows apart from the other
-// hosts' in the central tables, and where it came from: HOST_ID when set,
+// HostID returns the id that keeps this host's rows apart from the other
+// hosts' in the central tables (and at package httpsync's endpoint), and where it came from: HOST_ID when set,
 // else the machine id, else the host name. The machine id is the default
 // because it stays when a host is renamed and differs between hosts
 // cloned with the same name; the host name goes to collector_hosts beside
 // it, for people.
-func hostID(configured string) (id, from string, err error) {
+func HostID(configured string) (id, from string, err error) {
 	if configured != "" {
 		if err := checkHostID(configured); err != nil {
 			return "", "", fmt.Errorf("HOST_ID=%q: %w", configured, err)

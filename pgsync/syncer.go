@@ -5,31 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/back2basic/collector/internal/outage"
+	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/store"
 )
 
 // Defaults of Config.
 const (
-	DefaultInterval   = time.Minute
-	DefaultBatchRows  = 5000
-	DefaultTimeout    = time.Minute
-	DefaultMaxBackoff = 5 * time.Minute
+	DefaultBatchRows = 5000
+	DefaultTimeout   = time.Minute
 )
-
-// minBackoff is the wait after a first failure; it doubles with each
-// failure after, up to Config.MaxBackoff.
-const minBackoff = time.Second
 
 // Config tunes a Syncer; the zero value of each field but URL gives its
 // default.
@@ -42,7 +34,7 @@ type Config struct {
 	// empty takes the machine id, else the host name.
 	HostID string
 	// Interval is the time between syncs when no flush asks for one
-	// sooner; default DefaultInterval.
+	// sooner; default syncloop.DefaultInterval.
 	Interval time.Duration
 	// BatchRows is how many rows one central transaction carries;
 	// default DefaultBatchRows.
@@ -51,7 +43,7 @@ type Config struct {
 	// stopped answering is given up on; default DefaultTimeout.
 	Timeout time.Duration
 	// MaxBackoff is the longest wait between attempts while they fail;
-	// default DefaultMaxBackoff.
+	// default syncloop.DefaultMaxBackoff.
 	MaxBackoff time.Duration
 	// Log hears about the sync starting, and failing and recovering
 	// once per outage; default slog.Default().
@@ -60,16 +52,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
+		c.Interval = syncloop.DefaultInterval
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = DefaultBatchRows
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -82,7 +71,9 @@ func (c Config) withDefaults() Config {
 // last written, once it is stored locally. A row sent twice (after a
 // crash between the central commit and the local cursor's) lands once,
 // since the central rows are set to the local values, never added to.
+// Its Loop runs the syncs: Run, AfterFlush, SyncOnce, Stats.
 type Syncer struct {
+	*syncloop.Loop
 	store  *store.Store
 	cfg    Config
 	conf   *pgx.ConnConfig
@@ -94,21 +85,13 @@ type Syncer struct {
 	// so that pointing the sync at another database, or changing the
 	// host's id, sends every row again.
 	target string
-	poke   chan struct{}
 
-	conn   *pgx.Conn // nil while not connected; used by one sync at a time
-	outage outage.Outage
+	conn *pgx.Conn // nil while not connected; used by one sync at a time
 
 	// afterCommit, when set, runs between a batch's central commit and
 	// the save of the local cursor; an error stops the batch there, as
 	// a crash would. Tests set it.
 	afterCommit func() error
-
-	mu    sync.Mutex
-	stats Stats
-	// caughtUp is when the sync last had nothing left to send, or when
-	// the Syncer was made.
-	caughtUp time.Time
 }
 
 // New returns a Syncer of st as cfg says. It checks the settings but does
@@ -126,18 +109,18 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 		// Names the connection in pg_stat_activity.
 		conf.RuntimeParams["application_name"] = "collector"
 	}
-	s := &Syncer{store: st, cfg: cfg, conf: conf, poke: make(chan struct{}, 1), caughtUp: time.Now()}
+	s := &Syncer{store: st, cfg: cfg, conf: conf}
 	s.secret = newSecret(conf.Password)
-	if s.host, s.hostFrom, err = hostID(cfg.HostID); err != nil {
+	if s.host, s.hostFrom, err = HostID(cfg.HostID); err != nil {
 		return nil, err
 	}
 	s.hostname, _ = os.Hostname()
 	s.target = s.host + " -> " + s.servers() + "/" + s.conf.Database
-	s.stats.Host = s.host
-	s.outage = outage.Outage{
-		Start: "cannot sync to PostgreSQL; rows wait in the local database, retrying with backoff",
-		End:   "syncing to PostgreSQL again",
-	}
+	s.Loop = syncloop.New(syncloop.Config{
+		Target: "postgres", Name: "PostgreSQL", Host: s.host,
+		Send: s.sync, Store: st, Cursor: s.target, Tables: tables,
+		Interval: cfg.Interval, MaxBackoff: cfg.MaxBackoff, Log: cfg.Log,
+	})
 	return s, nil
 }
 
@@ -160,99 +143,16 @@ func (s *Syncer) servers() string {
 // String names the sync in the journal.
 func (s *Syncer) String() string { return "the PostgreSQL sync" }
 
-// AfterFlush asks Run for a sync now that a flush has stored a period
-// in the local database, without waiting for it: the sync is never in the
-// way of counting or of the local database. The daemon calls it after the
-// store took each period (agg.Then).
-func (s *Syncer) AfterFlush() {
-	select {
-	case s.poke <- struct{}{}:
-	default: // one is due already
-	}
-}
-
-// Run syncs right away, then after every flush (AfterFlush) and every
-// Interval, until ctx is done. Failures are logged once as they start,
-// with the rows waiting, and once as they end, and retried with
-// exponential backoff; meanwhile the rows wait in the local database,
-// bounded by its retention. It returns nil when ctx is done.
+// Run syncs as syncloop.Loop.Run does, until ctx is done, and closes
+// the connection.
 func (s *Syncer) Run(ctx context.Context) error {
 	defer s.disconnect()
 	s.cfg.Log.Info("syncing to PostgreSQL", "to", s.where(), "host", s.host, "host_from", s.hostFrom, "interval", s.cfg.Interval)
-	failures := 0
-	for {
-		wait, poke := s.cfg.Interval, s.poke
-		if err := s.attempt(ctx); err != nil {
-			failures++
-			wait, poke = backoff(failures, s.cfg.MaxBackoff), nil
-		} else {
-			failures = 0
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			// The daemon's last flush came just before: its rows get a
-			// bounded chance to go out now rather than at the next start.
-			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), lastSyncTimeout)
-			defer cancel()
-			_ = s.attempt(last) // a failure is logged; the rows wait for the next start
-			return nil
-		case <-timer.C:
-		case <-poke:
-			timer.Stop()
-		}
-	}
-}
-
-// lastSyncTimeout bounds the sync at shutdown, within systemd's stop
-// timeout.
-const lastSyncTimeout = 5 * time.Second
-
-// backoff returns the wait after the nth failure in a row: doubling from
-// minBackoff up to most, each drawn from its upper half, so that hosts
-// that lost the server together do not all come back at once.
-func backoff(n int, most time.Duration) time.Duration {
-	d := most
-	if n < 32 {
-		d = min(minBackoff<<(n-1), most)
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// attempt is one sync of Run, with what it logs and counts.
-func (s *Syncer) attempt(ctx context.Context) error {
-	sent, err := s.sync(ctx)
-	if ctx.Err() != nil {
-		return err // stopped, not failed
-	}
-	now := time.Now()
-	var attrs []any
-	if err != nil {
-		pending, lag := s.failed(ctx, now)
-		attrs = []any{"pending_rows", pending, "lag", lag.Round(time.Second)}
-	} else {
-		attrs = []any{"sent_rows", sent.Total()}
-	}
-	s.outage.Update(ctx, s.cfg.Log, now, err, attrs...)
-	return err
+	return s.Loop.Run(ctx)
 }
 
 // Sent counts the rows a sync sent, per local table.
-type Sent [store.Days + 1]int
-
-// Total is the rows sent of every table.
-func (s Sent) Total() int { return s[store.Minutes] + s[store.Hours] + s[store.Days] }
-
-// SyncOnce sends every row the central tables lack, as Run does once,
-// without retrying, and returns what it sent.
-func (s *Syncer) SyncOnce(ctx context.Context) (Sent, error) {
-	sent, err := s.sync(ctx)
-	if err != nil {
-		s.failed(ctx, time.Now())
-	}
-	return sent, err
-}
+type Sent = syncloop.Sent
 
 // sync connects when not connected, then sends every table's rows
 // written since its cursor, batch after batch, until none is left. A
@@ -260,13 +160,6 @@ func (s *Syncer) SyncOnce(ctx context.Context) (Sent, error) {
 func (s *Syncer) sync(ctx context.Context) (Sent, error) {
 	var sent Sent
 	err := s.sendAll(ctx, &sent)
-	s.mu.Lock()
-	s.stats.Sent += uint64(sent.Total())
-	if err == nil {
-		now := time.Now()
-		s.stats.Pending, s.stats.Failing, s.stats.LastSuccess, s.caughtUp = 0, false, now, now
-	}
-	s.mu.Unlock()
 	if err != nil {
 		s.disconnect()
 	}
@@ -295,37 +188,6 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 		}
 	}
 	return nil
-}
-
-// failed records a failed sync and returns how many rows wait and how
-// long they have, for the journal.
-func (s *Syncer) failed(ctx context.Context, now time.Time) (pending int, lag time.Duration) {
-	pending, err := s.pending(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stats.Failures++
-	s.stats.Failing = true
-	if err == nil {
-		s.stats.Pending = pending
-	}
-	return s.stats.Pending, now.Sub(s.caughtUp)
-}
-
-// pending counts the rows waiting to be sent.
-func (s *Syncer) pending(ctx context.Context) (int, error) {
-	total := 0
-	for _, t := range tables {
-		from, err := s.store.SyncCursor(ctx, s.target, t)
-		if err != nil {
-			return 0, err
-		}
-		n, err := s.store.Pending(ctx, t, from)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
 }
 
 func (s *Syncer) connect(ctx context.Context) error {
@@ -360,41 +222,8 @@ func (s *Syncer) Close() error {
 	return nil
 }
 
-// Stats is how the sync goes: what metrics report, and what the journal
-// says once per outage.
-type Stats struct {
-	// Host is the id this host's rows are stored under.
-	Host string
-	// Pending counts the rows waiting to be sent, as of the last
-	// attempt: 0 once one sent everything, counted when one failed.
-	Pending int
-	// Lag is how long rows have waited to be sent: the time since the
-	// sync last had nothing left to send, or since the Syncer was made;
-	// 0 while the last attempt sent everything.
-	Lag time.Duration
-	// Sent counts the rows sent since the Syncer was made; a batch sent
-	// again after a failure counts again.
-	Sent uint64
-	// Failures counts the attempts that failed; Failing reports whether
-	// the last one did.
-	Failures uint64
-	Failing  bool
-	// LastSuccess is when an attempt last sent everything; zero before
-	// the first.
-	LastSuccess time.Time
-}
-
-// Stats returns how the sync goes now. It does not wait for a sync in
-// progress.
-func (s *Syncer) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	if st.Failing || st.Pending > 0 {
-		st.Lag = time.Since(s.caughtUp)
-	}
-	return st
-}
+// Stats is how the sync goes: what metrics report.
+type Stats = syncloop.Stats
 
 // Once sends every row of the SQLite file at sqlitePath that the central
 // tables lack and returns what it sent, for `collector sync -once`: a
