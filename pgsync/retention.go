@@ -2,8 +2,12 @@ package pgsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -26,10 +30,10 @@ const maintainEvery = time.Hour
 
 // keepDays is how many days the central side keeps t's rows by this
 // host's settings, 0 for ever.
-func (s *Syncer) keepDays(t store.Table) int {
-	keep := s.cfg.Retention.Minutes
+func (c Config) keepDays(t store.Table) int {
+	keep := c.Retention.Minutes
 	if t == store.Hours {
-		keep = s.cfg.Retention.Hourly
+		keep = c.Retention.Hourly
 	}
 	return int(keep / (24 * time.Hour))
 }
@@ -51,7 +55,7 @@ func (s *Syncer) maintainPartitions(ctx context.Context) error {
 			continue
 		}
 		if _, err := s.conn.Exec(ctx, `INSERT INTO collector_retention (host, tbl, keep_days) VALUES ($1, $2, $3)
-ON CONFLICT (host, tbl) DO UPDATE SET keep_days = EXCLUDED.keep_days`, s.host, t.String(), s.keepDays(t)); err != nil {
+ON CONFLICT (host, tbl) DO UPDATE SET keep_days = EXCLUDED.keep_days`, s.host, t.String(), s.cfg.keepDays(t)); err != nil {
 			return fmt.Errorf("update collector_retention: %w", err)
 		}
 		days := make([]time.Time, 0, partitionsAhead+1)
@@ -124,6 +128,16 @@ func (s *Syncer) ensurePartitions(ctx context.Context, t store.Table, days []tim
 		s.known[partitionName(t.String(), day)] = true
 	}
 	return nil
+}
+
+// partitionHint says what to do when err is a row without a partition
+// while the operator manages them.
+func (s *Syncer) partitionHint(err error) string {
+	var pgErr *pgconn.PgError
+	if s.cfg.Partitions != UsePartitions || !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Message, "no partition of relation") {
+		return ""
+	}
+	return " (SYNC_POSTGRES_PARTITIONS=use: create the day's partition, or set SYNC_POSTGRES_PARTITIONS=manage)"
 }
 
 // makePartitions makes the partitions a batch found missing.

@@ -77,7 +77,7 @@ func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done b
 	}
 	if len(b.Rows) > 0 {
 		if err := s.merge(ctx, tx, t, b.Rows); err != nil {
-			return 0, false, fmt.Errorf("send %d rows to %s: %w", len(b.Rows), t, err)
+			return 0, false, fmt.Errorf("send %d rows to %s: %w%s", len(b.Rows), t, err, s.partitionHint(err))
 		}
 	}
 	if b.Next.Compare(upTo) > 0 {
