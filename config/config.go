@@ -235,8 +235,8 @@ var settings = []setting{
 		c.ReverseDNS, err = parseBool(v)
 		return err
 	}},
-	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(store.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(func(c *Config) *time.Duration { return &c.MinuteRetention })},
-	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(store.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(func(c *Config) *time.Duration { return &c.HourlyRetention })},
+	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(store.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(1, func(c *Config) *time.Duration { return &c.MinuteRetention })},
+	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(store.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(1, func(c *Config) *time.Duration { return &c.HourlyRetention })},
 	{"PENDING_MAX_ROWS", strconv.Itoa(agg.DefaultMaxPending), "rows kept in memory while the database cannot be written; past it they are merged into hours, then days", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1000 || n > 100_000_000 {
@@ -406,8 +406,8 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS", "0", "days the central database keeps minute rows, whole daily partitions; 0: forever", centralDays(func(c *Config) *time.Duration { return &c.SyncRetention.Minutes })},
-	{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS", "0", "days the central database keeps hourly rows, whole daily partitions; 0: forever", centralDays(func(c *Config) *time.Duration { return &c.SyncRetention.Hourly })},
+	{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS", "0", "days the central database keeps minute rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Minutes })},
+	{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS", "0", "days the central database keeps hourly rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Hourly })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("unknown level; accepted: debug, info, warn, error")
@@ -627,24 +627,17 @@ func portList(field func(*Config) *[]uint16) func(*Config, string) error {
 
 const day = 24 * time.Hour
 
-func days(field func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 36500 {
-			return errors.New("not a number of days; accepted: 1 to 36500")
-		}
-		*field(c) = time.Duration(n) * day
-		return nil
+// days parses a number of days, from least to 36500; a least of 0
+// takes 0 for forever.
+func days(least int, field func(*Config) *time.Duration) func(*Config, string) error {
+	accepted := "1 to 36500"
+	if least == 0 {
+		accepted = "0 (forever) or 1 to 36500"
 	}
-}
-
-// centralDays parses the days the central database keeps rows, 0 for
-// ever.
-func centralDays(field func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 36500 {
-			return errors.New("not a number of days; accepted: 0 (forever) or 1 to 36500")
+		if err != nil || n < least || n > 36500 {
+			return errors.New("not a number of days; accepted: " + accepted)
 		}
 		*field(c) = time.Duration(n) * day
 		return nil

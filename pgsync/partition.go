@@ -85,13 +85,19 @@ func listPartitions(ctx context.Context, tx pgx.Tx, table string) ([]partition, 
 	})
 }
 
+// tableLockTimeout bounds the wait of a partition's creation or drop for
+// the lock of its whole table: while it waits, behind a long query of
+// the table, every other host's rows queue behind it.
+const tableLockTimeout = "10s"
+
 // lockPartitions begins a transaction holding table's partition lock.
 func lockPartitions(ctx context.Context, conn *pgx.Conn, table string) (pgx.Tx, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(partitionLock), table); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2)), set_config('lock_timeout', $3, true)",
+		int32(partitionLock), table, tableLockTimeout); err != nil {
 		tx.Rollback(ctx)
 		return nil, fmt.Errorf("lock the partitions of %s: %w", table, err)
 	}
