@@ -21,6 +21,7 @@
 //	collector_sent (host text, tbl text, up_to text) -- how far a host's rows are here
 //	collector_schema (id int, version int, central_id uuid)
 //	collector_retention (host text, tbl text, keep_days int) -- each host's central retention
+//	traffic_hourly_by_day, traffic_hourly_by_month -- traffic_hourly's sums (rollup.go)
 //
 // The collector creates and upgrades these itself (PostgreSQL 13 or
 // later) and refuses a schema newer than it knows. traffic_minute and

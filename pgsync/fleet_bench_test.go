@@ -152,7 +152,7 @@ func BenchmarkFleet(b *testing.B) {
 	server.Exec("fleet", fmt.Sprintf(`INSERT INTO traffic_daily (host, timestamp, ip, %[1]s)
 SELECT host, d, ip, %[1]s
 FROM (SELECT host, ip, %[2]s FROM traffic_hourly WHERE timestamp >= $3 GROUP BY host, ip) AS synced_day (host, ip, %[1]s),
-	generate_series($1::timestamptz, $2::timestamptz, interval '1 day') d`, counters, columnSums()),
+	generate_series($1::timestamptz, $2::timestamptz, interval '1 day') d`, counters, sums()),
 		time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC), day.Add(-24*time.Hour), day)
 	server.Exec("fleet", "VACUUM ANALYZE traffic_daily")
 	server.Exec("fleet", "VACUUM ANALYZE traffic_hourly")
@@ -199,15 +199,6 @@ FROM (SELECT host, ip, %[2]s FROM traffic_hourly WHERE timestamp >= $3 GROUP BY 
 
 // fleetHostID names the ith host of the fleet.
 func fleetHostID(i int) string { return fmt.Sprintf("host-%04d", i) }
-
-// columnSums sums each counter, in the order of store.CounterNames.
-func columnSums() string {
-	sums := make([]string, len(store.CounterNames()))
-	for i, name := range store.CounterNames() {
-		sums[i] = "sum(" + name + ")"
-	}
-	return strings.Join(sums, ", ")
-}
 
 // syncFleetHost syncs the hourly rows of st as the ith host of the
 // fleet would, at clock now.

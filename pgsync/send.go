@@ -133,5 +133,8 @@ func (s *Syncer) merge(ctx context.Context, tx pgx.Tx, t store.Table, rows []tra
 	if _, err := tx.Exec(ctx, mergeSQL(t)); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
+	if t == store.Hours {
+		return s.rollUp(ctx, tx)
+	}
 	return nil
 }

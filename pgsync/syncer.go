@@ -133,6 +133,8 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 		// Names the connection in pg_stat_activity.
 		conf.RuntimeParams["application_name"] = "collector"
 	}
+	// Days and months are UTC days and months, as the local tables'.
+	conf.RuntimeParams["timezone"] = "UTC"
 	s := &Syncer{store: st, cfg: cfg, conf: conf, now: time.Now}
 	for _, t := range tables {
 		if slices.Contains(cfg.Tables, t) {
