@@ -129,23 +129,26 @@ func TestPartitionsMadeAtOnce(t *testing.T) {
 	for i := range 30 {
 		days = append(days, first.AddDate(0, 0, i))
 	}
-	var wg sync.WaitGroup
+	conns := make([]*pgx.Conn, collectors)
+	for i := range conns {
+		conns[i] = asCollector(t, url)
+	}
 	errs := make(chan error, 2*collectors)
 	dropped := make(chan []string, collectors)
-	for i := range collectors {
-		conn := asCollector(t, url)
-		wg.Go(func() {
-			mine := slices.Clone(days)
-			if i%2 == 1 {
-				slices.Reverse(mine)
-			}
-			errs <- ensurePartitions(t.Context(), conn, "other_metrics", mine)
-			names, err := dropPartitionsBefore(t.Context(), conn, "other_metrics", first.AddDate(0, 0, 10))
-			dropped <- names
-			errs <- err
-		})
-	}
-	wg.Wait()
+	// All make, then all drop: a collector making days another one
+	// just dropped would make them again, as it should.
+	atOnce(collectors, func(i int) {
+		mine := slices.Clone(days)
+		if i%2 == 1 {
+			slices.Reverse(mine)
+		}
+		errs <- ensurePartitions(t.Context(), conns[i], "other_metrics", mine)
+	})
+	atOnce(collectors, func(i int) {
+		names, err := dropPartitionsBefore(t.Context(), conns[i], "other_metrics", first.AddDate(0, 0, 10))
+		dropped <- names
+		errs <- err
+	})
 	close(errs)
 	close(dropped)
 	for err := range errs {
@@ -200,6 +203,15 @@ func asCollector(tb testing.TB, url string) *pgx.Conn {
 	return conn
 }
 
+// atOnce runs fn(0) to fn(n-1) at once and waits for them.
+func atOnce(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(i) })
+	}
+	wg.Wait()
+}
+
 // earlierSchema makes the central schema as the release before
 // partitions left it: version 2, the traffic tables unpartitioned.
 func earlierSchema(tb testing.TB, conn *pgx.Conn) {
@@ -252,6 +264,18 @@ FROM generate_series($1::timestamptz, $1::timestamptz + interval '3 days' - inte
 		if got := fingerprint(t, conn, table, ofHost, "old-host"); got != before[table] {
 			t.Errorf("%s: the earlier rows are %s, were %s", table, got, before[table])
 		}
+	}
+	// The upgrade summed the earlier hourly rows too.
+	var hourly, monthly int64
+	sum := "SELECT coalesce(sum(" + strings.Join(store.CounterNames(), " + ") + "), 0) FROM %s WHERE host = 'old-host'"
+	if err := conn.QueryRow(t.Context(), fmt.Sprintf(sum, "traffic_hourly")).Scan(&hourly); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(t.Context(), fmt.Sprintf(sum, "traffic_hourly_by_month")).Scan(&monthly); err != nil {
+		t.Fatal(err)
+	}
+	if hourly == 0 || monthly != hourly {
+		t.Errorf("the earlier hourly rows sum to %d, their months to %d", hourly, monthly)
 	}
 
 	// A month on, with a week kept, the earlier rows' partition is past.
