@@ -105,12 +105,12 @@ demo: deps-demo build
 	./$(BINARY) demo $(ARGS)
 
 ## bench: packet cost against an empty program, flush cost, the file, the
-## readers, the start and the daemon's memory against a flood's database;
-## ends with every figure that has a goal beside it (lines GOAL in the log)
+## readers, the start and the daemon's memory against a flood's database,
+## a 1,000-host fleet syncing into PostgreSQL; ends with every figure that has a goal beside it (lines GOAL in the log)
 bench: deps
 	@mkdir -p build; : > build/bench.log; status=0; \
 	for run in "-benchtime 2000000x ./bpfgo" "./agg" "./store" "-benchtime 3x ./alert" \
-		"-benchtime 20x ./live" "-benchtime 1x ./e2e/datapath"; do \
+		"-benchtime 20x ./live" "-benchtime 1x ./e2e/datapath" "-timeout 60m ./pgsync"; do \
 		$(GO) test -run '^$$' -bench . $$run 2>&1 | tee -a build/bench.log; \
 		[ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
 	done; \

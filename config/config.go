@@ -29,6 +29,7 @@ import (
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/httpsync"
+	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
@@ -123,6 +124,13 @@ type Config struct {
 	SyncHTTPURL, SyncHTTPToken string
 	SyncHTTPTables             []store.Table
 	SyncHTTPTimeout            time.Duration
+	// SyncTables are the local tables sent; SyncPartitions says whether
+	// the collector makes and drops the central partitions, and
+	// SyncRetention how long the central side keeps minute and hourly
+	// rows (zero: forever).
+	SyncTables     []store.Table
+	SyncPartitions pgsync.PartitionMode
+	SyncRetention  store.Retention
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -227,8 +235,8 @@ var settings = []setting{
 		c.ReverseDNS, err = parseBool(v)
 		return err
 	}},
-	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(store.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(func(c *Config) *time.Duration { return &c.MinuteRetention })},
-	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(store.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(func(c *Config) *time.Duration { return &c.HourlyRetention })},
+	{"RETENTION_MINUTES_DAYS", strconv.Itoa(int(store.DefaultMinuteRetention / day)), "days minute rows are kept; older traffic stays in hourly and daily rollups", days(1, func(c *Config) *time.Duration { return &c.MinuteRetention })},
+	{"RETENTION_HOURLY_DAYS", strconv.Itoa(int(store.DefaultHourlyRetention / day)), "days hourly rollups are kept; daily rollups are kept forever", days(1, func(c *Config) *time.Duration { return &c.HourlyRetention })},
 	{"PENDING_MAX_ROWS", strconv.Itoa(agg.DefaultMaxPending), "rows kept in memory while the database cannot be written; past it they are merged into hours, then days", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1000 || n > 100_000_000 {
@@ -386,6 +394,20 @@ var settings = []setting{
 		c.SyncHTTPTimeout, err = parseDuration(v, time.Second)
 		return err
 	}},
+	{"SYNC_POSTGRES_TABLES", "minute,hourly,daily", "tables copied to SYNC_POSTGRES_URL, comma-separated: minute, hourly, daily", tableList(func(c *Config) *[]store.Table { return &c.SyncTables })},
+	{"SYNC_POSTGRES_PARTITIONS", "manage", "manage: the collector makes the central tables' daily partitions ahead and drops those past retention; use: it only uses those the operator makes", func(c *Config, v string) error {
+		switch v {
+		case "manage":
+			c.SyncPartitions = pgsync.ManagePartitions
+		case "use":
+			c.SyncPartitions = pgsync.UsePartitions
+		default:
+			return errors.New("unknown mode; accepted: manage, use")
+		}
+		return nil
+	}},
+	{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS", "0", "days the central database keeps minute rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Minutes })},
+	{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS", "0", "days the central database keeps hourly rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Hourly })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("unknown level; accepted: debug, info, warn, error")
@@ -441,7 +463,29 @@ func Load(name string, args []string, getenv func(string) (string, bool), usage 
 	if c.HourlyRetention < c.MinuteRetention {
 		return nil, fmt.Errorf("RETENTION_HOURLY_DAYS, RETENTION_MINUTES_DAYS: hourly rows kept %v, minute rows %v; accepted: hourly rows kept at least as long", c.HourlyRetention, c.MinuteRetention)
 	}
+	if err := checkCentralRetention(c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkCentralRetention refuses a central retention shorter than the
+// local one: the central side would drop rows the host still keeps, and
+// sync -verify would find them missing.
+func checkCentralRetention(c *Config) error {
+	for _, r := range []struct {
+		central, local string
+		keep, kept     time.Duration
+	}{
+		{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS", "RETENTION_MINUTES_DAYS", c.SyncRetention.Minutes, c.MinuteRetention},
+		{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS", "RETENTION_HOURLY_DAYS", c.SyncRetention.Hourly, c.HourlyRetention},
+	} {
+		if r.keep != 0 && r.keep < r.kept {
+			return fmt.Errorf("%s=%d is shorter than %s=%d; accepted: 0 (forever) or at least %[4]d",
+				r.central, r.keep/day, r.local, r.kept/day)
+		}
+	}
+	return nil
 }
 
 // readerSettings are the settings that commands reading the database
@@ -583,11 +627,17 @@ func portList(field func(*Config) *[]uint16) func(*Config, string) error {
 
 const day = 24 * time.Hour
 
-func days(field func(*Config) *time.Duration) func(*Config, string) error {
+// days parses a number of days, from least to 36500; a least of 0
+// takes 0 for forever.
+func days(least int, field func(*Config) *time.Duration) func(*Config, string) error {
+	accepted := "1 to 36500"
+	if least == 0 {
+		accepted = "0 (forever) or 1 to 36500"
+	}
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 36500 {
-			return errors.New("not a number of days; accepted: 1 to 36500")
+		if err != nil || n < least || n > 36500 {
+			return errors.New("not a number of days; accepted: " + accepted)
 		}
 		*field(c) = time.Duration(n) * day
 		return nil

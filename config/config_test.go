@@ -11,6 +11,7 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/cost"
+	"github.com/back2basic/collector/pgsync"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 
@@ -69,6 +70,9 @@ func TestDefaults(t *testing.T) {
 		// them.
 		SyncHTTPTables:  []store.Table{store.Hours, store.Days},
 		SyncHTTPTimeout: 30 * time.Second,
+		// Every table, as before SYNC_POSTGRES_TABLES; central rows
+		// kept forever.
+		SyncTables: []store.Table{store.Minutes, store.Hours, store.Days},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -150,6 +154,11 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"SYNC_HTTP_TABLES": "daily,daily"}, "SYNC_HTTP_TABLES"},
 		{map[string]string{"SYNC_HTTP_TABLES": ""}, "SYNC_HTTP_TABLES"},
 		{map[string]string{"SYNC_HTTP_TIMEOUT": "0s"}, "SYNC_HTTP_TIMEOUT"},
+		{map[string]string{"SYNC_POSTGRES_TABLES": "hourly,weekly"}, `SYNC_POSTGRES_TABLES="hourly,weekly" (from environment): not a list of tables; accepted: one or more of minute, hourly, daily`},
+		{map[string]string{"SYNC_POSTGRES_TABLES": " , "}, "SYNC_POSTGRES_TABLES"},
+		{map[string]string{"SYNC_POSTGRES_PARTITIONS": "none"}, `SYNC_POSTGRES_PARTITIONS="none" (from environment): unknown mode; accepted: manage, use`},
+		{map[string]string{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS": "-1"}, "SYNC_POSTGRES_RETENTION_HOURLY_DAYS"},
+		{map[string]string{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS": "7"}, "SYNC_POSTGRES_RETENTION_MINUTES_DAYS=7 is shorter than RETENTION_MINUTES_DAYS=14; accepted: 0 (forever) or at least 14"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			_, err := load(t, "\n", tc.env)
@@ -163,6 +172,22 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 				t.Fatalf("error shows the secret: %q", err)
 			}
 		})
+	}
+}
+
+// SYNC_POSTGRES_TABLES takes any of the tables, in any order;
+// the central retention takes whole days, at least the local ones.
+func TestSyncTablesAndRetention(t *testing.T) {
+	c, err := load(t, "SYNC_POSTGRES_TABLES=daily, hourly\nSYNC_POSTGRES_PARTITIONS=use\n",
+		map[string]string{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS": "30", "SYNC_POSTGRES_RETENTION_HOURLY_DAYS": "400"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.Table{store.Days, store.Hours}; !reflect.DeepEqual(c.SyncTables, want) {
+		t.Errorf("SyncTables %v, want %v", c.SyncTables, want)
+	}
+	if want := (store.Retention{Minutes: 30 * 24 * time.Hour, Hourly: 400 * 24 * time.Hour}); c.SyncRetention != want || c.SyncPartitions != pgsync.UsePartitions {
+		t.Errorf("SyncRetention %+v, SyncPartitions %v", c.SyncRetention, c.SyncPartitions)
 	}
 }
 

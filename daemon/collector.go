@@ -241,7 +241,8 @@ func (c *collector) syncConfig() pgsync.Config {
 // SyncConfig is the sync's part of cfg: what the daemon and collector
 // sync -once use.
 func SyncConfig(cfg *config.Config, log *slog.Logger) pgsync.Config {
-	return pgsync.Config{URL: cfg.SyncURL, HostID: cfg.HostID, Interval: cfg.SyncInterval, Log: log}
+	return pgsync.Config{URL: cfg.SyncURL, HostID: cfg.HostID, Interval: cfg.SyncInterval,
+		Tables: cfg.SyncTables, Partitions: cfg.SyncPartitions, Retention: cfg.SyncRetention, Log: log}
 }
 
 // newHTTPSyncer makes the sync to the HTTP endpoint, which sends what

@@ -2,11 +2,14 @@ package pgsync
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/back2basic/collector/internal/testkit/pgtest"
 	"github.com/back2basic/collector/internal/testkit/syncbuf"
@@ -17,7 +20,7 @@ var dashboardFile = filepath.Join("..", "contrib", "grafana-fleet-dashboard.json
 
 // dashboardQueries returns the SQL of the dashboard's panels and
 // variables.
-func dashboardQueries(t *testing.T) map[string]string {
+func dashboardQueries(t testing.TB) map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(dashboardFile)
 	if err != nil {
@@ -51,18 +54,19 @@ func dashboardQueries(t *testing.T) map[string]string {
 	return queries
 }
 
-// grafanaMacros expands Grafana's PostgreSQL macros as Grafana does, for
-// a span and an interval of an hour.
-var grafanaMacros = strings.NewReplacer(
-	"$__interval", "1h",
-	"$host", "'host-a'",
-	"$top", "20",
-)
-
 var (
-	timeGroupAlias = regexp.MustCompile(`\$__timeGroupAlias\(([\w.]+), 1h\)`)
+	timeGroupAlias = regexp.MustCompile(`\$__timeGroupAlias\(([\w.]+), \$__interval\)`)
 	timeFilter     = regexp.MustCompile(`\$__timeFilter\(([\w.]+)\)`)
 )
+
+// grafanaSQL expands Grafana's PostgreSQL macros in a query of the
+// dashboard as Grafana does, with an interval of an hour, table for
+// $table, hosts (quoted, comma-separated) for $host and 20 for $top.
+func grafanaSQL(sql, table, hosts string, from, to time.Time) string {
+	q := strings.NewReplacer("$table", table, "$host", hosts, "$top", "20").Replace(sql)
+	q = timeGroupAlias.ReplaceAllString(q, `to_timestamp(floor(extract(epoch from $1)/3600)*3600) AS "time"`)
+	return timeFilter.ReplaceAllString(q, fmt.Sprintf(`$1 BETWEEN '%s' AND '%s'`, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+}
 
 // The dashboard's queries run on the central tables and find rows at every
 // resolution it offers.
@@ -81,9 +85,7 @@ func TestDashboardQueries(t *testing.T) {
 	}
 	for name, sql := range queries {
 		for _, table := range tables {
-			q := grafanaMacros.Replace(strings.ReplaceAll(sql, "$table", table.String()))
-			q = timeGroupAlias.ReplaceAllString(q, `to_timestamp(floor(extract(epoch from $1)/3600)*3600) AS "time"`)
-			q = timeFilter.ReplaceAllString(q, `$1 BETWEEN '2025-02-01T00:00:00Z' AND '2025-04-01T00:00:00Z'`)
+			q := grafanaSQL(sql, table.String(), "'host-a'", day0.AddDate(0, -1, 0), day0.AddDate(0, 1, 0))
 			if strings.Contains(q, "$") {
 				t.Errorf("%s: a macro this test does not know in:\n%s", name, q)
 				continue
@@ -104,5 +106,50 @@ func TestDashboardQueries(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// The README's top renters this month, reading whole days from
+// traffic_daily and today from traffic_hourly, equal the sums of the
+// month's hourly rows, on two synced hosts.
+func TestREADMETopRenters(t *testing.T) {
+	server := pgtest.New(t)
+	url := server.CreateDatabase("fleet")
+	var log syncbuf.Buffer
+	var now time.Time
+	for _, host := range []string{"host-a", "host-b"} {
+		h := steppedHistory(t, 2*24+5)
+		if _, err := newSyncer(t, h.st, testConfig(url, host, &log)).SyncOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		now = h.now
+	}
+	conn := server.Conn("fleet")
+	read := func(query string, args ...any) []string {
+		t.Helper()
+		rows, err := conn.Query(t.Context(), query, args...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, query)
+		}
+		var out []string
+		for rows.Next() {
+			values, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(values...))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := read(at(readmeTopRenters(t), now))
+	want := read(`SELECT ip, count(DISTINCT host), pg_size_pretty(sum(siamux_up + siamux_down + quic_up + quic_down)),
+	pg_size_pretty(sum(siamux_up + quic_up)), pg_size_pretty(sum(siamux_down + quic_down))
+FROM traffic_hourly WHERE timestamp >= $1 AND ip <> 'other'
+GROUP BY ip ORDER BY sum(siamux_up + siamux_down + quic_up + quic_down) DESC LIMIT 20`, day0)
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("the README's top renters at %s:\n%s\nthe month's hourly rows:\n%s", now, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

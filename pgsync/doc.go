@@ -20,11 +20,14 @@
 //	    claim text, install text, address inet) -- who holds each HOST_ID
 //	collector_sent (host text, tbl text, up_to text) -- how far a host's rows are here
 //	collector_schema (id int, version int, central_id uuid)
+//	collector_retention (host text, tbl text, keep_days int) -- each host's central retention
+//	traffic_hourly_by_day, traffic_hourly_by_month -- traffic_hourly's sums (rollup.go)
 //
 // The collector creates and upgrades these itself (PostgreSQL 13 or
-// later) and refuses a schema newer than it knows. The central side keeps
-// the rows local retention deletes: old minute rows stay there until
-// someone deletes them.
+// later) and refuses a schema newer than it knows. traffic_minute and
+// traffic_hourly are partitioned by day (partition.go); the central side
+// keeps the rows local retention deletes, as long as the longest central
+// retention any host sets, and drops whole days past it (retention.go).
 //
 // Exactness rests on two things. Every local write is numbered and
 // records the times it changed (store.Changes reads their rows), and a

@@ -85,7 +85,7 @@ func (s *Syncer) resendReason(ctx context.Context, tx pgx.Tx, centralID string) 
 			return "", err
 		}
 	}
-	for _, t := range tables {
+	for _, t := range s.tables {
 		cursor, err := s.store.SyncCursor(ctx, s.target, t)
 		if err != nil {
 			return "", err

@@ -14,7 +14,7 @@ import (
 // schemaVersion is the version of the central schema this collector
 // writes; collector_schema holds the database's. The collector creates and
 // upgrades the schema itself and refuses one newer than it knows.
-const schemaVersion = 2
+const schemaVersion = 4
 
 // schemaLock is the key of the advisory lock under which collectors
 // create or upgrade the schema, so that hosts starting together do it
@@ -36,6 +36,8 @@ var tables = []store.Table{store.Minutes, store.Hours, store.Days}
 var migrations = []func() []string{
 	0: createTraffic,
 	1: addIdentityAndClaims,
+	2: partitionByDay,
+	3: createRollupsSQL,
 }
 
 // createTraffic creates the traffic tables, one per local table, with
@@ -84,6 +86,39 @@ func addIdentityAndClaims() []string {
 	PRIMARY KEY (host, tbl)
 )`,
 	}
+}
+
+// partitionByDay makes the minute and hourly tables partitioned by
+// timestamp (partition.go) and adds collector_retention. The rows of an
+// existing table stay where they are, untouched: the table becomes the
+// first partition, holding every time up to the end of its last row's
+// day, and retention drops it once that day is past. Days after it get
+// partitions of their own.
+func partitionByDay() []string {
+	var stmts []string
+	for _, t := range partitionedTables {
+		stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %[1]s RENAME TO %[1]s_before_partitions;
+ALTER INDEX %[1]s_pkey RENAME TO %[1]s_before_partitions_pkey;
+ALTER INDEX %[1]s_timestamp RENAME TO %[1]s_before_partitions_timestamp;
+CREATE TABLE %[1]s (LIKE %[1]s_before_partitions INCLUDING DEFAULTS, PRIMARY KEY (host, timestamp, ip)) PARTITION BY RANGE (timestamp);
+CREATE INDEX %[1]s_timestamp ON %[1]s (timestamp);
+DO $$
+DECLARE upto timestamptz;
+BEGIN
+	SELECT date_trunc('day', max(timestamp), 'UTC') + interval '1 day' INTO upto FROM %[1]s_before_partitions;
+	IF upto IS NULL THEN
+		DROP TABLE %[1]s_before_partitions;
+	ELSE
+		EXECUTE format('ALTER TABLE %[1]s ATTACH PARTITION %[1]s_before_partitions FOR VALUES FROM (MINVALUE) TO (%%L)', upto);
+	END IF;
+END $$`, t))
+	}
+	return append(stmts, `CREATE TABLE collector_retention (
+	host text NOT NULL,
+	tbl text NOT NULL,
+	keep_days int NOT NULL,
+	PRIMARY KEY (host, tbl)
+)`)
 }
 
 // errNewerSchema is a central schema this collector does not know.

@@ -70,9 +70,14 @@ func (s *Syncer) sendBatch(ctx context.Context, t store.Table) (sent int, done b
 	if err != nil {
 		return 0, false, err
 	}
+	if days := s.missingDays(t, b.Rows); len(days) > 0 {
+		// Made outside this transaction: making a partition locks
+		// the whole table until the transaction ends.
+		return 0, false, &needPartitions{table: t, days: days}
+	}
 	if len(b.Rows) > 0 {
 		if err := s.merge(ctx, tx, t, b.Rows); err != nil {
-			return 0, false, fmt.Errorf("send %d rows to %s: %w", len(b.Rows), t, err)
+			return 0, false, fmt.Errorf("send %d rows to %s: %w%s", len(b.Rows), t, err, s.partitionHint(err))
 		}
 	}
 	if b.Next.Compare(upTo) > 0 {
@@ -127,6 +132,9 @@ func (s *Syncer) merge(ctx context.Context, tx pgx.Tx, t store.Table, rows []tra
 	}
 	if _, err := tx.Exec(ctx, mergeSQL(t)); err != nil {
 		return fmt.Errorf("merge: %w", err)
+	}
+	if t == store.Hours {
+		return s.rollUp(ctx, tx)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,18 @@ type Config struct {
 	// MaxBackoff is the longest wait between attempts while they fail;
 	// default syncloop.DefaultMaxBackoff.
 	MaxBackoff time.Duration
+	// Tables are the local tables sent (SYNC_POSTGRES_TABLES); default
+	// all three.
+	Tables []store.Table
+	// Partitions says whether the collector makes and drops the
+	// partitions of the central minute and hourly tables, or only uses
+	// those the operator makes (SYNC_POSTGRES_PARTITIONS).
+	Partitions PartitionMode
+	// Retention is how long the central side keeps minute and hourly
+	// rows, whole days (SYNC_POSTGRES_RETENTION_*); zero keeps them
+	// forever. Partitions wholly older than the longest any host sets
+	// are dropped.
+	Retention store.Retention
 	// Log hears about the sync starting, and failing and recovering
 	// once per outage; default slog.Default().
 	Log *slog.Logger
@@ -59,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if len(c.Tables) == 0 {
+		c.Tables = tables
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -85,8 +101,16 @@ type Syncer struct {
 	// so that pointing the sync at another database, or changing the
 	// host's id, sends every row again.
 	target string
+	// tables are the local tables sent, in the order of tables.
+	tables []store.Table
 
 	conn *pgx.Conn // nil while not connected; used by one sync at a time
+	// known holds the partitions (partitionName) this connection made
+	// or found, and maintained when it last made and dropped them.
+	known      map[string]bool
+	maintained time.Time
+	// now is the clock partitions are made and dropped by; tests set it.
+	now func() time.Time
 
 	// afterCommit, when set, runs between a batch's central commit and
 	// the save of the local cursor; an error stops the batch there, as
@@ -109,7 +133,14 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 		// Names the connection in pg_stat_activity.
 		conf.RuntimeParams["application_name"] = "collector"
 	}
-	s := &Syncer{store: st, cfg: cfg, conf: conf}
+	// Days and months are UTC days and months, as the local tables'.
+	conf.RuntimeParams["timezone"] = "UTC"
+	s := &Syncer{store: st, cfg: cfg, conf: conf, now: time.Now}
+	for _, t := range tables {
+		if slices.Contains(cfg.Tables, t) {
+			s.tables = append(s.tables, t)
+		}
+	}
 	s.secret = newSecret(conf.Password)
 	if s.host, s.hostFrom, err = HostID(cfg.HostID); err != nil {
 		return nil, err
@@ -118,7 +149,7 @@ func New(st *store.Store, cfg Config) (*Syncer, error) {
 	s.target = s.host + " -> " + s.servers() + "/" + s.conf.Database
 	s.Loop = syncloop.New(syncloop.Config{
 		Target: "postgres", Name: "PostgreSQL", Host: s.host,
-		Send: s.sync, Store: st, Cursor: s.target, Tables: tables,
+		Send: s.sync, Store: st, Cursor: s.target, Tables: s.tables,
 		Interval: cfg.Interval, MaxBackoff: cfg.MaxBackoff, Log: cfg.Log,
 	})
 	return s, nil
@@ -175,10 +206,18 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 	if err := s.checkCentral(ctx); err != nil {
 		return err
 	}
-	for _, t := range tables {
+	if err := s.maintainPartitions(ctx); err != nil {
+		return err
+	}
+	for _, t := range s.tables {
 		for {
 			n, done, err := s.sendBatch(ctx, t)
 			sent[t] += n
+			if need := (*needPartitions)(nil); errors.As(err, &need) {
+				if err = s.makePartitions(ctx, need); err == nil {
+					continue // the batch again, into its new partitions
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -201,7 +240,7 @@ func (s *Syncer) connect(ctx context.Context) error {
 		conn.Close(context.Background())
 		return err
 	}
-	s.conn = conn
+	s.conn, s.known, s.maintained = conn, make(map[string]bool), time.Time{}
 	return nil
 }
 

@@ -55,7 +55,7 @@ func (s *Syncer) Compare(ctx context.Context) (Comparison, error) {
 		return c, s.secret.wrap(fmt.Errorf("connect to %s: %w", s.where(), err))
 	}
 	defer conn.Close(context.Background())
-	for _, t := range tables {
+	for _, t := range s.tables {
 		local, since, err := s.localRows(ctx, t, store.Mark{})
 		if err != nil {
 			return c, err
