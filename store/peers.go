@@ -178,7 +178,7 @@ func Roles() []string {
 // roleSQL returns the SQL of a client's role: ip is the SQL of its
 // address, counter the format of one of its counters (every %s the
 // column's name), and peerTags the SQL of its peer tags, each with a
-// leading "+" (” for none).
+// leading "+" (empty for none).
 func roleSQL(ip, counter, peerTags string) string {
 	moved := func(classes ...traffic.Class) string {
 		var parts []string
