@@ -39,7 +39,10 @@ type Saver interface {
 type Config struct {
 	Hostd Lister
 	Store Saver
-	// Interval is the time between samples; default DefaultInterval.
+	// Interval is the time between samples, which are taken in the
+	// middle of each interval of the clock (at hh:mm:30 by default), far
+	// from the minutes' ends, so each sample falls in the minute it was
+	// meant for; default DefaultInterval.
 	Interval time.Duration
 	// Timeout bounds one sample, asking and storing; default
 	// DefaultTimeout.
@@ -84,19 +87,30 @@ func New(cfg Config) *Sampler {
 	}
 }
 
-// Run samples at once, then every Interval, until ctx is done. A slow or
-// failing hostd costs a sample at most Timeout, in this goroutine only.
+// Run samples in the middle of every Interval of the clock until ctx is
+// done. A slow or failing hostd costs a sample at most Timeout, in this
+// goroutine only.
 func (s *Sampler) Run(ctx context.Context) error {
-	tick := time.NewTicker(s.cfg.Interval)
-	defer tick.Stop()
 	for {
-		s.Sample(ctx)
+		wait := time.NewTimer(time.Until(nextSample(time.Now(), s.cfg.Interval)))
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return nil
-		case <-tick.C:
+		case <-wait.C:
 		}
+		s.Sample(ctx)
 	}
+}
+
+// nextSample returns the first middle of an interval of the clock after
+// now.
+func nextSample(now time.Time, interval time.Duration) time.Time {
+	next := now.Truncate(interval).Add(interval / 2)
+	if !next.After(now) {
+		next = next.Add(interval)
+	}
+	return next
 }
 
 // Sample asks hostd for its peers and stores those with an address, stamped

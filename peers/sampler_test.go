@@ -167,8 +167,29 @@ func TestStoreFailureLoggedOnceEachWay(t *testing.T) {
 	}
 }
 
-// Run samples at once and then every interval, and returns when told to
-// stop, even with hostd stalled.
+// Samples are taken in the middle of each interval of the clock.
+func TestNextSample(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.TimeOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tt := range []struct{ now, want string }{
+		{"10:00:00", "10:00:30"},
+		{"10:00:29.999", "10:00:30"},
+		{"10:00:30", "10:01:30"},
+		{"10:00:59", "10:01:30"},
+	} {
+		if got := nextSample(at(tt.now), time.Minute); !got.Equal(at(tt.want)) {
+			t.Errorf("after %s: %s, want %s", tt.now, got.Format(time.TimeOnly), tt.want)
+		}
+	}
+}
+
+// Run samples every interval, and returns when told to stop, even with
+// hostd stalled.
 func TestRunSamplesEveryInterval(t *testing.T) {
 	srv := hostdtest.Start(t, password, hostdtest.V2_10_2)
 	srv.SetPeers(hostdtest.Peer{Address: "203.0.113.7:9981", Inbound: true})
