@@ -110,7 +110,9 @@ func TestPeersAndRoles(t *testing.T) {
 
 	// Roles per minute row, from the traffic rows and the peers.
 	rows := readTraffic(t, sqlDB, "traffic_minute")
-	checkRowRoles(t, rows, want, exportRoles(t, db, "minute"))
+	// The minutes show renters, peers each way, and peers that rent.
+	checkRowRoles(t, rows, want, exportRoles(t, db, "minute"),
+		"renter", "peer-in+consensus", "peer-out+consensus", "peer-in+peer-out+consensus", "peer-out+consensus+renter", "peer-in+renter")
 
 	// Roles over the span, as report by client (CSV) and by role (JSON)
 	// write them, and as the API filters them.
@@ -297,8 +299,9 @@ func roleOf(ip string, how store.Peering, m moved) string {
 	return strings.Join(tags, "+")
 }
 
-// checkRowRoles checks the role of each row against roleOf.
-func checkRowRoles(t *testing.T, rows map[key]moved, peers map[key]store.Peering, got map[key]string) {
+// checkRowRoles checks the role of each row against roleOf, and that
+// the roles of mustSee are among them.
+func checkRowRoles(t *testing.T, rows map[key]moved, peers map[key]store.Peering, got map[key]string, mustSee ...string) {
 	t.Helper()
 	seen := map[string]bool{}
 	for k, m := range rows {
@@ -311,9 +314,7 @@ func checkRowRoles(t *testing.T, rows map[key]moved, peers map[key]store.Peering
 	if len(got) != len(rows) {
 		t.Errorf("%d rows exported, the table holds %d", len(got), len(rows))
 	}
-	// The run is meant to show renters, peers each way, and a peer
-	// that rents.
-	for _, role := range []string{"renter", "peer-in+consensus", "peer-out+consensus", "peer-in+peer-out+consensus", "peer-out+consensus+renter"} {
+	for _, role := range mustSee {
 		if !seen[role] {
 			t.Errorf("no row has the role %s: %v", role, seen)
 		}
