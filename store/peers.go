@@ -110,34 +110,45 @@ func (s *Store) SavePeers(ctx context.Context, at time.Time, peers map[traffic.C
 // maintainPeers rolls up and deletes the peers as far as maintainChunk
 // took the traffic from cur to next, in its transaction tx.
 func maintainPeers(ctx context.Context, tx *sql.Tx, cur, next horizons) error {
-	for _, r := range []struct {
-		t        Table
-		from, to int64
-	}{{Hours, cur.hourlyUntil, next.hourlyUntil}, {Days, cur.dailyUntil, next.dailyUntil}} {
-		if r.from >= r.to {
-			continue
-		}
-		step := r.t.step()
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (timestamp, ip, inbound, outbound)
+	if err := rollupPeers(ctx, tx, Hours, cur.hourlyUntil, next.hourlyUntil); err != nil {
+		return err
+	}
+	if err := rollupPeers(ctx, tx, Days, cur.dailyUntil, next.dailyUntil); err != nil {
+		return err
+	}
+	if err := prunePeers(ctx, tx, Minutes, cur.minuteSince, next.minuteSince); err != nil {
+		return err
+	}
+	return prunePeers(ctx, tx, Hours, cur.hourlySince, next.hourlySince)
+}
+
+// rollupPeers records in t's peer table the peers of [from, to) of the
+// finer one: a peer of a period is one of any of its parts, each way.
+func rollupPeers(ctx context.Context, tx *sql.Tx, t Table, from, to int64) error {
+	if from >= to {
+		return nil
+	}
+	step := t.step()
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (timestamp, ip, inbound, outbound)
 SELECT timestamp - timestamp %% %d, ip, MAX(inbound), MAX(outbound)
 FROM %s WHERE timestamp >= ? AND timestamp < ?
 GROUP BY timestamp - timestamp %% %d, ip
 ON CONFLICT (timestamp, ip) DO UPDATE SET inbound = max(inbound, excluded.inbound), outbound = max(outbound, excluded.outbound)`,
-			peerTable(r.t), step, peerTable(r.t-1), step), r.from, r.to)
-		if err != nil {
-			return fmt.Errorf("roll up %s from %d to %d: %w", peerTable(r.t), r.from, r.to, err)
-		}
+		peerTable(t), step, peerTable(t-1), step), from, to)
+	if err != nil {
+		return fmt.Errorf("roll up %s from %d to %d: %w", peerTable(t), from, to, err)
 	}
-	for _, r := range []struct {
-		t         Table
-		since, to int64
-	}{{Minutes, cur.minuteSince, next.minuteSince}, {Hours, cur.hourlySince, next.hourlySince}} {
-		if r.since >= r.to {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+peerTable(r.t)+" WHERE timestamp < ?", r.to); err != nil {
-			return fmt.Errorf("delete rows of %s before %d: %w", peerTable(r.t), r.to, err)
-		}
+	return nil
+}
+
+// prunePeers deletes the rows of t's peer table before cut, where the
+// traffic's since moved there.
+func prunePeers(ctx context.Context, tx *sql.Tx, t Table, since, cut int64) error {
+	if cut <= since {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+peerTable(t)+" WHERE timestamp < ?", cut); err != nil {
+		return fmt.Errorf("delete rows of %s before %d: %w", peerTable(t), cut, err)
 	}
 	return nil
 }
