@@ -99,7 +99,7 @@ func (s *Sampler) Run(ctx context.Context) error {
 			return nil
 		case <-wait.C:
 		}
-		s.Sample(ctx)
+		s.sample(ctx)
 	}
 }
 
@@ -113,11 +113,11 @@ func nextSample(now time.Time, interval time.Duration) time.Time {
 	return next
 }
 
-// Sample asks hostd for its peers and stores those with an address, stamped
+// sample asks hostd for its peers and stores those with an address, stamped
 // with the time it asked.
 // An outage is judged by ctx, not by the sample's own timeout: a stall
 // past it is a failure of hostd's, a ctx done is none.
-func (s *Sampler) Sample(ctx context.Context) {
+func (s *Sampler) sample(ctx context.Context) {
 	sampleCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	at := time.Now()

@@ -83,7 +83,7 @@ func TestSampleMarksEachWay(t *testing.T) {
 		hostdtest.Peer{Address: "other.example:9981"},
 	)
 	s, rec, logs := newSampler(t, srv, password, time.Second)
-	s.Sample(t.Context())
+	s.sample(t.Context())
 	want := map[traffic.Client]store.Peering{
 		client("203.0.113.7"):  {Inbound: true},
 		client("2001:db8::1"):  {Outbound: true},
@@ -93,7 +93,7 @@ func TestSampleMarksEachWay(t *testing.T) {
 	if got := rec.last(); !maps.Equal(got, want) {
 		t.Errorf("stored %v, want %v", got, want)
 	}
-	s.Sample(t.Context())
+	s.sample(t.Context())
 	// The host names are said once at info, then at debug.
 	if n := strings.Count(logs.String(), "level=INFO msg=\"hostd lists syncer peers by host name"); n != 1 {
 		t.Errorf("%d info lines about named peers, want 1:\n%s", n, logs)
@@ -124,7 +124,7 @@ func TestOutagesLoggedOnceEachWay(t *testing.T) {
 			s, rec, logs := newSampler(t, srv, tt.pass, 300*time.Millisecond)
 			tt.breakIt()
 			for range 3 {
-				s.Sample(t.Context())
+				s.sample(t.Context())
 			}
 			tt.mend()
 			if tt.pass != password {
@@ -133,7 +133,7 @@ func TestOutagesLoggedOnceEachWay(t *testing.T) {
 				s.cfg.Hostd = c
 			}
 			for range 2 {
-				s.Sample(t.Context())
+				s.sample(t.Context())
 			}
 			text := logs.String()
 			if n := strings.Count(text, "hostd API unreachable"); n != 1 {
@@ -157,10 +157,10 @@ func TestStoreFailureLoggedOnceEachWay(t *testing.T) {
 	srv.SetPeers(hostdtest.Peer{Address: "203.0.113.7:9981", Inbound: true})
 	s, rec, logs := newSampler(t, srv, password, time.Second)
 	rec.fail = errors.New("database is locked")
-	s.Sample(t.Context())
-	s.Sample(t.Context())
+	s.sample(t.Context())
+	s.sample(t.Context())
 	rec.fail = nil
-	s.Sample(t.Context())
+	s.sample(t.Context())
 	text := logs.String()
 	if strings.Count(text, "cannot store hostd's syncer peers") != 1 || strings.Count(text, "storing hostd's syncer peers again") != 1 {
 		t.Errorf("want one line each way:\n%s", text)
