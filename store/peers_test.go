@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -39,23 +40,10 @@ type peerKey struct {
 // readPeers returns the rows of the peer table beside t.
 func readPeers(t testing.TB, st *Store, table Table) map[peerKey]Peering {
 	t.Helper()
-	rows, err := st.db.Query("SELECT timestamp, ip, inbound, outbound FROM " + peerTable(table))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	out := make(map[peerKey]Peering)
-	for rows.Next() {
-		var k peerKey
-		var p Peering
-		if err := rows.Scan(&k.at, &k.ip, &p.Inbound, &p.Outbound); err != nil {
-			t.Fatal(err)
-		}
-		out[k] = p
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.ScanPeers(t, st.db, peerTable(table), func(at int64, ip string, inbound, outbound bool) {
+		out[peerKey{at, ip}] = Peering{Inbound: inbound, Outbound: outbound}
+	})
 	return out
 }
 

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/back2basic/collector/internal/testkit/dbtest"
 	"github.com/back2basic/collector/internal/testkit/hostdtest"
 	"github.com/back2basic/collector/internal/testkit/labtest"
 	"github.com/back2basic/collector/internal/testkit/selfexec"
@@ -228,23 +229,10 @@ func rollPeers(peers map[key]store.Peering, step int64) map[key]store.Peering {
 // readPeers returns the rows of a peer table.
 func readPeers(t *testing.T, db *sql.DB, table string) map[key]store.Peering {
 	t.Helper()
-	rows, err := db.Query("SELECT timestamp, ip, inbound, outbound FROM " + table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	out := map[key]store.Peering{}
-	for rows.Next() {
-		var k key
-		var p store.Peering
-		if err := rows.Scan(&k.at, &k.ip, &p.Inbound, &p.Outbound); err != nil {
-			t.Fatal(err)
-		}
-		out[k] = p
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.ScanPeers(t, db, table, func(at int64, ip string, inbound, outbound bool) {
+		out[key{at, ip}] = store.Peering{Inbound: inbound, Outbound: outbound}
+	})
 	return out
 }
 
