@@ -151,6 +151,9 @@ func (c *collector) services() []Service {
 		// pinned maps of an earlier layout any more.
 		Service{Name: "carry-over", Start: c.carryOver},
 	)
+	if c.cfg.HostdPassword != "" {
+		services = append(services, c.peerService())
+	}
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "http server", Start: c.startHTTP, Run: func(ctx context.Context) error { return c.http.Run(ctx) }})
 	}

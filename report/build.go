@@ -27,6 +27,13 @@ type PrefixSource interface {
 	TopPrefixes(ctx context.Context, q store.Query, n int, classes []traffic.Class) (store.PrefixTop, error)
 }
 
+// RoleSource is a Source that also sums traffic per role, which a report
+// by role needs; *store.Store is one.
+type RoleSource interface {
+	Source
+	TopRoles(ctx context.Context, q store.Query, classes []traffic.Class) ([]store.RoleTotal, error)
+}
+
 // Result is a report ready to be written in any format, or reshaped.
 type Result struct {
 	// Period and Title are the span's (see Span).
@@ -41,6 +48,9 @@ type Result struct {
 	Classes []traffic.Class
 	// Rows are the report's lines, keyed as By says.
 	Rows []Row
+	// Roles is whether the rows of a report by client carry their
+	// clients' roles: they do when read from the store.
+	Roles bool
 	// Rest sums the clients, or prefixes, Request.Top left out,
 	// RestClients of them.
 	Rest        Row
@@ -64,11 +74,15 @@ func (res *Result) WithQuotas(q alert.Quota) {
 }
 
 // Row is one line of a report: its key, which By chooses among Client and
-// DNS, Prefix, Class, or Start; the time its average rate is over; and the
-// traffic of the classes counted.
+// DNS (and Role), Prefix, Role and Clients, Class, or Start; the time its
+// average rate is over; and the traffic of the classes counted.
 type Row struct {
 	Client traffic.Client
 	DNS    string // "" when no name is known
+	// Role is the client's role over the span, or the role a report by
+	// role sums Clients clients of.
+	Role    string
+	Clients int
 	// Prefix is an IPv4 /24 or IPv6 /48; the zero Prefix stands for
 	// traffic.Other.
 	Prefix     netip.Prefix
@@ -111,7 +125,7 @@ func build(ctx context.Context, src Source, req Request) (*Result, error) {
 		Since: req.Span.Since, Until: minTime(req.Span.Until, now), spanEnd: req.Span.Until,
 		By: req.By, Classes: req.Classes,
 	}
-	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients, Limit: req.MaxRows}
+	q := store.Query{Since: req.Span.Since, Until: queryEnd(req.Span.Until, now), Clients: req.Clients, Roles: req.Roles, Limit: req.MaxRows}
 	whole := Row{Start: res.Since, End: res.Until}
 	switch req.By {
 	case ByClient, ByClass:
@@ -126,10 +140,25 @@ func build(ctx context.Context, src Source, req Request) (*Result, error) {
 		}
 		for _, t := range top.Clients {
 			r := whole.with(t.Traffic, req.Classes)
-			r.Client, r.DNS = t.Client, t.DNS
+			r.Client, r.DNS, r.Role = t.Client, t.DNS, t.Role
 			res.Rows = append(res.Rows, r)
 		}
 		res.Rest, res.RestClients = whole.with(top.Rest, req.Classes), top.RestClients
+		res.Roles = req.By == ByClient
+	case ByRole:
+		rs, ok := src.(RoleSource)
+		if !ok {
+			return nil, fmt.Errorf("a report by role needs a source summing per role; %T is not one", src)
+		}
+		roles, err := rs.TopRoles(ctx, q, req.Classes)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range roles {
+			r := whole.with(t.Traffic, req.Classes)
+			r.Role, r.Clients = t.Role, t.Clients
+			res.Rows = append(res.Rows, r)
+		}
 	case ByPrefix:
 		ps, ok := src.(PrefixSource)
 		if !ok {

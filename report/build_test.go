@@ -187,7 +187,7 @@ func TestBadRequest(t *testing.T) {
 		req  Request
 		want string
 	}{
-		{"by", Request{Span: today, By: "year"}, `by "year": accepted: client, prefix, class, hour, day, week, month`},
+		{"by", Request{Span: today, By: "year"}, `by "year": accepted: client, prefix, role, class, hour, day, week, month`},
 		{"top by day", Request{Span: today, By: ByDay, Top: 3}, "top is a number of rows, for a report by client or prefix"},
 		{"negative top", Request{Span: today, By: ByClient, Top: -1}, "top is a number of rows, for a report by client or prefix"},
 		{"empty span", Request{Span: RangeSpan(now, now, now), By: ByClient}, "span from 2026-03-04T10:30:00+01:00 to 2026-03-04T10:30:00+01:00 is empty"},

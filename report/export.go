@@ -16,7 +16,9 @@ import (
 const exportAbout = `Writes the stored rows of one table, a row per client and minute, hour or
 day, as they are read: any span, in constant memory. Columns are the
 table's: timestamp (unix seconds, the start of the row's minute, hour or
-day), ip, dns, then the counters. Without -since, every row is written.`
+day), ip, dns, role (the client's role in that minute, hour or day: see
+collector report -by role), then the counters. Without -since, every row
+is written.`
 
 // Export runs collector export with args (after the subcommand), writing to
 // stdout.
@@ -40,7 +42,7 @@ func export(ctx context.Context, args []string, stdout io.Writer, e env) error {
 		return err
 	}
 	defer st.Close()
-	columns := append([]string{"timestamp", "ip", "dns"}, store.CounterNames()...)
+	columns := append([]string{"timestamp", "ip", "dns", "role"}, store.CounterNames()...)
 	var out lineWriter = newJSONLines(stdout, columns)
 	if format == "csv" {
 		if out, err = newCSVLines(stdout, columns); err != nil {
@@ -49,7 +51,7 @@ func export(ctx context.Context, args []string, stdout io.Writer, e env) error {
 	}
 	t := map[string]store.Table{"minute": store.Minutes, "hour": store.Hours, "day": store.Days}[table]
 	err = st.Rows(ctx, t, store.Query{Since: c.since, Until: c.until, Clients: c.clients}, func(r *store.Row) error {
-		values := []any{r.Start.Unix(), r.Client.String(), r.DNS}
+		values := []any{r.Start.Unix(), r.Client.String(), r.DNS, r.Role}
 		for _, v := range store.Counters(&r.Traffic) {
 			values = append(values, v)
 		}

@@ -65,7 +65,7 @@ func TestParseQueryBillingDay(t *testing.T) {
 }
 
 func TestParseQueryBadInput(t *testing.T) {
-	const accepted = "accepted: billing-day, by, class, client, period, since, top, until"
+	const accepted = "accepted: billing-day, by, class, client, period, role, since, top, until"
 	tests := []struct {
 		query      string
 		billingDay int
@@ -78,7 +78,7 @@ func TestParseQueryBadInput(t *testing.T) {
 		{"config=/etc/collector.env", 1, `parameter "config" is a flag of collector report only; ` + accepted},
 		{"-by=day", 1, `unknown parameter "-by"; ` + accepted},
 		{"class=quic&class=siamux", 1, "parameter class given 2 times; it takes one value"},
-		{"by=year", 1, `invalid value "year" for parameter by: accepted: client, prefix, class, hour, day, week, month`},
+		{"by=year", 1, `invalid value "year" for parameter by: accepted: client, prefix, role, class, hour, day, week, month`},
 		{"since=soon", 1, `invalid value "soon" for parameter since: accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)`},
 		{"top=lots", 1, `invalid value "lots" for parameter top: accepted: a number of rows, 0 for all`},
 		{"top=", 1, `invalid value "" for parameter top: accepted: a number of rows, 0 for all`},

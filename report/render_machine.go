@@ -37,7 +37,12 @@ var sumColumns = []string{"bytes_down", "bytes_up", "bytes", "packets", "seconds
 func (res *Result) machineKeys() []string {
 	switch res.By {
 	case ByClient:
+		if res.Roles {
+			return []string{"ip", "dns", "role"}
+		}
 		return []string{"ip", "dns"}
+	case ByRole:
+		return []string{"role", "clients"}
 	case ByPrefix:
 		return []string{"prefix"}
 	case ByClass:
@@ -52,6 +57,11 @@ func (res *Result) machineRow(r *Row) []any {
 	switch res.By {
 	case ByClient:
 		key = []any{r.Client.String(), r.DNS}
+		if res.Roles {
+			key = append(key, r.Role)
+		}
+	case ByRole:
+		key = []any{r.Role, int64(r.Clients)}
 	case ByPrefix:
 		key = []any{r.prefixName()}
 	case ByClass:

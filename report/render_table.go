@@ -52,7 +52,6 @@ func (res *Result) WriteTable(w io.Writer) error {
 	count := fmt.Sprintf("%d %s", len(res.Rows)+res.RestClients, rankedNouns[res.By])
 	switch res.By {
 	case ByClient:
-		rest = append(rest, "")
 		total = append(total, count)
 	case ByPrefix:
 		// One key column: the count goes beside the word.
@@ -60,6 +59,19 @@ func (res *Result) WriteTable(w io.Writer) error {
 	case ByClass:
 		// The total of the classes is the total.
 		total[0] = "all"
+	case ByRole:
+		clients := 0
+		for _, r := range res.Rows {
+			clients += r.Clients
+		}
+		total = append(total, fmt.Sprint(clients))
+	}
+	// Every line has a cell for each key column.
+	for len(rest) < len(keys) {
+		rest = append(rest, "")
+	}
+	for len(total) < len(keys) {
+		total = append(total, "")
 	}
 	if res.RestClients > 0 {
 		line(&res.Rest, rest...)
@@ -105,7 +117,12 @@ func (e *Egress) writeTable(w io.Writer) {
 func (res *Result) humanKeys() []string {
 	switch res.By {
 	case ByClient:
+		if res.Roles {
+			return []string{"CLIENT", "NAME", "ROLE"}
+		}
 		return []string{"CLIENT", "NAME"}
+	case ByRole:
+		return []string{"ROLE", "CLIENTS"}
 	case ByPrefix:
 		return []string{"PREFIX"}
 	case ByClass:
@@ -118,7 +135,12 @@ func (res *Result) humanKeys() []string {
 func (res *Result) humanKey(r *Row) []string {
 	switch res.By {
 	case ByClient:
+		if res.Roles {
+			return []string{r.Client.String(), r.DNS, r.Role}
+		}
 		return []string{r.Client.String(), r.DNS}
+	case ByRole:
+		return []string{r.Role, fmt.Sprint(r.Clients)}
 	case ByPrefix:
 		return []string{r.prefixName()}
 	case ByClass:

@@ -41,6 +41,7 @@ func Report(ctx context.Context, args []string, stdout io.Writer) error {
 type reportFlags struct {
 	by, format, period string
 	classes            []traffic.Class
+	roles              []string
 	top, billingDay    int
 }
 
@@ -57,6 +58,10 @@ func newReportCommand(stdout io.Writer, e env, billingDay int) (*command, *repor
 	c.number(&f.billingDay, "billing-day", "day of the month billing periods start on; alone it means -period billing", "a day of the month, 1 to 31", 1, 31)
 	c.fs.Func("class", "only these classes, comma-separated: consensus, siamux, quic (default all)", func(v string) (err error) {
 		f.classes, err = ParseClasses(v)
+		return err
+	})
+	c.fs.Func("role", "only clients of these roles over the span, comma-separated, as -by role names them: renter, consensus, peer-in+consensus, ... (reports by client and role; default all)", func(v string) (err error) {
+		f.roles, err = ParseRoles(v)
 		return err
 	})
 	return c, f
@@ -101,7 +106,10 @@ func reportRequest(c *command, f *reportFlags) (Request, error) {
 	if f.top > 0 && !By(f.by).ranked() {
 		return Request{}, fmt.Errorf("%s applies to %s client and prefix", c.name("top"), c.name("by"))
 	}
-	return Request{Span: sp, By: By(f.by), Classes: f.classes, Top: f.top, Clients: c.clients, Now: c.env.now}, nil
+	if len(f.roles) > 0 && f.by != string(ByClient) && f.by != string(ByRole) {
+		return Request{}, fmt.Errorf("%s applies to %s client and role", c.name("role"), c.name("by"))
+	}
+	return Request{Span: sp, By: By(f.by), Classes: f.classes, Top: f.top, Clients: c.clients, Roles: f.roles, Now: c.env.now}, nil
 }
 
 // reportSpan decides the span from -period, -billing-day, -since and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/back2basic/collector/internal/testkit/golden"
 	"github.com/back2basic/collector/internal/testkit/storetest"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -172,13 +173,39 @@ func TestGoldenByPrefix(t *testing.T) {
 	})
 }
 
+// roleFixture is fixture with hostd's peers sampled: peer dialled the
+// host on 3 March and was dialled on 4 March, renter was dialled once in
+// February.
+func roleFixture(t *testing.T) string {
+	t.Helper()
+	path := fixture(t)
+	storetest.AddPeers(t, path,
+		storetest.PeerSample{At: at(2, 20, 12, 0).Add(40 * time.Second), Peers: map[traffic.Client]store.Peering{renter: {Outbound: true}}},
+		storetest.PeerSample{At: at(3, 3, 14, 0).Add(10 * time.Second), Peers: map[traffic.Client]store.Peering{peer: {Inbound: true}}},
+		storetest.PeerSample{At: at(3, 4, 8, 15).Add(20 * time.Second), Peers: map[traffic.Client]store.Peering{peer: {Outbound: true}}},
+	)
+	return path
+}
+
+// Roles: per client over the span, summed by role, filtered, and per
+// exported row.
+func TestGoldenRoles(t *testing.T) {
+	checkGolden(t, roleFixture(t), []goldenRun{
+		{"report", "by role", "-by role"},
+		{"report", "by role 30d json", "-by role -since 30d -format json"},
+		{"report", "role renter", "-role renter"},
+		{"report", "roles 30d csv", "-since 30d -role peer-in+peer-out+consensus,peer-out+renter -format csv"},
+		{"export", "hours with roles", "-table hour -since 2026-03-03 -until 2026-03-03"},
+	})
+}
+
 func TestBadInput(t *testing.T) {
 	path := fixture(t)
 	tests := []struct {
 		args string
 		want string
 	}{
-		{"-by year", `invalid value "year" for flag -by: accepted: client, prefix, class, hour, day, week, month`},
+		{"-by year", `invalid value "year" for flag -by: accepted: client, prefix, role, class, hour, day, week, month`},
 		{"-format xml", `invalid value "xml" for flag -format: accepted: table, csv, json`},
 		{"-since soon", `invalid value "soon" for flag -since: accepted: a date (2026-03-01), a time ago (7d, 12h, 90m) or an RFC 3339 time (2026-03-01T08:00:00+01:00)`},
 		{"-since 2026-03-01 -until -3h", `invalid value "-3h" for flag -until: accepted: a date`},
@@ -194,6 +221,8 @@ func TestBadInput(t *testing.T) {
 		{"-top lots", `invalid value "lots" for flag -top: accepted: a number of rows, 0 for all`},
 		{"-class udp", `invalid value "udp" for flag -class: accepted: consensus, siamux, quic, comma-separated`},
 		{"-client 300.1.2.3", `invalid value "300.1.2.3" for flag -client: accepted: an IP address, or other`},
+		{"-role landlord", `invalid value "landlord" for flag -role: role "landlord": accepted: consensus, renter, consensus+renter, peer-in+consensus,`},
+		{"-role renter -by day", "-role applies to -by client and role"},
 		{"-nosuch", "flag provided but not defined: -nosuch"},
 		{"today", `unexpected argument "today"; everything is a flag, such as -since 7d (-h lists them)`},
 		{"-sqlite-path /nonexistent/collector.db", "open /nonexistent/collector.db: no such file (is SQLITE_PATH right, and has the daemon run?)"},

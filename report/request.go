@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 )
 
@@ -16,13 +17,15 @@ type By string
 // The keys of a report's rows. By client, the busiest come first, and
 // those past Request.Top are summed in Result.Rest; by prefix, the same
 // for networks, each client counted in its IPv4 /24 or IPv6 /48 and
-// traffic.Other in a row of its own; by class, the classes asked for come
-// in order; by hour, day, week (ISO, from Monday) or month, the calendar
+// traffic.Other in a row of its own; by role, each client counted under
+// its role over the span (store.Roles), the busiest role first; by class,
+// the classes asked for come in order; by hour, day, week (ISO, from Monday) or month, the calendar
 // is Request.Now's location and empty periods have rows too.
 const (
 	ByClient By = "client"
 	ByPrefix By = "prefix"
 	ByClass  By = "class"
+	ByRole   By = "role"
 	ByHour   By = "hour"
 	ByDay    By = "day"
 	ByWeek   By = "week"
@@ -30,7 +33,7 @@ const (
 )
 
 // byNames are the values of By, in the order help and errors list them.
-var byNames = []string{string(ByClient), string(ByPrefix), string(ByClass), string(ByHour), string(ByDay), string(ByWeek), string(ByMonth)}
+var byNames = []string{string(ByClient), string(ByPrefix), string(ByRole), string(ByClass), string(ByHour), string(ByDay), string(ByWeek), string(ByMonth)}
 
 // rankedNouns name, in the plural, the rows of the reports whose rows are
 // ranked, busiest first, and cut by Request.Top.
@@ -53,6 +56,9 @@ type Request struct {
 	Top int
 	// Clients limits the report to these clients; none means every client.
 	Clients []traffic.Client
+	// Roles limits a report by client or role to the clients of these
+	// roles over the span (store.Roles); none means every role.
+	Roles []string
 	// Now is the time the report is made at, time.Now() when zero: a span
 	// reaching it ends there. Its location is the calendar's.
 	Now time.Time
@@ -105,6 +111,9 @@ func (r Request) normal() (Request, error) {
 	if r.Top < 0 || r.Top > 0 && !r.By.ranked() {
 		return r, errors.New("top is a number of rows, for a report by client or prefix")
 	}
+	if len(r.Roles) > 0 && r.By != ByClient && r.By != ByRole {
+		return r, errors.New("a filter by role applies to reports by client and role")
+	}
 	if !r.Span.Since.Before(r.Span.Until) {
 		return r, fmt.Errorf("span from %s to %s is empty", r.Span.Since.Format(time.RFC3339), r.Span.Until.Format(time.RFC3339))
 	}
@@ -130,6 +139,19 @@ func ParseClasses(v string) ([]traffic.Class, error) {
 			return nil, errors.New("accepted: consensus, siamux, quic, comma-separated")
 		}
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ParseRoles reads roles, comma-separated, each one of store.Roles.
+func ParseRoles(v string) ([]string, error) {
+	var out []string
+	for role := range strings.SplitSeq(v, ",") {
+		role = strings.TrimSpace(role)
+		if !slices.Contains(store.Roles(), role) {
+			return nil, fmt.Errorf("role %q: accepted: %s, comma-separated", role, strings.Join(store.Roles(), ", "))
+		}
+		out = append(out, role)
 	}
 	return out, nil
 }

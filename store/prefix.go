@@ -90,7 +90,7 @@ var byPrefix = grouping{key: clientPrefixSQL + "(ip)", dns: "''", from: "sums AS
 func (s *Store) TopPrefixes(ctx context.Context, q Query, n int, classes []traffic.Class) (PrefixTop, error) {
 	var top PrefixTop
 	var err error
-	top.Rest, top.RestPrefixes, err = s.rank(ctx, q, n, classes, byPrefix, func(key, _ string, t *traffic.Traffic) error {
+	top.Rest, top.RestPrefixes, err = s.rank(ctx, q, n, classes, byPrefix, func(key, _, _ string, t *traffic.Traffic) error {
 		p := PrefixTotal{Traffic: *t}
 		if key != traffic.Other.String() {
 			var err error

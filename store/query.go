@@ -21,6 +21,10 @@ type Query struct {
 	Since, Until time.Time
 	// Clients limits the query to these clients; none means every client.
 	Clients []traffic.Client
+	// Roles limits TopClients and TopRoles to the clients of these roles
+	// over the span (see Roles); none means every role. Other reads
+	// ignore it.
+	Roles []string
 	// Limit, when above zero, is the most keys an answer may hold: the
 	// clients or prefixes TopClients and TopPrefixes list, whatever their
 	// n, and the periods of a Series. An answer that would hold more
@@ -77,6 +81,8 @@ type ClientTotal struct {
 	Client traffic.Client
 	// DNS is the client's reverse DNS name, or "" when none is known.
 	DNS string
+	// Role is the client's role over the span (see Roles).
+	Role string
 	// Traffic holds the summed bytes and packets per class and direction.
 	Traffic traffic.Traffic
 }
@@ -103,8 +109,8 @@ type Top struct {
 func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []traffic.Class) (Top, error) {
 	var top Top
 	var err error
-	top.Rest, top.RestClients, err = s.rank(ctx, q, n, classes, byClient, func(ip, dns string, t *traffic.Traffic) error {
-		c := ClientTotal{DNS: dns, Traffic: *t}
+	top.Rest, top.RestClients, err = s.rank(ctx, q, n, classes, byClient, func(ip, dns, role string, t *traffic.Traffic) error {
+		c := ClientTotal{DNS: dns, Role: role, Traffic: *t}
 		var err error
 		if c.Client, err = traffic.ParseClient(ip); err != nil {
 			return err
@@ -120,35 +126,45 @@ func (s *Store) TopClients(ctx context.Context, q Query, n int, classes []traffi
 
 // grouping is what rank sums per: the SQL of a sum's key, over the column
 // ip of the traffic tables, and of its name, over the sums s and what from
-// joins them with.
+// joins them with; and whether the sums hold each key's role, which only
+// a key of one client has.
 type grouping struct {
 	key, dns, from string
+	roles          bool
 }
 
-// byClient ranks clients, named by the names table.
-var byClient = grouping{key: "ip", dns: "coalesce(n.dns, '')", from: "sums AS s LEFT JOIN names AS n ON n.ip = s.key"}
+// byClient ranks clients, named by the names table, with their roles.
+var byClient = grouping{key: "ip", dns: "coalesce(n.dns, '')", from: "sums AS s LEFT JOIN names AS n ON n.ip = s.key", roles: true}
 
 // rank sums the traffic over the query's span per key of g and calls fn
 // with the n busiest keys, busiest first, as TopClients describes; it
-// returns the sum of the keys left out and how many they are.
-func (s *Store) rank(ctx context.Context, q Query, n int, classes []traffic.Class, g grouping, fn func(key, dns string, t *traffic.Traffic) error) (rest traffic.Traffic, restKeys int, err error) {
+// returns the sum of the keys left out and how many they are. The role
+// fn is given is "" unless g has roles.
+func (s *Store) rank(ctx context.Context, q Query, n int, classes []traffic.Class, g grouping, fn func(key, dns, role string, t *traffic.Traffic) error) (rest traffic.Traffic, restKeys int, err error) {
+	if len(q.Roles) > 0 && !g.roles {
+		return rest, 0, errors.New("only clients have roles; a filter by role applies to totals per client or role")
+	}
 	err = s.read(ctx, func(tx *sql.Tx, h horizons) error {
 		from, to := q.span()
-		sums, args := keySums(plan(from, to, h), q, classes, g.key)
-		var key, dns string
+		sums, args := keySums(plan(from, to, h), q, classes, g)
+		var key, dns, role string
+		roleColumn := "''"
+		if g.roles {
+			roleColumn = "s.role"
+		}
 		query := fmt.Sprintf(`%s
-SELECT s.key, %s, %s
+SELECT s.key, %s, %s, %s
 FROM %s
-ORDER BY s.rank DESC, s.key LIMIT ?`, sums, g.dns, columnList("s.%s", ", "), g.from)
+ORDER BY s.rank DESC, s.key LIMIT ?`, sums, g.dns, roleColumn, columnList("s.%s", ", "), g.from)
 		var listed traffic.Traffic
 		keys := 0
-		err := scanTraffic(ctx, tx, query, append(args, sqlLimit(n, q.Limit)), []any{&key, &dns}, func(t *traffic.Traffic) error {
+		err := scanTraffic(ctx, tx, query, append(args, sqlLimit(n, q.Limit)), []any{&key, &dns, &role}, func(t *traffic.Traffic) error {
 			keys++
 			if q.Limit > 0 && keys > q.Limit {
 				return ErrLimit
 			}
 			listed.Add(t)
-			return fn(key, dns, t)
+			return fn(key, dns, role, t)
 		})
 		if err != nil || n == 0 || n > 0 && keys < n {
 			return err
@@ -163,11 +179,13 @@ ORDER BY s.rank DESC, s.key LIMIT ?`, sums, g.dns, columnList("s.%s", ", "), g.f
 	return rest, restKeys, err
 }
 
-// keySums returns a WITH clause defining sums: a row per value of the SQL
-// expression key, with the counters summed over the pieces and a rank, the
-// bytes of classes, and only keys whose rank is above zero; and its
-// arguments.
-func keySums(pieces []piece, q Query, classes []traffic.Class, key string) (string, []any) {
+// keySums returns a WITH clause defining sums: a row per value of g's key,
+// with the counters summed over the pieces and a rank, the bytes of
+// classes, and only keys whose rank is above zero; and its arguments.
+// Where g has roles, sums has each key's role too (peer_sums, defined
+// before it, holds the peers of the pieces), and only keys of the roles
+// of q.Roles, if any.
+func keySums(pieces []piece, q Query, classes []traffic.Class, g grouping) (string, []any) {
 	if len(classes) == 0 {
 		classes = traffic.Classes()
 	}
@@ -189,11 +207,25 @@ func keySums(pieces []piece, q Query, classes []traffic.Class, key string) (stri
 		// An empty span: a query with the right columns and no rows.
 		selects = append(selects, fmt.Sprintf("SELECT ip, %s FROM %s WHERE 0", columnList("%s", ", "), Minutes))
 	}
-	return fmt.Sprintf(`WITH sums AS (
-SELECT %s AS key, %s, %s AS rank
+	with, role, having := "WITH ", "", ""
+	if g.roles {
+		peers, peerArgs := peerSums(pieces)
+		with += peers + ",\n"
+		args = append(peerArgs, args...)
+		peer := func(col string) string { return "(SELECT " + col + " FROM peer_sums WHERE peer_ip = " + g.key + ")" }
+		role = ", " + roleSQL(g.key, "SUM(%s)", peerTagsSQL(peer("inbound"), peer("outbound"))) + " AS role"
+		if len(q.Roles) > 0 {
+			having = " AND role IN (?" + strings.Repeat(", ?", len(q.Roles)-1) + ")"
+			for _, r := range q.Roles {
+				args = append(args, r)
+			}
+		}
+	}
+	return fmt.Sprintf(`%ssums AS (
+SELECT %s AS key, %s, %s AS rank%s
 FROM (%s)
-GROUP BY key HAVING rank > 0)`, key, columnList("SUM(%s) AS %s", ", "), "SUM("+strings.Join(rank, " + ")+")",
-		strings.Join(selects, "\nUNION ALL\n")), args
+GROUP BY key HAVING rank > 0%s)`, with, g.key, columnList("SUM(%s) AS %s", ", "), "SUM("+strings.Join(rank, " + ")+")", role,
+		strings.Join(selects, "\nUNION ALL\n"), having), args
 }
 
 // read runs fn in a read transaction: one snapshot of the file, with the
@@ -491,6 +523,9 @@ type Row struct {
 	traffic.Row
 	// DNS is the client's latest reverse DNS name, or "".
 	DNS string
+	// Role is the client's role in the row's minute, hour or day (see
+	// Roles).
+	Role string
 }
 
 // Rows calls fn for every row of table t in the query's span, in time then
@@ -503,16 +538,17 @@ func (s *Store) Rows(ctx context.Context, t Table, q Query, fn func(*Row) error)
 	var errFn error
 	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
 		from, to := q.span()
-		query := fmt.Sprintf(`SELECT t.timestamp, t.ip, coalesce(n.dns, ''), %s
+		query := fmt.Sprintf(`SELECT t.timestamp, t.ip, coalesce(n.dns, ''), %s, %s
 FROM %s AS t LEFT JOIN names AS n ON n.ip = t.ip
+LEFT JOIN %s AS p ON p.timestamp = t.timestamp AND p.ip = t.ip
 WHERE t.timestamp >= ? AND t.timestamp < ?%s
-ORDER BY t.timestamp, t.ip`, columnList("t.%s", ", "), t, cond)
+ORDER BY t.timestamp, t.ip`, roleSQL("t.ip", "t.%s", peerTagsSQL("p.inbound", "p.outbound")), columnList("t.%s", ", "), t, peerTable(t), cond)
 		var (
 			at  int64
 			ip  string
 			row Row
 		)
-		return scanTraffic(ctx, tx, query, append([]any{from, to}, args...), []any{&at, &ip, &row.DNS}, func(tr *traffic.Traffic) error {
+		return scanTraffic(ctx, tx, query, append([]any{from, to}, args...), []any{&at, &ip, &row.DNS, &row.Role}, func(tr *traffic.Traffic) error {
 			var err error
 			if row.Client, err = traffic.ParseClient(ip); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,22 @@ func seeds() []seeded {
 	return rows
 }
 
+// peerSample is a sample of hostd's syncer peers the test stores: who it
+// listed some time before now, and how.
+type peerSample struct {
+	ago    time.Duration
+	client string
+	how    store.Peering
+}
+
+// peerSamples make the peer of the seeds an inbound peer today and an
+// outbound one two days ago, when the busiest renter was dialled too.
+var peerSamples = []peerSample{
+	{10 * time.Minute, "2001:db8:1:2::42", store.Peering{Inbound: true}},
+	{2 * day, "2001:db8:1:2::42", store.Peering{Outbound: true}},
+	{2 * day, "198.51.100.7", store.Peering{Outbound: true}},
+}
+
 func add(a, b traffic.Traffic) traffic.Traffic {
 	a.Add(&b)
 	return a
@@ -113,6 +130,11 @@ func seedStore(t *testing.T) *store.Store {
 	if err := st.SaveNames(ctx, found); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range peerSamples {
+		if err := st.SavePeers(ctx, now.Add(-p.ago), map[traffic.Client]store.Peering{traffic.ClientOf(netip.MustParseAddr(p.client)): p.how}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return st
 }
 
@@ -147,6 +169,36 @@ func sumSeeds(since time.Time, keep func(seeded) bool, key func(seeded) string) 
 		}
 	}
 	return out
+}
+
+// roleSince is client's role from since on, as the README defines it,
+// from the seeds and the peer samples.
+func roleSince(since time.Time, client string) string {
+	if client == traffic.Other.String() {
+		return "other"
+	}
+	var how store.Peering
+	for _, p := range peerSamples {
+		if p.client == client && !now.Add(-p.ago).Before(since) {
+			how.Inbound, how.Outbound = how.Inbound || p.how.Inbound, how.Outbound || p.how.Outbound
+		}
+	}
+	t := sumSeeds(since, only(client), byClient)[client]
+	var tags []string
+	for _, tag := range []struct {
+		name string
+		has  bool
+	}{
+		{"peer-in", how.Inbound},
+		{"peer-out", how.Outbound},
+		{"consensus", t[traffic.Consensus][traffic.Up].Bytes+t[traffic.Consensus][traffic.Down].Bytes > 0},
+		{"renter", t[traffic.Siamux][traffic.Up].Bytes+t[traffic.Siamux][traffic.Down].Bytes+t[traffic.QUIC][traffic.Up].Bytes+t[traffic.QUIC][traffic.Down].Bytes > 0},
+	} {
+		if tag.has {
+			tags = append(tags, tag.name)
+		}
+	}
+	return strings.Join(tags, "+")
 }
 
 func every(seeded) bool { return true }

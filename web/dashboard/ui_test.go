@@ -17,6 +17,7 @@ import (
 
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
+	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
 	"github.com/back2basic/collector/web"
 	"github.com/back2basic/collector/web/dashboard"
@@ -87,6 +88,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 	t.Run("busiest clients of a day", func(t *testing.T) {
 		checkBusiest(t, ctx, now.Add(-24*time.Hour), byClient)
+		checkRoles(t, ctx, now.Add(-24*time.Hour))
 	})
 	t.Run("spans", func(t *testing.T) {
 		checkClasses(t, ctx, "1d", every)
@@ -106,8 +108,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		waitView(t, ctx, "span=7d&by=prefix")
 		checkBusiest(t, ctx, now.Add(-7*24*time.Hour), byPrefix)
 		saveScreenshot(t, ctx, "dashboard-prefixes.png")
+		if shown := evaluate[bool](t, ctx, `!document.querySelector('#top-table [data-column=role]').hidden`); shown {
+			t.Error("the role column is shown for prefixes")
+		}
 		do(t, ctx, chromedp.Click(chromedp.CSS(`a[data-by="client"]`)))
 		waitView(t, ctx, "span=7d&by=client")
+		checkRoles(t, ctx, now.Add(-7*24*time.Hour))
+		saveScreenshot(t, ctx, "dashboard-roles.png")
 	})
 	t.Run("client view", func(t *testing.T) {
 		const client = "198.51.100.7"
@@ -274,6 +281,29 @@ func checkBusiest(t *testing.T, ctx context.Context, since time.Time, key func(s
 		if rate.Text == "" || !strings.HasSuffix(rate.Text, "/s") {
 			t.Errorf("%s: average %q", r.Key, rate.Text)
 		}
+	}
+}
+
+// checkRoles checks the role of each client of the busiest table against
+// roleSince, and that each role is among the ones a client can have.
+func checkRoles(t *testing.T, ctx context.Context, since time.Time) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range readRows(t, ctx, "#top-table") {
+		if r.Key == "rest" || r.Key == "total" {
+			continue
+		}
+		role := r.Fields["role"]
+		if want := roleSince(since, r.Key); role.Value != want || role.Text != want {
+			t.Errorf("%s: role %q (shown %q), want %q", r.Key, role.Value, role.Text, want)
+		}
+		if !slices.Contains(store.Roles(), role.Value) {
+			t.Errorf("%s: role %q is none of store.Roles()", r.Key, role.Value)
+		}
+		seen[role.Value] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("roles shown %v: the seeds have at least renters, peers and other", seen)
 	}
 }
 

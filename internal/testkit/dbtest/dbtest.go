@@ -81,3 +81,26 @@ func CheckSame[K comparable](tb testing.TB, what string, got, want map[K]traffic
 		}
 	}
 }
+
+// ScanPeers calls add with each row of table, one of the tables of
+// hostd's syncer peers (peers_minute, peers_hourly, peers_daily) in db.
+func ScanPeers(tb testing.TB, db *sql.DB, table string, add func(at int64, ip string, inbound, outbound bool)) {
+	tb.Helper()
+	rows, err := db.Query("SELECT timestamp, ip, inbound, outbound FROM " + table)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at int64
+		var ip string
+		var inbound, outbound bool
+		if err := rows.Scan(&at, &ip, &inbound, &outbound); err != nil {
+			tb.Fatal(err)
+		}
+		add(at, ip, inbound, outbound)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -7,8 +7,10 @@ package hostdtest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -27,6 +29,13 @@ type Server struct {
 	status  int           // answer every request with this status, 0: normally
 	stall   time.Duration // hold every answer this long first
 	served  int           // requests answered
+	listed  []Listed      // the answers of /api/syncer/peers
+}
+
+// Listed is an answer of /api/syncer/peers: the peers listed, and when.
+type Listed struct {
+	At    time.Time
+	Peers []Peer
 }
 
 // Start runs a server that takes password and shapes its JSON as version
@@ -36,6 +45,26 @@ func Start(t testing.TB, password string, version Version) *Server {
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// StartOn is Start serving on ln, a listener the test opened: in a lab's
+// network namespace, say, where a daemon run there can reach it.
+func StartOn(t testing.TB, ln net.Listener, password string, version Version) *Server {
+	s := &Server{password: password, version: version}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.Server.Listener.Close()
+	s.Server.Listener = ln
+	s.Server.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// PeersListed returns every answer of /api/syncer/peers so far, oldest
+// first.
+func (s *Server) PeersListed() []Listed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.listed)
 }
 
 // URL returns the API's address as HOSTD_API_URL takes it.
@@ -106,6 +135,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/api/state":
 		writeJSON(w, State{Version: string(s.version), StartTime: time.Unix(0, 0).UTC()})
 	case r.URL.Path == "/api/syncer/peers":
+		s.listed = append(s.listed, Listed{At: time.Now(), Peers: s.peers})
 		writeJSON(w, s.peers)
 	case r.URL.Path == "/api/metrics/5m":
 		s.serveMetrics(w, r)

@@ -66,3 +66,27 @@ var Berlin = func() *time.Location {
 
 // Now is when the tests read: a Wednesday morning in Berlin.
 var Now = time.Date(2026, 3, 4, 10, 30, 0, 0, Berlin)
+
+// PeerSample is hostd's list of syncer peers as the daemon sampled it at
+// At.
+type PeerSample struct {
+	At    time.Time
+	Peers map[traffic.Client]store.Peering
+}
+
+// AddPeers stores samples in the file at path filled by Fill, as the
+// daemon's peer sampler does: a sample of an hour or day already rolled
+// up goes into its rollups too.
+func AddPeers(tb testing.TB, path string, samples ...PeerSample) {
+	tb.Helper()
+	st, err := store.Open(path, store.Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer st.Close()
+	for _, s := range samples {
+		if err := st.SavePeers(tb.Context(), s.At, s.Peers); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
