@@ -18,6 +18,8 @@ import (
 	"github.com/back2basic/collector/dns"
 	"github.com/back2basic/collector/httpsync"
 	"github.com/back2basic/collector/internal/syncloop"
+	"github.com/back2basic/collector/hostd"
+	"github.com/back2basic/collector/hostdpoll"
 	"github.com/back2basic/collector/live"
 	"github.com/back2basic/collector/metrics"
 	"github.com/back2basic/collector/pgsync"
@@ -101,6 +103,7 @@ type collector struct {
 	aggregator *agg.Aggregator
 	today      *live.Today
 	resolver   *dns.Resolver
+	hostd      *hostdpoll.Poller
 	syncer     *pgsync.Syncer
 	httpSyncer *httpsync.Syncer
 	alerts     *alert.Detector
@@ -129,6 +132,9 @@ func (c *collector) services() []Service {
 	}
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
+	}
+	if c.cfg.HostdPassword != "" {
+		services = append(services, Service{Name: "hostd's metrics", Start: c.newHostdPoller, Run: func(ctx context.Context) error { return c.hostd.Run(ctx) }})
 	}
 	// The sync and the alerts stop after the aggregator, so the last
 	// flush's rows and alerts go out too.
@@ -227,6 +233,17 @@ func (c *collector) newResolver(context.Context) error {
 
 // newSyncer makes the sync to the central PostgreSQL, which sends what
 // each flush stored, after the store took it.
+// newHostdPoller reads hostd's metrics into the database on a goroutine
+// of its own: hostd down or slow never holds up counting or a flush.
+func (c *collector) newHostdPoller(context.Context) error {
+	client, err := hostd.New(c.cfg.HostdURL, c.cfg.HostdPassword)
+	if err != nil {
+		return config.Error{Err: err}
+	}
+	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"), MaxBack: c.cfg.MinuteRetention}
+	return nil
+}
+
 func (c *collector) newSyncer(context.Context) error {
 	var err error
 	c.syncer, err = pgsync.New(c.store, c.syncConfig())

@@ -166,6 +166,17 @@ func (s *Store) HostdPeriods(ctx context.Context, from, to time.Time) ([]HostdFi
 	return out, nil
 }
 
+// LastHostdPeriod returns the start of the last 5-minute period stored
+// from hostd; ok is false when none is (a new file, or retention deleted
+// them all).
+func (s *Store) LastHostdPeriod(ctx context.Context) (start time.Time, ok bool, err error) {
+	var at sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(timestamp) FROM hostd_5m").Scan(&at); err != nil {
+		return time.Time{}, false, fmt.Errorf("read hostd's last period from %s: %w", s.path, err)
+	}
+	return time.Unix(at.Int64, 0), at.Valid, nil
+}
+
 // HostdSum sums hostd's figures over the query's span (its client is
 // ignored: hostd knows no clients), from the coarsest tables that answer
 // exactly, as TopClients does for the traffic: a 5-minute period counts
