@@ -80,7 +80,7 @@ func TestCompare(t *testing.T) {
 	}
 
 	// Paid above the wire: share 0, said so; no syncer figures: no ratio.
-	if err := st.WriteHostdPeriods(t.Context(), []store.HostdFigures{period(10, 0, 100, nil, ptr[uint64](1 << 20))}); err != nil {
+	if err := st.WriteHostdPeriods(t.Context(), []store.HostdFigures{period(10, 0, 100, nil, ptr[uint64](1<<20))}); err != nil {
 		t.Fatal(err)
 	}
 	f, ok, err = beside.Compare(t.Context(), st, t0.Add(10*time.Minute), t0.Add(time.Hour))
