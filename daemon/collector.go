@@ -10,16 +10,17 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/alert"
+	"github.com/back2basic/collector/beside"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/dns"
-	"github.com/back2basic/collector/httpsync"
-	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/hostd"
 	"github.com/back2basic/collector/hostdpoll"
+	"github.com/back2basic/collector/httpsync"
+	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/live"
 	"github.com/back2basic/collector/metrics"
 	"github.com/back2basic/collector/pgsync"
@@ -366,6 +367,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Billed:     c.billed,
 		Alerts:     c.alertMetrics(),
 		Syncs:      c.syncStats(),
+		Hostd:      c.hostdFigures(),
 		Folds:      c.store.RollupFolds,
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
@@ -373,6 +375,15 @@ func (c *collector) newMetrics(context.Context) error {
 		Log:        c.log.With("component", "metrics"),
 	})
 	return nil
+}
+
+// hostdFigures is where the metrics read hostd's figures beside the
+// wire's; nil when hostd is not read.
+func (c *collector) hostdFigures() func(context.Context, billing.Period) (beside.Figures, bool, error) {
+	if c.hostd == nil {
+		return nil
+	}
+	return metrics.HostdOf(c.store)
 }
 
 // syncStats is where the metrics read the syncs; none without one.
