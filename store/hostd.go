@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -117,8 +118,8 @@ func (f *HostdFigures) add(o HostdFigures) {
 	f.EgressPrice, f.Version, f.QUIC = o.EgressPrice, o.Version, o.QUIC
 }
 
-// scanHostd reads a row of timestamp and hostdColumns.
-func scanHostd(rows *sql.Rows) (HostdFigures, error) {
+// scanHostd reads a row of lead, then timestamp and hostdColumns.
+func scanHostd(rows *sql.Rows, lead ...any) (HostdFigures, error) {
 	var (
 		f                     HostdFigures
 		at                    int64
@@ -126,7 +127,7 @@ func scanHostd(rows *sql.Rows) (HostdFigures, error) {
 		paid                  sql.NullInt64
 		rhpIngress, rhpEgress int64
 	)
-	if err := rows.Scan(&at, &f.Periods, &rhpIngress, &rhpEgress, &syncerIn, &syncerOut, &paid, &f.EgressPrice, &f.Version, &f.QUIC); err != nil {
+	if err := rows.Scan(append(lead, &at, &f.Periods, &rhpIngress, &rhpEgress, &syncerIn, &syncerOut, &paid, &f.EgressPrice, &f.Version, &f.QUIC)...); err != nil {
 		return f, err
 	}
 	f.Start = time.Unix(at, 0)
@@ -337,4 +338,62 @@ func hostdStep(t Table) int64 {
 		return 300
 	}
 	return t.step()
+}
+
+// HostdChanges returns the rows of the hostd table of t written after the
+// write numbered seq (0: every row), in the order written, and the number
+// of the last write among them (seq when none). A copy elsewhere sets its
+// rows to these, so that a row sent again lands once.
+func (s *Store) HostdChanges(ctx context.Context, t Table, seq int64) (rows []HostdFigures, last int64, err error) {
+	last = seq
+	err = s.read(ctx, func(tx *sql.Tx, _ horizons) error {
+		cols := "r.timestamp, r." + strings.ReplaceAll(hostdColumns, ", ", ", r.")
+		q, err := tx.QueryContext(ctx, "SELECT w.seq, "+cols+" FROM write_log AS w JOIN "+HostdTableName(t)+` AS r ON r.timestamp = w.timestamp
+WHERE w.tbl = ? AND w.seq > ? ORDER BY w.seq, w.timestamp`, HostdTableName(t), seq)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		for q.Next() {
+			var (
+				rowSeq int64
+				f      HostdFigures
+			)
+			if f, err = scanHostd(q, &rowSeq); err != nil {
+				return err
+			}
+			rows, last = append(rows, f), max(last, rowSeq)
+		}
+		return q.Err()
+	})
+	if err != nil {
+		return nil, seq, fmt.Errorf("read rows of %s written after write %d from %s: %w", HostdTableName(t), seq, s.path, err)
+	}
+	return rows, last, nil
+}
+
+// HostdSyncCursor returns the number of the last write of the hostd table
+// of t copied to target; 0 before the first copy, and after
+// ResetSyncCursors.
+func (s *Store) HostdSyncCursor(ctx context.Context, target string, t Table) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, "SELECT seq FROM sync_cursor WHERE target = ? AND tbl = ?", target, HostdTableName(t)).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read sync cursor of %s from %s: %w", HostdTableName(t), s.path, err)
+	}
+	return seq, nil
+}
+
+// SaveHostdSyncCursor records that the copy at target holds the rows of
+// the hostd table of t up to the write numbered seq.
+func (s *Store) SaveHostdSyncCursor(ctx context.Context, target string, t Table, seq int64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sync_cursor (target, tbl, seq, timestamp, ip) VALUES (?, ?, ?, 0, '')
+ON CONFLICT (target, tbl) DO UPDATE SET seq = excluded.seq`, target, HostdTableName(t), seq)
+	if err != nil {
+		return fmt.Errorf("save sync cursor of %s in %s: %w", HostdTableName(t), s.path, err)
+	}
+	return nil
 }
