@@ -241,7 +241,8 @@ func (c *collector) newHostdPoller(context.Context) error {
 	if err != nil {
 		return config.Error{Err: err}
 	}
-	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"), MaxBack: c.cfg.MinuteRetention}
+	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"),
+		Interval: c.cfg.HostdInterval, MaxBack: c.cfg.MinuteRetention}
 	return nil
 }
 

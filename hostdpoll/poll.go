@@ -51,7 +51,9 @@ type Poller struct {
 	Log    *slog.Logger
 	// Interval is the time between two reads.
 	Interval time.Duration
-	// Timeout bounds one read, however many requests it makes.
+	// Timeout bounds one read, however many requests it makes; default
+	// DefaultTimeout, or Interval when that is shorter, so that reads
+	// never overlap.
 	Timeout time.Duration
 	// FirstLook is how far back the first read on an empty table reaches.
 	FirstLook time.Duration
@@ -74,7 +76,7 @@ func (p *Poller) defaults() {
 		p.Interval = DefaultInterval
 	}
 	if p.Timeout <= 0 {
-		p.Timeout = DefaultTimeout
+		p.Timeout = min(DefaultTimeout, p.Interval)
 	}
 	if p.FirstLook <= 0 {
 		p.FirstLook = DefaultFirstLook
