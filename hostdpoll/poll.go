@@ -140,6 +140,12 @@ type storeError struct{ error }
 // read reads the periods up to the last final one as of now and stores
 // them, returning how many it stored.
 func (p *Poller) read(ctx context.Context, now time.Time) (int, error) {
+	// hostd is asked every time, even with no period to read: an outage
+	// is noticed, and its end told, within an interval.
+	state, err := p.Client.State(ctx)
+	if err != nil {
+		return 0, err
+	}
 	lastFinal := now.Add(-hostd.Period - settle).Truncate(hostd.Period)
 	from, ok, err := p.Store.LastHostdPeriod(ctx)
 	if err != nil {
@@ -154,10 +160,6 @@ func (p *Poller) read(ctx context.Context, now time.Time) (int, error) {
 	from = from.Truncate(hostd.Period)
 	if !from.Before(lastFinal) {
 		return 0, nil
-	}
-	state, err := p.Client.State(ctx)
-	if err != nil {
-		return 0, err
 	}
 	stored := 0
 	for from.Before(lastFinal) {
