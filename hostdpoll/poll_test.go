@@ -1,19 +1,18 @@
 package hostdpoll_test
 
 import (
-	"bytes"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/back2basic/collector/hostd"
 	"github.com/back2basic/collector/hostdpoll"
 	"github.com/back2basic/collector/internal/testkit/hostdtest"
+	"github.com/back2basic/collector/internal/testkit/syncbuf"
 	"github.com/back2basic/collector/store"
 )
 
@@ -22,37 +21,21 @@ const password = "hostd-api-password"
 // t0 is a period boundary; the tests' clock starts a day after it.
 var t0 = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 
-// syncLog is a journal a test can read while the poller writes to it.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// count returns how many lines hold s.
-func (l *syncLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
+// count returns how many times s is in the journal.
+func count(log *syncbuf.Buffer, s string) int { return strings.Count(log.String(), s) }
 
 type fixture struct {
 	srv    *hostdtest.Server
 	st     *store.Store
 	poller *hostdpoll.Poller
-	log    *syncLog
+	log    *syncbuf.Buffer
 	now    time.Time
 	served int // periods served
 }
 
 func newFixture(t *testing.T, v hostdtest.Version, pass string) *fixture {
 	t.Helper()
-	f := &fixture{srv: hostdtest.Start(t, password, v), log: &syncLog{}, now: t0.Add(24 * time.Hour)}
+	f := &fixture{srv: hostdtest.Start(t, password, v), log: &syncbuf.Buffer{}, now: t0.Add(24 * time.Hour)}
 	st, err := store.Open(filepath.Join(t.TempDir(), "traffic.db"), store.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +107,8 @@ func TestPollStoresWhatHostdServed(t *testing.T) {
 	if last := got[len(got)-1]; len(got) != 24*12 || last.RHP.Egress != uint64(index(last.Start))*1000 {
 		t.Errorf("after the next read: %d periods, the last %+v; want %d", len(got), last, 24*12)
 	}
-	if n := f.log.count("level="); n != 0 {
-		t.Errorf("a good run logged %d lines:\n%s", n, f.log.buf.String())
+	if n := count(f.log, "level="); n != 0 {
+		t.Errorf("a good run logged %d lines:\n%s", n, f.log.String())
 	}
 }
 
@@ -145,8 +128,8 @@ func TestPollOldHostdStoresRHPOnly(t *testing.T) {
 			t.Errorf("period %v of hostd 2.5.0: syncer %v quic %v version %q", p.Start, p.Syncer, p.QUIC, p.Version)
 		}
 	}
-	if n := f.log.count("hostd has no syncer figures"); n != 1 {
-		t.Errorf("logged the missing syncer figures %d times, want once:\n%s", n, f.log.buf.String())
+	if n := count(f.log, "hostd has no syncer figures"); n != 1 {
+		t.Errorf("logged the missing syncer figures %d times, want once:\n%s", n, f.log.String())
 	}
 }
 
@@ -180,8 +163,8 @@ func TestPollOutagesLoggedOnceAndCaughtUp(t *testing.T) {
 			if got := len(periods(t, f.st)); got != before+4 {
 				t.Errorf("caught up %d periods, want 4", got-before)
 			}
-			if s, e := f.log.count("cannot read hostd's metrics"), f.log.count("reading hostd's metrics again"); s != 1 || e != 1 {
-				t.Errorf("outage logged %d times as it started and %d as it ended, want once each:\n%s", s, e, f.log.buf.String())
+			if s, e := count(f.log, "cannot read hostd's metrics"), count(f.log, "reading hostd's metrics again"); s != 1 || e != 1 {
+				t.Errorf("outage logged %d times as it started and %d as it ended, want once each:\n%s", s, e, f.log.String())
 			}
 		})
 	}
@@ -192,10 +175,10 @@ func TestPollOutagesLoggedOnceAndCaughtUp(t *testing.T) {
 			f.poller.Poll(t.Context())
 			f.now = f.now.Add(5 * time.Minute)
 		}
-		if n := f.log.count("HOSTD_API_PASSWORD"); n != 1 || len(periods(t, f.st)) != 0 {
-			t.Errorf("a refused password: %d lines naming the setting, %d periods stored; want 1 and 0:\n%s", n, len(periods(t, f.st)), f.log.buf.String())
+		if n := count(f.log, "HOSTD_API_PASSWORD"); n != 1 || len(periods(t, f.st)) != 0 {
+			t.Errorf("a refused password: %d lines naming the setting, %d periods stored; want 1 and 0:\n%s", n, len(periods(t, f.st)), f.log.String())
 		}
-		if strings.Contains(f.log.buf.String(), "not-the-password") {
+		if strings.Contains(f.log.String(), "not-the-password") {
 			t.Error("the journal holds the password")
 		}
 	})
