@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/back2basic/collector/beside"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/store"
@@ -84,6 +86,13 @@ func TestHostdSeries(t *testing.T) {
 	}
 	if f.WireRHP.Egress == 0 || *f.UnpaidEgressShare <= 0 {
 		t.Errorf("the fixture has no rhp egress beyond what was paid: %+v", f)
+	}
+	problems, err := testutil.GatherAndLint(NewRegistry(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	promtool(t, scrape(t, m), "check", "metrics")
 }
