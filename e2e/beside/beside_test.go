@@ -95,7 +95,9 @@ func (s *served) usage(start time.Time) (rhpIn, rhpOut, syncIn, syncOut, paid in
 func TestBesideHostd(t *testing.T) {
 	l := labtest.New(t)
 	start := time.Now()
-	since := start.Truncate(time.Minute)
+	// The span compared starts with hostd's period holding the start,
+	// which hostd counts where it starts.
+	since := start.Truncate(hostd.Period)
 	data := newServed(start)
 	ln := listenIn(t, l, "127.0.0.1:0")
 	addr := ln.Addr().String()
