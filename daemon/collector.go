@@ -243,6 +243,8 @@ func (c *collector) newHostdPoller(context.Context) error {
 	}
 	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"),
 		Interval: c.cfg.HostdInterval, MaxBack: c.cfg.MinuteRetention}
+	// The egress price hostd's periods were stored with.
+	c.prices = c.store
 	return nil
 }
 

@@ -358,3 +358,24 @@ func TestGoldenBesideHostd(t *testing.T) {
 		{"report", "beside hostd json", "-format json -top 1"},
 	})
 }
+
+// A billing report values egress at the price hostd's periods were stored
+// with (the store is the cost's PriceSource).
+func TestEgressValuedAtHostdsStoredPrice(t *testing.T) {
+	st, err := store.OpenReadOnly(hostdFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	span, err := PeriodSpan("billing", now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(t.Context(), st, Request{Span: span, Now: now, By: ByClient, Egress: &EgressAsk{Prices: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Egress == nil || !res.Egress.PriceSC.Known || res.Egress.PriceSC.Amount != 250 {
+		t.Fatalf("egress priced at %+v, want hostd's stored 250 SC/TB", res.Egress)
+	}
+}
