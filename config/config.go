@@ -116,8 +116,10 @@ type Config struct {
 	HostID       string
 	SyncInterval time.Duration
 	// HostdURL is hostd's API, read only when HostdPassword (a secret) is
-	// set: hostd's figures stored beside the traffic.
+	// set: hostd's figures stored beside the traffic, read every
+	// HostdInterval.
 	HostdURL, HostdPassword string
+	HostdInterval           time.Duration
 	// SyncHTTPURL is the endpoint every row of SyncHTTPTables is POSTed
 	// to as JSON, empty for none, with SyncHTTPToken as a bearer token;
 	// both secrets. SyncHTTPTimeout bounds each request.
@@ -408,6 +410,10 @@ var settings = []setting{
 	}},
 	{"SYNC_POSTGRES_RETENTION_MINUTES_DAYS", "0", "days the central database keeps minute rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Minutes })},
 	{"SYNC_POSTGRES_RETENTION_HOURLY_DAYS", "0", "days the central database keeps hourly rows, whole daily partitions; 0: forever", days(0, func(c *Config) *time.Duration { return &c.SyncRetention.Hourly })},
+	{"HOSTD_POLL_INTERVAL", "2m", "time between reads of hostd's metrics; each read takes at most this long, and 30s at most", func(c *Config, v string) (err error) {
+		c.HostdInterval, err = parseDuration(v, time.Second)
+		return err
+	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("unknown level; accepted: debug, info, warn, error")

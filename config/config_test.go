@@ -65,7 +65,7 @@ func TestDefaults(t *testing.T) {
 		QuotaThresholds:   []float64{0.8, 1},
 		SyncInterval:      time.Minute,
 		// hostd's API where hostd serves it; read only with a password.
-		HostdURL: "http://127.0.0.1:9980/api",
+		HostdURL: "http://127.0.0.1:9980/api", HostdInterval: 2 * time.Minute,
 		// The rollups: minute rows are many, and few receivers want
 		// them.
 		SyncHTTPTables:  []store.Table{store.Hours, store.Days},

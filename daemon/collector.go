@@ -10,12 +10,15 @@ import (
 
 	"github.com/back2basic/collector/agg"
 	"github.com/back2basic/collector/alert"
+	"github.com/back2basic/collector/beside"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpf"
 	"github.com/back2basic/collector/bpfgo"
 	"github.com/back2basic/collector/config"
 	"github.com/back2basic/collector/cost"
 	"github.com/back2basic/collector/dns"
+	"github.com/back2basic/collector/hostd"
+	"github.com/back2basic/collector/hostdpoll"
 	"github.com/back2basic/collector/httpsync"
 	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/live"
@@ -101,6 +104,7 @@ type collector struct {
 	aggregator *agg.Aggregator
 	today      *live.Today
 	resolver   *dns.Resolver
+	hostd      *hostdpoll.Poller
 	syncer     *pgsync.Syncer
 	httpSyncer *httpsync.Syncer
 	alerts     *alert.Detector
@@ -129,6 +133,9 @@ func (c *collector) services() []Service {
 	}
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
+	}
+	if c.cfg.HostdPassword != "" {
+		services = append(services, Service{Name: "hostd's metrics", Start: c.newHostdPoller, Run: func(ctx context.Context) error { return c.hostd.Run(ctx) }})
 	}
 	// The sync and the alerts stop after the aggregator, so the last
 	// flush's rows and alerts go out too.
@@ -227,6 +234,20 @@ func (c *collector) newResolver(context.Context) error {
 
 // newSyncer makes the sync to the central PostgreSQL, which sends what
 // each flush stored, after the store took it.
+// newHostdPoller reads hostd's metrics into the database on a goroutine
+// of its own: hostd down or slow never holds up counting or a flush.
+func (c *collector) newHostdPoller(context.Context) error {
+	client, err := hostd.New(c.cfg.HostdURL, c.cfg.HostdPassword)
+	if err != nil {
+		return config.Error{Err: err}
+	}
+	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"),
+		Interval: c.cfg.HostdInterval, MaxBack: c.cfg.MinuteRetention}
+	// The egress price hostd's periods were stored with.
+	c.prices = c.store
+	return nil
+}
+
 func (c *collector) newSyncer(context.Context) error {
 	var err error
 	c.syncer, err = pgsync.New(c.store, c.syncConfig())
@@ -349,6 +370,7 @@ func (c *collector) newMetrics(context.Context) error {
 		Billed:     c.billed,
 		Alerts:     c.alertMetrics(),
 		Syncs:      c.syncStats(),
+		Hostd:      c.hostdFigures(),
 		Folds:      c.store.RollupFolds,
 		Version:    c.build.Version,
 		Commit:     c.build.Commit,
@@ -356,6 +378,15 @@ func (c *collector) newMetrics(context.Context) error {
 		Log:        c.log.With("component", "metrics"),
 	})
 	return nil
+}
+
+// hostdFigures is where the metrics read hostd's figures beside the
+// wire's; nil when hostd is not read.
+func (c *collector) hostdFigures() func(context.Context, billing.Period) (beside.Figures, bool, error) {
+	if c.hostd == nil {
+		return nil
+	}
+	return metrics.HostdOf(c.store)
 }
 
 // syncStats is where the metrics read the syncs; none without one.

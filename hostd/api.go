@@ -26,3 +26,16 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	err := c.get(ctx, "/syncer/peers", nil, &out)
 	return out, err
 }
+
+// State is the part of GET /api/state collector reads.
+type State struct {
+	// Version is hostd's release, e.g. "v2.10.2".
+	Version string `json:"version"`
+}
+
+// State returns what hostd says about itself.
+func (c *Client) State(ctx context.Context) (State, error) {
+	var out State
+	err := c.get(ctx, "/state", nil, &out)
+	return out, err
+}

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/back2basic/collector/agg"
+	"github.com/back2basic/collector/beside"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/bpfgo"
+	"github.com/back2basic/collector/internal/outage"
 	"github.com/back2basic/collector/internal/syncloop"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -54,6 +56,9 @@ type Config struct {
 	// Folds reads what the row budgets of the hourly and daily
 	// rollups folded: the Store's RollupFolds.
 	Folds func() (hourly, daily store.Folds)
+	// Hostd reads the billing period p so far beside hostd's own
+	// figures (HostdOf a store); nil when hostd is not read.
+	Hostd func(ctx context.Context, p billing.Period) (beside.Figures, bool, error)
 	// Syncs read how each copy to a sync target (PostgreSQL, HTTP) is
 	// doing; none without one.
 	Syncs []func() syncloop.Stats
@@ -77,6 +82,7 @@ type Metrics struct {
 	flushes uint64          // periods consumed: tells the billing cache it is old
 
 	billing billingCache
+	hostd   hostdReader
 }
 
 // New returns the metrics cfg describes.
@@ -88,6 +94,7 @@ func New(cfg Config) *Metrics {
 	m.buildInfo = gauge(buildInfoDesc, 1, cfg.Version, cfg.Commit, cfg.BPFObject)
 	m.billing.failing.Start = "cannot read the billing period for /metrics; its series are left out until it can"
 	m.billing.failing.End = "reading the billing period for /metrics again"
+	m.hostd.failing = outage.Outage{Start: "cannot read hostd's figures for /metrics; their series are left out until it can", End: "reading hostd's figures for /metrics again"}
 	return m
 }
 
@@ -136,7 +143,7 @@ var descs = []*prometheus.Desc{
 
 // Describe sends the descriptors of every series Metrics may emit.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range slices.Concat(descs, budgetDescs, alertDescs, syncDescs) {
+	for _, d := range slices.Concat(descs, budgetDescs, alertDescs, syncDescs, hostdDescs) {
 		ch <- d
 	}
 }
@@ -146,6 +153,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- m.buildInfo
 	m.collectTraffic(ch)
 	m.collectBilling(ch)
+	m.collectHostd(ch)
 	if m.cfg.Flushes != nil {
 		s := m.cfg.Flushes()
 		collectFlushes(ch, s)

@@ -14,7 +14,7 @@ import (
 // schemaVersion is the version of the central schema this collector
 // writes; collector_schema holds the database's. The collector creates and
 // upgrades the schema itself and refuses one newer than it knows.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // schemaLock is the key of the advisory lock under which collectors
 // create or upgrade the schema, so that hosts starting together do it
@@ -38,6 +38,7 @@ var migrations = []func() []string{
 	1: addIdentityAndClaims,
 	2: partitionByDay,
 	3: createRollupsSQL,
+	4: createHostd,
 }
 
 // createTraffic creates the traffic tables, one per local table, with

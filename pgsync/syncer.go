@@ -226,7 +226,7 @@ func (s *Syncer) sendAll(ctx context.Context, sent *Sent) error {
 			}
 		}
 	}
-	return nil
+	return s.sendHostd(ctx)
 }
 
 func (s *Syncer) connect(ctx context.Context) error {

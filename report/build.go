@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/back2basic/collector/alert"
+	"github.com/back2basic/collector/beside"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
@@ -63,6 +64,9 @@ type Result struct {
 	// Egress is what the billing period's egress costs, when
 	// Request.Egress asked; nil otherwise.
 	Egress *Egress
+	// Hostd sets the span's wire bytes, of every client and class, beside
+	// hostd's own figures; nil when the source holds none for the span.
+	Hostd *beside.Figures
 }
 
 // WithQuotas sets the shares of q that a report of a billing period uses,
@@ -187,6 +191,15 @@ func build(ctx context.Context, src Source, req Request) (*Result, error) {
 	res.Total.Traffic.Add(&res.Rest.Traffic)
 	for _, r := range res.Rows {
 		res.Total.Traffic.Add(&r.Traffic)
+	}
+	if bs, ok := src.(beside.Source); ok {
+		f, ok, err := beside.Compare(ctx, bs, res.Since, queryEnd(req.Span.Until, now))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			res.Hostd = &f
+		}
 	}
 	if req.By == ByClass {
 		res.Rows, res.Rest, res.RestClients = nil, Row{}, 0

@@ -220,6 +220,9 @@ func (res *Result) WriteJSON(w io.Writer, lead ...Member) error {
 	if res.Egress != nil {
 		d.member("egress", res.Egress.machine())
 	}
+	if res.Hostd != nil {
+		d.member("hostd", res.Hostd)
+	}
 	return d.end()
 }
 

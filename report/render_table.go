@@ -86,6 +86,9 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if res.Egress != nil {
 		res.Egress.writeTable(bw)
 	}
+	if res.Hostd != nil {
+		writeBesideHostd(bw, res.Hostd)
+	}
 	return bw.Flush()
 }
 

@@ -82,6 +82,11 @@ func report(ctx context.Context, args []string, stdout io.Writer, e env) error {
 	}
 	defer st.Close()
 	req.Egress = &EgressAsk{Pricing: settings.Egress}
+	if settings.HostdPassword != "" {
+		// The egress price hostd's periods were stored with, as the
+		// daemon's API uses it.
+		req.Egress.Prices = st
+	}
 	res, err := Build(ctx, st, req)
 	if err != nil {
 		return err

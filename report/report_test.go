@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -322,5 +323,59 @@ func TestQuotaShares(t *testing.T) {
 			t.Fatal(err)
 		}
 		golden.Check(t, "report quota "+args, out.String())
+	}
+}
+
+// hostdFixture is fixture with hostd's periods of today beside it: RHP
+// payload somewhat below the wire's, syncer figures, and egress paid for
+// part of the RHP egress.
+func hostdFixture(t *testing.T) string {
+	t.Helper()
+	path := fixture(t)
+	st, err := store.Open(path, store.Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	period := func(at time.Time, rhp, syncer store.HostdData, paid uint64) store.HostdFigures {
+		return store.HostdFigures{Start: at, Periods: 1, RHP: rhp, Syncer: &syncer, PaidEgress: &paid, EgressPrice: 250, Version: "v2.10.2", QUIC: true}
+	}
+	err = st.WriteHostdPeriods(t.Context(), []store.HostdFigures{
+		period(at(3, 4, 8, 15), store.HostdData{Ingress: 95 << 20, Egress: 1000 << 20}, store.HostdData{Ingress: 900 << 10, Egress: 950 << 10}, 600<<20),
+		period(at(3, 4, 9, 45), store.HostdData{Ingress: 4 << 20, Egress: 48 << 20}, store.HostdData{Ingress: 1800 << 10, Egress: 2900 << 10}, 10<<20),
+		// The traffic of 10:29 is after hostd's last period: left out.
+		period(at(3, 4, 10, 20), store.HostdData{}, store.HostdData{}, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestGoldenBesideHostd(t *testing.T) {
+	checkGolden(t, hostdFixture(t), []goldenRun{
+		{"report", "beside hostd", ""},
+		{"report", "beside hostd json", "-format json -top 1"},
+	})
+}
+
+// A billing report values egress at the price hostd's periods were stored
+// with (the store is the cost's PriceSource).
+func TestEgressValuedAtHostdsStoredPrice(t *testing.T) {
+	st, err := store.OpenReadOnly(hostdFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	span, err := PeriodSpan("billing", now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(t.Context(), st, Request{Span: span, Now: now, By: ByClient, Egress: &EgressAsk{Prices: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Egress == nil || !res.Egress.PriceSC.Known || res.Egress.PriceSC.Amount != 250 {
+		t.Fatalf("egress priced at %+v, want hostd's stored 250 SC/TB", res.Egress)
 	}
 }

@@ -112,7 +112,8 @@ func TestUpgradeAddsEgressSlots(t *testing.T) {
 	st.Close()
 	// A version 7 file has neither these nor the tables of later steps.
 	rawExec(t, path, "DROP TABLE egress_5m", "DROP TABLE egress_since",
-		"DROP TABLE "+peerTable(Minutes), "DROP TABLE "+peerTable(Hours), "DROP TABLE "+peerTable(Days), "PRAGMA user_version = 7")
+		"DROP TABLE "+peerTable(Minutes), "DROP TABLE "+peerTable(Hours), "DROP TABLE "+peerTable(Days),
+		"DROP TABLE hostd_5m", "DROP TABLE hostd_hourly", "DROP TABLE hostd_daily", "PRAGMA user_version = 7")
 
 	st = openPath(t, path)
 	got, s := storedSlots(t, st, at(0, 0, 0), at(1, 0, 0))

@@ -25,6 +25,7 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	6: moveSeqsToWriteLog,
 	7: addEgressSlots,
 	8: addPeers,
+	9: addHostd,
 }
 
 // migrate creates the schema in a new file or upgrades an existing one to
@@ -51,7 +52,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	start := time.Now()
 	if fresh {
-		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqTablesSQL, writeLogSQL, []string{syncStateSQL, createProvenSQL, createEgressSQL}, createPeersSQL())...); err != nil {
+		if err := execAll(ctx, tx, slices.Concat(schemaSQL(), []string{createAlertsSQL}, writeSeqTablesSQL, writeLogSQL, []string{syncStateSQL, createProvenSQL, createEgressSQL}, createPeersSQL(), hostdTablesSQL())...); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	} else {

@@ -270,7 +270,7 @@ func TestUpgradeAddsPeers(t *testing.T) {
 	st.Close()
 	var drop []string
 	for tb := Minutes; tb <= Days; tb++ {
-		drop = append(drop, "DROP TABLE "+peerTable(tb))
+		drop = append(drop, "DROP TABLE "+peerTable(tb), "DROP TABLE "+HostdTableName(tb))
 	}
 	rawExec(t, path, append(drop, "PRAGMA user_version = 8")...)
 

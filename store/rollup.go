@@ -154,6 +154,9 @@ func (s *Store) maintainChunk(ctx context.Context, g goal) error {
 		if err := maintainPeers(ctx, tx, cur, next); err != nil {
 			return err
 		}
+		if err := pruneHostd(ctx, tx, next.minuteSince, next.hourlySince); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, "UPDATE rollup_state SET hourly_until = ?, daily_until = ?, minute_since = ?, hourly_since = ?",
 			next.hourlyUntil, next.dailyUntil, next.minuteSince, next.hourlySince)
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version; migrate brings a file of
 // any earlier version up to it.
-const schemaVersion = 9
+const schemaVersion = 10
 
 // column is one counter column of the traffic tables.
 type column struct {

@@ -62,6 +62,11 @@ ON CONFLICT (target, tbl) DO UPDATE SET seq = 0, timestamp = 0, ip = ''`, target
 			return fmt.Errorf("reset sync cursor of %s in %s: %w", t, s.path, err)
 		}
 	}
+	// hostd's tables are copied whole again too (HostdSyncCursor).
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM sync_cursor WHERE target = ? AND tbl IN (?, ?, ?)",
+		target, HostdTableName(Minutes), HostdTableName(Hours), HostdTableName(Days)); err != nil {
+		return fmt.Errorf("reset sync cursors of hostd's tables in %s: %w", s.path, err)
+	}
 	return nil
 }
 
