@@ -29,11 +29,11 @@ func (s span) holds(t time.Time) bool { return !t.Before(s.from) && t.Before(s.t
 // not that of its last minute; the wire carries the payload and 2 to 10%
 // more (headers, acknowledgements, handshakes), more on small transfers.
 type rhpWorld struct {
-	quic    span // QUIC renters from then on (siamux ones all the time)
-	noQUIC  bool // hostd counts no QUIC payload (before 2.6.0)
-	stalled span // hostd's periods starting in it count nothing
-	storm   span // the wire carries 3 times the usual in it
-	unread  span // hostd is not read in it: its periods arrive at its end
+	quic    span   // QUIC renters from then on (siamux ones all the time)
+	noQUIC  bool   // hostd counts no QUIC payload (before 2.6.0)
+	stalled span   // hostd's periods starting in it count nothing
+	storm   span   // the wire carries 3 times the usual in it
+	unread  span   // hostd is not read in it: its periods arrive at its end
 	down    []span // the daemon counts nothing in them
 }
 
