@@ -155,6 +155,20 @@ func withRHPHistory(t *testing.T, w rhpWorld) (*store.Store, *recorder, func(Div
 	}
 }
 
+// stalledFor starts a detector at rhpLive, logging to log, on two days of
+// usual history, and runs it until hostd's counters have stalled for
+// lasting. It returns what withRHPHistory does, the detector, and the
+// world, whose stall begins 10 hours after rhpLive and lasts an hour.
+func stalledFor(t *testing.T, lasting time.Duration, log *slog.Logger) (*store.Store, *recorder, func(Divergence, time.Time, *slog.Logger) *Detector, *Detector, rhpWorld) {
+	t.Helper()
+	w := rhpWorld{}
+	st, rec, open := withRHPHistory(t, w)
+	d := open(Divergence{}, rhpLive, log)
+	w.stalled = span{rhpLive.Add(10 * time.Hour), rhpLive.Add(11 * time.Hour)}
+	runRHP(t, st, d, w, rhpLive, w.stalled.from.Add(lasting))
+	return st, rec, open, d, w
+}
+
 // checkDivergence fails unless alerts are one divergence firing, for
 // reason, from first, and one resolving after it.
 func checkDivergence(t *testing.T, alerts []Alert, reason string, first time.Time) {
@@ -189,17 +203,13 @@ func TestDivergenceNoAlertOnUsualTraffic(t *testing.T) {
 // traffic flows: the alert fires once, on the third period, and resolves
 // once hostd counts again for three periods; the journal says both.
 func TestDivergenceHostdStalls(t *testing.T) {
-	stall := span{rhpLive.Add(10 * time.Hour), rhpLive.Add(11 * time.Hour)}
-	w := rhpWorld{}
-	st, rec, open := withRHPHistory(t, w)
 	var journal syncbuf.Buffer
-	d := open(Divergence{}, rhpLive, slog.New(slog.NewTextHandler(&journal, nil)))
-	w.stalled = stall
-	runRHP(t, st, d, w, rhpLive, stall.from.Add(20*time.Minute))
+	st, rec, _, d, w := stalledFor(t, 20*time.Minute, slog.New(slog.NewTextHandler(&journal, nil)))
 	active := d.Active()
 	if len(active) != 1 || active[0].Kind != HostdDivergence {
 		t.Fatalf("active after 4 stalled periods: %+v, want the divergence", events(active))
 	}
+	stall := w.stalled
 	runRHP(t, st, d, w, stall.from.Add(20*time.Minute), stall.to.Add(time.Hour))
 
 	alerts := rec.list()
@@ -291,14 +301,10 @@ func TestDivergenceNotOnOutages(t *testing.T) {
 // A restart while the divergence fires neither raises it again nor
 // forgets it: the next run resolves it once hostd counts again.
 func TestDivergenceAcrossRestart(t *testing.T) {
-	stall := span{rhpLive.Add(10 * time.Hour), rhpLive.Add(11 * time.Hour)}
-	w := rhpWorld{}
-	st, rec, open := withRHPHistory(t, w)
-	d := open(Divergence{}, rhpLive, discard)
-	w.stalled = stall
+	st, rec, open, _, w := stalledFor(t, 30*time.Minute, discard)
+	stall := w.stalled
 	restart := stall.from.Add(30 * time.Minute)
-	runRHP(t, st, d, w, rhpLive, restart)
-	d = open(Divergence{}, restart, discard)
+	d := open(Divergence{}, restart, discard)
 	if got := d.Active(); len(got) != 1 || got[0].Kind != HostdDivergence {
 		t.Fatalf("active after the restart: %+v, want the divergence", events(got))
 	}
@@ -329,13 +335,9 @@ func TestDivergenceWithoutHistory(t *testing.T) {
 // Turned off, it reads nothing and alerts nothing; one that fired before
 // resolves at the start.
 func TestDivergenceOff(t *testing.T) {
-	stall := span{rhpLive.Add(10 * time.Hour), rhpLive.Add(11 * time.Hour)}
-	w := rhpWorld{}
-	st, rec, open := withRHPHistory(t, w)
-	d := open(Divergence{}, rhpLive, discard)
-	w.stalled = stall
-	runRHP(t, st, d, w, rhpLive, stall.from.Add(30*time.Minute))
-	d = open(Divergence{Off: true}, stall.from.Add(30*time.Minute), discard)
+	st, rec, open, _, w := stalledFor(t, 30*time.Minute, discard)
+	stall := w.stalled
+	d := open(Divergence{Off: true}, stall.from.Add(30*time.Minute), discard)
 	runRHP(t, st, d, w, stall.from.Add(30*time.Minute), stall.to)
 	got := events(rec.list())
 	if len(got) != 2 || got[0].status != Firing || got[1].status != Resolved || len(d.Active()) != 0 {

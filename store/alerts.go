@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -123,7 +124,35 @@ func (s *Store) ClassMinutes(ctx context.Context, class traffic.Class, since tim
 	query := fmt.Sprintf(`SELECT timestamp, ip, %[1]s FROM %[2]s AS t WHERE timestamp >= ?
 AND (%[1]s > 0 OR ip = (SELECT min(ip) FROM %[2]s WHERE timestamp = t.timestamp))
 ORDER BY timestamp, ip`, bytes, Minutes)
-	var errFn error
+	return s.eachMinute(ctx, class.String()+" minutes", query, since, func(rows *sql.Rows) error {
+		var (
+			at, bytes int64
+			ip        string
+			m         ClassMinute
+		)
+		if err := rows.Scan(&at, &ip, &bytes); err != nil {
+			return err
+		}
+		var err error
+		if m.Client, err = traffic.ParseClient(ip); err != nil {
+			return err
+		}
+		m.Minute, m.Bytes = time.Unix(at, 0), uint64(bytes)
+		if err := fn(m); err != nil {
+			return callerError{err}
+		}
+		return nil
+	})
+}
+
+// callerError is an error of a caller's function, which stops a read and
+// is returned as it is.
+type callerError struct{ error }
+
+// eachMinute reads the rows query gives of the minute rows from since on,
+// in one read, calling row for each. A callerError of row's is returned
+// unwrapped; any other failure is named as reading what.
+func (s *Store) eachMinute(ctx context.Context, what, query string, since time.Time, row func(*sql.Rows) error) error {
 	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
 		rows, err := tx.QueryContext(ctx, query, since.Unix())
 		if err != nil {
@@ -131,29 +160,18 @@ ORDER BY timestamp, ip`, bytes, Minutes)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var (
-				at, bytes int64
-				ip        string
-				m         ClassMinute
-			)
-			if err := rows.Scan(&at, &ip, &bytes); err != nil {
+			if err := row(rows); err != nil {
 				return err
-			}
-			if m.Client, err = traffic.ParseClient(ip); err != nil {
-				return err
-			}
-			m.Minute, m.Bytes = time.Unix(at, 0), uint64(bytes)
-			if errFn = fn(m); errFn != nil {
-				return errFn
 			}
 		}
 		return rows.Err()
 	})
-	switch {
-	case errFn != nil:
-		return errFn
-	case err != nil:
-		return fmt.Errorf("read %s minutes from %s: %w", class, s.path, err)
+	var caller callerError
+	if errors.As(err, &caller) {
+		return caller.error
+	}
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", what, s.path, err)
 	}
 	return nil
 }
@@ -178,29 +196,14 @@ func bytesOf(classes ...traffic.Class) string {
 func (s *Store) RHPMinutes(ctx context.Context, since time.Time, fn func(minute time.Time, bytes uint64) error) error {
 	query := fmt.Sprintf("SELECT timestamp, SUM(%s) FROM %s WHERE timestamp >= ? GROUP BY timestamp ORDER BY timestamp",
 		bytesOf(traffic.Siamux, traffic.QUIC), Minutes)
-	var errFn error
-	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
-		rows, err := tx.QueryContext(ctx, query, since.Unix())
-		if err != nil {
+	return s.eachMinute(ctx, "RHP minutes", query, since, func(rows *sql.Rows) error {
+		var at, bytes int64
+		if err := rows.Scan(&at, &bytes); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var at, bytes int64
-			if err := rows.Scan(&at, &bytes); err != nil {
-				return err
-			}
-			if errFn = fn(time.Unix(at, 0), uint64(bytes)); errFn != nil {
-				return errFn
-			}
+		if err := fn(time.Unix(at, 0), uint64(bytes)); err != nil {
+			return callerError{err}
 		}
-		return rows.Err()
+		return nil
 	})
-	switch {
-	case errFn != nil:
-		return errFn
-	case err != nil:
-		return fmt.Errorf("read RHP minutes from %s: %w", s.path, err)
-	}
-	return nil
 }
