@@ -69,6 +69,7 @@ func TestHostdPanelInBrowser(t *testing.T) {
 		Billing:   cycle,
 		Now:       func() time.Time { return now },
 		Dashboard: dashboard.Handler(),
+		Egress:    egressAsk,
 		Alerts: func() []alert.Alert {
 			quota := alert.Alert{ID: "fedcba9876543210", Status: alert.Firing, Kind: alert.QuotaThreshold, Subject: "up", StartedAt: now,
 				Quota: &alert.QuotaDetails{Threshold: 0.8}}
