@@ -2,10 +2,7 @@ package dashboard_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -14,11 +11,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/back2basic/collector/alert"
-	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/store"
 	"github.com/back2basic/collector/traffic"
-	"github.com/back2basic/collector/web"
-	"github.com/back2basic/collector/web/dashboard"
 )
 
 // hostdSeeds are hostd's periods stored beside the seeded traffic, one
@@ -56,40 +50,14 @@ func TestHostdPanelInBrowser(t *testing.T) {
 	if err := st.WriteHostdPeriods(t.Context(), hostdSeeds()); err != nil {
 		t.Fatal(err)
 	}
-	cycle, err := billing.NewCycle(1, now.Location())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(web.Config{
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Reports: st,
-		Live: func() (traffic.OpenPeriod, error) {
-			return traffic.OpenPeriod{Since: liveSince, Samples: liveSamples}, nil
-		},
-		Billing:   cycle,
-		Now:       func() time.Time { return now },
-		Dashboard: dashboard.Handler(),
-		Egress:    egressAsk,
-		Alerts: func() []alert.Alert {
-			quota := alert.Alert{ID: "fedcba9876543210", Status: alert.Firing, Kind: alert.QuotaThreshold, Subject: "up", StartedAt: now,
-				Quota: &alert.QuotaDetails{Threshold: 0.8}}
-			return []alert.Alert{divergence, quota}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-
+	url := serveWith(t, st, func() []alert.Alert {
+		quota := alert.Alert{ID: "fedcba9876543210", Status: alert.Firing, Kind: alert.QuotaThreshold, Subject: "up", StartedAt: now,
+			Quota: &alert.QuotaDetails{Threshold: 0.8}}
+		return []alert.Alert{divergence, quota}
+	}, nil)
 	ctx := newBrowser(t)
-	problems := watchConsole(t, ctx)
-	t.Cleanup(func() {
-		if p := problems(); len(p) > 0 {
-			t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
-		}
-	})
-	do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	failOnProblems(t, ctx)
+	do(t, ctx, chromedp.Navigate(url))
 	waitView(t, ctx, "span=1d&by=client")
 	if hidden := evaluate[bool](t, ctx, `document.getElementById('hostd').hidden`); hidden {
 		t.Fatal("the hostd panel is hidden while hostd's figures are stored")
@@ -151,7 +119,7 @@ func TestHostdPanelInBrowser(t *testing.T) {
 	}
 	saveScreenshot(t, ctx, "dashboard-hostd.png")
 
-	do(t, ctx, chromedp.Navigate(ts.URL+"/#span=1d&client=198.51.100.7"))
+	do(t, ctx, chromedp.Navigate(url+"#span=1d&client=198.51.100.7"))
 	waitView(t, ctx, "span=1d&by=client&client=198.51.100.7")
 	if hidden := evaluate[bool](t, ctx, `document.getElementById('hostd').hidden`); !hidden {
 		t.Error("the hostd panel is shown in a client's view; hostd knows no clients")
