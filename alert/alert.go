@@ -25,6 +25,9 @@ const (
 	// QuotaProjection is a share of a billing period's quota that the
 	// period is projected to use by its end (QUOTA_ON_PROJECTION).
 	QuotaProjection Kind = "quota_projection"
+	// HostdDivergence is the RHP bytes on the wire out of their usual
+	// ratio to the RHP payload hostd counted (see Divergence).
+	HostdDivergence Kind = "hostd_divergence"
 )
 
 // Status is where an alert stands.
@@ -50,16 +53,31 @@ type Alert struct {
 	Kind   Kind   `json:"kind"`
 	// Subject is who or what the alert is about: HostSubject or a client
 	// (an address, or "other") for a spike; "up", "down" or "total" for a
-	// quota.
+	// quota; RHPSubject for a divergence.
 	Subject string `json:"subject"`
 	// StartedAt is when it began: the start of the first minute of a
-	// spike, or when a quota's threshold was crossed. ResolvedAt is when
+	// spike or of the first period of a divergence, or when a quota's
+	// threshold was crossed. ResolvedAt is when
 	// it ended, zero while it fires.
 	StartedAt  time.Time `json:"started_at"`
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
-	// Spike or Quota holds the details of its kind; the other is nil.
-	Spike *SpikeDetails `json:"spike,omitempty"`
-	Quota *QuotaDetails `json:"quota,omitempty"`
+	// Spike, Quota or Divergence holds the details of its kind; the
+	// others are nil.
+	Spike      *SpikeDetails      `json:"spike,omitempty"`
+	Quota      *QuotaDetails      `json:"quota,omitempty"`
+	Divergence *DivergenceDetails `json:"divergence,omitempty"`
+}
+
+// details returns how many of a's details are set: one in an alert read
+// back whole.
+func (a Alert) details() int {
+	n := 0
+	for _, set := range []bool{a.Spike != nil, a.Quota != nil, a.Divergence != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // SpikeDetails describe a traffic spike. Rates are bytes a second, both
@@ -113,6 +131,11 @@ func (a Alert) clone() Alert {
 		q := *a.Quota
 		a.Quota = &q
 	}
+	if a.Divergence != nil {
+		// Its pointers are to values never changed in place.
+		v := *a.Divergence
+		a.Divergence = &v
+	}
 	return a
 }
 
@@ -165,6 +188,8 @@ func (a Alert) Summary() string {
 			s = fmt.Sprintf("billing period over: %.3g GB of the %.3g GB %s quota used (%.0f%%)",
 				float64(a.Quota.Used)/1e9, float64(a.Quota.Quota)/1e9, a.Subject, a.Quota.Share*100)
 		}
+	case a.Divergence != nil:
+		s = a.Divergence.summary(a.Status)
 	}
 	return s
 }
@@ -196,5 +221,14 @@ func logAlert(log *slog.Logger, a Alert) {
 		}
 		log.Warn(msg, append(attrs, "threshold", a.Quota.Threshold, "quota_bytes", a.Quota.Quota,
 			"used_bytes", a.Quota.Used, "share", fmt.Sprintf("%.3f", a.Quota.Share), "period_end", a.Quota.PeriodEnd)...)
+	case a.Divergence != nil:
+		msg := "RHP bytes on the wire diverge from hostd's count"
+		if a.Status == Resolved {
+			msg = "RHP bytes on the wire back to their usual ratio to hostd's count"
+		}
+		v := a.Divergence
+		log.Warn(msg, append(attrs, "reason", v.Reason, "period", v.PeriodStart, "wire_rhp_bytes", v.WireBytes,
+			"hostd_rhp_bytes", v.HostdBytes, "ratio", ratioText(v.Ratio), "usual_ratio", ratioText(v.Usual),
+			"band", ratioText(v.Low)+"-"+ratioText(v.High), "periods", v.Periods)...)
 	}
 }

@@ -33,6 +33,8 @@ type Store interface {
 	SaveAlert(ctx context.Context, a store.SavedAlert) error
 	Alerts(ctx context.Context, resolvedSince time.Time) ([]store.SavedAlert, error)
 	ForgetAlerts(ctx context.Context, resolvedBefore time.Time) error
+	RHPMinutes(ctx context.Context, since time.Time, fn func(minute time.Time, bytes uint64) error) error
+	HostdPeriods(ctx context.Context, from, to time.Time) ([]store.HostdFigures, error)
 }
 
 // Config sets up a Detector; the zero value of each field but Store gives
@@ -44,24 +46,27 @@ type Config struct {
 	Log *slog.Logger
 	// Now reads the clock at Load; default time.Now. Consume goes by the
 	// periods' times.
-	Now   func() time.Time
-	Spike Spike
-	Quota Quota
+	Now        func() time.Time
+	Spike      Spike
+	Quota      Quota
+	Divergence Divergence
 	// Notify, when set, is told of every alert too: the webhook.
 	Notify Notifier
 }
 
 // Detector raises alerts on the closed periods it consumes: consensus
-// spikes of the host and of each client, and billing period quotas used
-// up. Every alert is a warning in the journal, is saved in the database,
+// spikes of the host and of each client, billing period quotas used up,
+// and, with what hostd counted (Hostd), the RHP bytes on the wire
+// diverging from hostd's count. Every alert is a warning in the journal, is saved in the database,
 // and goes to Notify. Its methods are safe for concurrent use; Consume is
 // meant to be called one period at a time, as the aggregator does.
 type Detector struct {
 	cfg Config
 
-	mu     sync.Mutex // the state below against Active and QuotaUse
-	spikes *spikes    // nil when off
-	quotas *quotas    // nil without a quota
+	mu         sync.Mutex  // the state below against Active and QuotaUse
+	spikes     *spikes     // nil when off
+	quotas     *quotas     // nil without a quota
+	divergence *divergence // nil when off
 
 	// Until Learn has read the spike baselines, spikes judges nothing:
 	// the periods consumed wait in pending, and the spike alerts restored
@@ -102,6 +107,9 @@ func New(cfg Config) (*Detector, error) {
 		d.quotas = newQuotas(cfg.Quota)
 		d.quotas.begin(cfg.Now(), traffic.Traffic{})
 	}
+	if !cfg.Divergence.Off {
+		d.divergence = newDivergence(cfg.Divergence)
+	}
 	return d, nil
 }
 
@@ -138,7 +146,7 @@ func (d *Detector) Load(ctx context.Context) error {
 	var out []Alert
 	for _, s := range saved {
 		var a Alert
-		if err := json.Unmarshal(s.Payload, &a); err != nil || a.ID != s.ID || (a.Spike == nil) == (a.Quota == nil) {
+		if err := json.Unmarshal(s.Payload, &a); err != nil || a.ID != s.ID || a.details() != 1 {
 			d.cfg.Log.Warn("skip an unreadable alert in the database", "alert", s.ID, "err", err)
 			continue
 		}
@@ -165,13 +173,22 @@ func (d *Detector) Load(ctx context.Context) error {
 // Active, and takes a second or more on a busy week of history, so the
 // daemon calls it once it is ready. It says in the journal when spikes
 // are judged from. On an error the baselines hold what could be read.
+// It learns the usual ratio of the divergence alert the same way.
 //
 // What the run before counted in the minute Load was called in is left
 // out of the baselines: the database cannot tell it from this run's
 // periods, which Consume counts.
 func (d *Detector) Learn(ctx context.Context) error {
 	d.mu.Lock()
-	now, off := d.loadedAt, d.spikes == nil || d.learned
+	now := d.loadedAt
+	d.mu.Unlock()
+	return errors.Join(d.learnSpikes(ctx, now), d.learnDivergence(ctx, now))
+}
+
+// learnSpikes is Learn's part for the spikes.
+func (d *Detector) learnSpikes(ctx context.Context, now time.Time) error {
+	d.mu.Lock()
+	off := d.spikes == nil || d.learned
 	d.mu.Unlock()
 	if off {
 		return nil
@@ -245,6 +262,8 @@ func (d *Detector) restore(a Alert, now time.Time) []Alert {
 		if a.Status == Firing {
 			d.quotas.restore(a)
 		}
+	case a.Divergence != nil && d.divergence != nil:
+		d.divergence.restore(a)
 	case a.Status == Firing:
 		a.Status, a.ResolvedAt = Resolved, now
 		return []Alert{a}
@@ -271,6 +290,9 @@ func (d *Detector) take() []Alert {
 	if d.quotas != nil {
 		out = append(out, d.quotas.take()...)
 	}
+	if d.divergence != nil {
+		out = append(out, d.divergence.take()...)
+	}
 	return out
 }
 
@@ -286,6 +308,9 @@ func (d *Detector) Consume(ctx context.Context, p traffic.Period) error {
 	}
 	if d.quotas != nil {
 		d.quotas.consume(p)
+	}
+	if d.divergence != nil {
+		d.divergence.consume(p)
 	}
 	out := d.take()
 	d.mu.Unlock()
@@ -351,6 +376,9 @@ func (d *Detector) Active() []Alert {
 	}
 	if d.quotas != nil {
 		out = append(out, d.quotas.active()...)
+	}
+	if d.divergence != nil {
+		out = append(out, d.divergence.active()...)
 	}
 	d.mu.Unlock()
 	slices.SortStableFunc(out, func(a, b Alert) int {

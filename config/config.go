@@ -133,6 +133,14 @@ type Config struct {
 	SyncTables     []store.Table
 	SyncPartitions pgsync.PartitionMode
 	SyncRetention  store.Retention
+	// HostdDivergence turns on the alert on the RHP bytes on the wire
+	// leaving their usual ratio to hostd's count, while hostd is read;
+	// the Divergence fields tune it (MinBytes per 5-minute period).
+	HostdDivergence       bool
+	DivergenceSensitivity float64
+	DivergenceMinBytes    uint64
+	DivergencePeriods     int
+	DivergenceDays        int
 }
 
 // DefaultHTTPListen is on loopback, on a port no Sia daemon uses (hostd,
@@ -413,6 +421,42 @@ var settings = []setting{
 	{"HOSTD_POLL_INTERVAL", "2m", "time between reads of hostd's metrics; each read takes at most this long, and 30s at most", func(c *Config, v string) (err error) {
 		c.HostdInterval, err = parseDuration(v, time.Second)
 		return err
+	}},
+	{"ALERT_HOSTD_DIVERGENCE", "1", "1 alerts, while hostd is read, when the RHP bytes on the wire leave their usual ratio to the RHP payload hostd counts", func(c *Config, v string) (err error) {
+		c.HostdDivergence, err = parseBool(v)
+		return err
+	}},
+	{"ALERT_HOSTD_DIVERGENCE_SENSITIVITY", strconv.Itoa(alert.DefaultDivergenceSensitivity), "spreads (MADs of the log ratio) off the usual ratio of wire to hostd's RHP bytes a period must be to count as out of band", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 1 || f > 100 {
+			return errors.New("not a sensitivity; accepted: 1 to 100")
+		}
+		c.DivergenceSensitivity = f
+		return nil
+	}},
+	{"ALERT_HOSTD_DIVERGENCE_MIN_BYTES", strconv.Itoa(alert.DefaultDivergenceMinBytes), "RHP bytes a 5-minute period must move, on the wire or in hostd's count, to be judged", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("not a byte count; accepted: a whole number of bytes, 1 or more")
+		}
+		c.DivergenceMinBytes = n
+		return nil
+	}},
+	{"ALERT_HOSTD_DIVERGENCE_PERIODS", strconv.Itoa(alert.DefaultDivergencePeriods), "5-minute periods in a row out of band that fire the divergence alert, and in band that resolve it", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 288 {
+			return errors.New("not a number of periods; accepted: 1 to 288 (a day)")
+		}
+		c.DivergencePeriods = n
+		return nil
+	}},
+	{"ALERT_HOSTD_DIVERGENCE_DAYS", strconv.Itoa(alert.DefaultDays), "days of stored history the usual ratio of wire to hostd's RHP bytes is learned from (at most RETENTION_MINUTES_DAYS)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 90 {
+			return errors.New("not a number of days; accepted: 1 to 90")
+		}
+		c.DivergenceDays = n
+		return nil
 	}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -73,6 +73,12 @@ func TestDefaults(t *testing.T) {
 		// Every table, as before SYNC_POSTGRES_TABLES; central rows
 		// kept forever.
 		SyncTables: []store.Table{store.Minutes, store.Hours, store.Days},
+		// The divergence alert, on while hostd is read.
+		HostdDivergence:       true,
+		DivergenceSensitivity: 5,
+		DivergenceMinBytes:    4 << 20,
+		DivergencePeriods:     3,
+		DivergenceDays:        7,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -146,6 +152,11 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{map[string]string{"SIACOIN_PRICE": "$0.004"}, "SIACOIN_PRICE"},
 		{map[string]string{"QUOTA_ON_PROJECTION": "maybe"}, "QUOTA_ON_PROJECTION"},
 		{map[string]string{"QUOTA_ON_PROJECTION": "1"}, "QUOTA_ON_PROJECTION=1 alerts on a quota, and none is set; accepted: with QUOTA_UP_BYTES, QUOTA_DOWN_BYTES or QUOTA_TOTAL_BYTES above 0"},
+		{map[string]string{"ALERT_HOSTD_DIVERGENCE": "sometimes"}, "ALERT_HOSTD_DIVERGENCE"},
+		{map[string]string{"ALERT_HOSTD_DIVERGENCE_SENSITIVITY": "0.5"}, `ALERT_HOSTD_DIVERGENCE_SENSITIVITY="0.5" (from environment): not a sensitivity; accepted: 1 to 100`},
+		{map[string]string{"ALERT_HOSTD_DIVERGENCE_MIN_BYTES": "4MiB"}, "ALERT_HOSTD_DIVERGENCE_MIN_BYTES"},
+		{map[string]string{"ALERT_HOSTD_DIVERGENCE_PERIODS": "0"}, "ALERT_HOSTD_DIVERGENCE_PERIODS"},
+		{map[string]string{"ALERT_HOSTD_DIVERGENCE_DAYS": "91"}, "ALERT_HOSTD_DIVERGENCE_DAYS"},
 		{map[string]string{"ALERT_WEBHOOK_URL": "ftp://hooks.example/s3cr3t"}, "ALERT_WEBHOOK_URL"},
 		{map[string]string{"SYNC_HTTP_URL": "http://fleet.example/in?key=s3cr3t"}, "SYNC_HTTP_URL (from environment): http to fleet.example would send rows and token in the clear; accepted: https://, or http:// to a loopback address"},
 		{map[string]string{"SYNC_HTTP_URL": "ftp://fleet.example/s3cr3t"}, "SYNC_HTTP_URL (from environment): scheme ftp; accepted"},

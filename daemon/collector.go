@@ -134,9 +134,6 @@ func (c *collector) services() []Service {
 	if c.cfg.ReverseDNS {
 		services = append(services, Service{Name: "reverse DNS", Start: c.newResolver, Run: func(ctx context.Context) error { return c.resolver.Run(ctx) }})
 	}
-	if c.cfg.HostdPassword != "" {
-		services = append(services, Service{Name: "hostd's metrics", Start: c.newHostdPoller, Run: func(ctx context.Context) error { return c.hostd.Run(ctx) }})
-	}
 	// The sync and the alerts stop after the aggregator, so the last
 	// flush's rows and alerts go out too.
 	if c.cfg.SyncURL != "" {
@@ -148,6 +145,10 @@ func (c *collector) services() []Service {
 			Run: func(ctx context.Context) error { return c.httpSyncer.Run(ctx) }, Stop: func() error { return c.httpSyncer.Close() }})
 	}
 	services = append(services, Service{Name: "alerts", Start: c.newAlerts, Run: c.runAlerts})
+	// hostd's periods go to the alerts as they are stored.
+	if c.cfg.HostdPassword != "" {
+		services = append(services, Service{Name: "hostd's metrics", Start: c.newHostdPoller, Run: func(ctx context.Context) error { return c.hostd.Run(ctx) }})
+	}
 	if c.cfg.HTTPListen != "" {
 		services = append(services, Service{Name: "metrics", Start: c.newMetrics})
 	}
@@ -241,10 +242,23 @@ func (c *collector) newHostdPoller(context.Context) error {
 	if err != nil {
 		return config.Error{Err: err}
 	}
-	c.hostd = &hostdpoll.Poller{Client: client, Store: c.store, Log: c.log.With("component", "hostd"),
+	c.hostd = &hostdpoll.Poller{Client: client, Store: judgedStore{c.store, c.alerts}, Log: c.log.With("component", "hostd"),
 		Interval: c.cfg.HostdInterval, MaxBack: c.cfg.MinuteRetention}
-	// The egress price hostd's periods were stored with.
-	c.prices = c.store
+	return nil
+}
+
+// judgedStore stores hostd's periods, then hands them to the alerts,
+// which judge them against the wire (the divergence alert).
+type judgedStore struct {
+	*store.Store
+	alerts *alert.Detector
+}
+
+func (s judgedStore) WriteHostdPeriods(ctx context.Context, periods []store.HostdFigures) error {
+	if err := s.Store.WriteHostdPeriods(ctx, periods); err != nil {
+		return err
+	}
+	s.alerts.Hostd(periods)
 	return nil
 }
 
@@ -327,6 +341,13 @@ func (c *collector) newAlerts(ctx context.Context) error {
 			Thresholds:   c.cfg.QuotaThresholds,
 			Billing:      c.billing,
 			OnProjection: c.cfg.QuotaOnProjection,
+		},
+		Divergence: alert.Divergence{
+			Off:         !c.cfg.HostdDivergence || c.cfg.HostdPassword == "",
+			Sensitivity: c.cfg.DivergenceSensitivity,
+			MinBytes:    c.cfg.DivergenceMinBytes,
+			Periods:     c.cfg.DivergencePeriods,
+			Days:        c.cfg.DivergenceDays,
 		},
 		Notify: notify,
 	})

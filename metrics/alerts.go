@@ -19,7 +19,7 @@ type Alerts struct {
 
 var (
 	alertsActiveDesc = prometheus.NewDesc("collector_alerts_active",
-		"Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end).",
+		"Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end), hostd_divergence (RHP bytes on the wire out of their usual ratio to hostd's count).",
 		[]string{labelKind}, nil)
 	quotaBytesDesc = prometheus.NewDesc("collector_quota_bytes",
 		"The quota of the billing period, by direction (up, down, total), as set in QUOTA_*_BYTES.",
@@ -59,7 +59,7 @@ var alertDescs = []*prometheus.Desc{
 // webhook's counts.
 func collectAlerts(ch chan<- prometheus.Metric, a Alerts) {
 	if a.Active != nil {
-		firing := map[alert.Kind]int{alert.ConsensusSpike: 0, alert.QuotaThreshold: 0, alert.QuotaProjection: 0}
+		firing := map[alert.Kind]int{alert.ConsensusSpike: 0, alert.QuotaThreshold: 0, alert.QuotaProjection: 0, alert.HostdDivergence: 0}
 		for _, al := range a.Active() {
 			firing[al.Kind]++
 		}

@@ -15,6 +15,7 @@ func TestAlertMetrics(t *testing.T) {
 			return []alert.Alert{
 				{Kind: alert.ConsensusSpike, Subject: alert.HostSubject},
 				{Kind: alert.ConsensusSpike, Subject: "203.0.113.7"},
+				{Kind: alert.HostdDivergence, Subject: alert.RHPSubject},
 			}
 		},
 		Quotas: func() []alert.QuotaUse { return []alert.QuotaUse{{Direction: "up", Used: 800, Limit: 1000}} },
@@ -23,9 +24,10 @@ func TestAlertMetrics(t *testing.T) {
 		},
 	}})
 	want := `
-# HELP collector_alerts_active Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end).
+# HELP collector_alerts_active Alerts firing, by kind: consensus_spike (consensus traffic far above its usual rate for the hour), quota (a share of a billing period's quota used up), quota_projection (a share the billing period is projected to use by its end), hostd_divergence (RHP bytes on the wire out of their usual ratio to hostd's count).
 # TYPE collector_alerts_active gauge
 collector_alerts_active{kind="consensus_spike"} 2
+collector_alerts_active{kind="hostd_divergence"} 1
 collector_alerts_active{kind="quota"} 0
 collector_alerts_active{kind="quota_projection"} 0
 # HELP collector_quota_used_ratio Share of the quota used in the billing period so far, by direction (1 is all of it).

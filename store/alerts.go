@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,20 +117,42 @@ type ClassMinute struct {
 // daemon counted. It stops at fn's first error and returns it. It reads
 // minute rows only: retention bounds how far back it reaches.
 func (s *Store) ClassMinutes(ctx context.Context, class traffic.Class, since time.Time, fn func(ClassMinute) error) error {
-	var sum []string
-	for _, c := range columns {
-		if c.class == class && !c.packets {
-			sum = append(sum, c.name)
-		}
-	}
 	// The primary key (timestamp, ip) gives the rows in time order, and
 	// a minute's first row is its least ip: no window and no sort, which
 	// took over half the time on a busy week.
-	bytes := strings.Join(sum, " + ")
+	bytes := bytesOf(class)
 	query := fmt.Sprintf(`SELECT timestamp, ip, %[1]s FROM %[2]s AS t WHERE timestamp >= ?
 AND (%[1]s > 0 OR ip = (SELECT min(ip) FROM %[2]s WHERE timestamp = t.timestamp))
 ORDER BY timestamp, ip`, bytes, Minutes)
-	var errFn error
+	return s.eachMinute(ctx, class.String()+" minutes", query, since, func(rows *sql.Rows) error {
+		var (
+			at, bytes int64
+			ip        string
+			m         ClassMinute
+		)
+		if err := rows.Scan(&at, &ip, &bytes); err != nil {
+			return err
+		}
+		var err error
+		if m.Client, err = traffic.ParseClient(ip); err != nil {
+			return err
+		}
+		m.Minute, m.Bytes = time.Unix(at, 0), uint64(bytes)
+		if err := fn(m); err != nil {
+			return callerError{err}
+		}
+		return nil
+	})
+}
+
+// callerError is an error of a caller's function, which stops a read and
+// is returned as it is.
+type callerError struct{ error }
+
+// eachMinute reads the rows query gives of the minute rows from since on,
+// in one read, calling row for each. A callerError of row's is returned
+// unwrapped; any other failure is named as reading what.
+func (s *Store) eachMinute(ctx context.Context, what, query string, since time.Time, row func(*sql.Rows) error) error {
 	err := s.read(ctx, func(tx *sql.Tx, _ horizons) error {
 		rows, err := tx.QueryContext(ctx, query, since.Unix())
 		if err != nil {
@@ -136,29 +160,50 @@ ORDER BY timestamp, ip`, bytes, Minutes)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var (
-				at, bytes int64
-				ip        string
-				m         ClassMinute
-			)
-			if err := rows.Scan(&at, &ip, &bytes); err != nil {
+			if err := row(rows); err != nil {
 				return err
-			}
-			if m.Client, err = traffic.ParseClient(ip); err != nil {
-				return err
-			}
-			m.Minute, m.Bytes = time.Unix(at, 0), uint64(bytes)
-			if errFn = fn(m); errFn != nil {
-				return errFn
 			}
 		}
 		return rows.Err()
 	})
-	switch {
-	case errFn != nil:
-		return errFn
-	case err != nil:
-		return fmt.Errorf("read %s minutes from %s: %w", class, s.path, err)
+	var caller callerError
+	if errors.As(err, &caller) {
+		return caller.error
+	}
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", what, s.path, err)
 	}
 	return nil
+}
+
+// bytesOf returns the SQL sum of the byte columns of classes, both
+// directions.
+func bytesOf(classes ...traffic.Class) string {
+	var sum []string
+	for _, c := range columns {
+		if slices.Contains(classes, c.class) && !c.packets {
+			sum = append(sum, c.name)
+		}
+	}
+	return strings.Join(sum, " + ")
+}
+
+// RHPMinutes calls fn for every minute stored from since on, in time
+// order, with the bytes of the RHP classes (siamux and QUIC, both
+// directions) all its rows hold: 0 for a minute the daemon counted with
+// none. It stops at fn's first error and returns it. It reads minute rows
+// only: retention bounds how far back it reaches.
+func (s *Store) RHPMinutes(ctx context.Context, since time.Time, fn func(minute time.Time, bytes uint64) error) error {
+	query := fmt.Sprintf("SELECT timestamp, SUM(%s) FROM %s WHERE timestamp >= ? GROUP BY timestamp ORDER BY timestamp",
+		bytesOf(traffic.Siamux, traffic.QUIC), Minutes)
+	return s.eachMinute(ctx, "RHP minutes", query, since, func(rows *sql.Rows) error {
+		var at, bytes int64
+		if err := rows.Scan(&at, &bytes); err != nil {
+			return err
+		}
+		if err := fn(time.Unix(at, 0), uint64(bytes)); err != nil {
+			return callerError{err}
+		}
+		return nil
+	})
 }

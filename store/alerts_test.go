@@ -169,3 +169,41 @@ func sameRows[R comparable](got, want []R) bool {
 	}
 	return true
 }
+
+func TestRHPMinutes(t *testing.T) {
+	st := openStore(t)
+	a, b := clientOf("192.0.2.1"), clientOf("2001:db8::1")
+	rhp := func(siamuxUp, siamuxDown, quicUp, quicDown uint64) traffic.Traffic {
+		var tr traffic.Traffic
+		tr[traffic.Siamux][traffic.Up].Bytes, tr[traffic.Siamux][traffic.Down].Bytes = siamuxUp, siamuxDown
+		tr[traffic.QUIC][traffic.Up].Bytes, tr[traffic.QUIC][traffic.Down].Bytes = quicUp, quicDown
+		tr[traffic.Consensus][traffic.Up].Bytes = 1 << 20 // never counted
+		tr[traffic.Siamux][traffic.Up].Packets = 1 << 30  // nor packets
+		return tr
+	}
+	m := t0.Unix()
+	write(t, st, map[rowKey]traffic.Traffic{
+		{m - 60, a}:              rhp(1, 1, 1, 1), // before since
+		{m, a}:                   rhp(100, 20, 3, 4),
+		{m, b}:                   rhp(0, 0, 50, 0),
+		{m, traffic.Other}:       rhp(7, 0, 0, 0),
+		{m + 60, a}:              rhp(0, 0, 0, 0), // a minute counted, without RHP
+		{m + 180, traffic.Other}: rhp(0, 9, 0, 1),
+	})
+	got := map[int64]uint64{}
+	var last int64
+	err := st.RHPMinutes(t.Context(), t0, func(minute time.Time, bytes uint64) error {
+		if minute.Unix() <= last {
+			t.Errorf("minute %d after %d: not in time order", minute.Unix(), last)
+		}
+		last = minute.Unix()
+		got[last] = bytes
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int64]uint64{m: 184, m + 60: 0, m + 180: 10}; !reflect.DeepEqual(got, want) {
+		t.Errorf("RHP bytes by minute %v, want %v", got, want)
+	}
+}

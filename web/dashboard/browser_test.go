@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +118,19 @@ func watchConsole(t *testing.T, ctx context.Context) (problems func() []string) 
 		defer mu.Unlock()
 		return append([]string(nil), found...)
 	}
+}
+
+// failOnProblems fails t, once it ends, if the page reported problems
+// (watchConsole) from now on: at its end, so that a failure that ends the
+// test early shows them too.
+func failOnProblems(t *testing.T, ctx context.Context) {
+	t.Helper()
+	problems := watchConsole(t, ctx)
+	t.Cleanup(func() {
+		if p := problems(); len(p) > 0 {
+			t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
+		}
+	})
 }
 
 // saveScreenshot saves a full-page PNG of the tab as name in the test's

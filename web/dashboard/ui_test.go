@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/back2basic/collector/alert"
 	"github.com/back2basic/collector/billing"
 	"github.com/back2basic/collector/report"
 	"github.com/back2basic/collector/store"
@@ -27,12 +28,18 @@ import (
 // the live counters of liveSamples, as the daemon does, at now.
 func serve(t *testing.T) string {
 	t.Helper()
+	st := seedStore(t)
+	alerts := newAlerts(t, st)
+	return serveWith(t, st, alerts.Active, alerts.QuotaUse)
+}
+
+// serveWith is serve over st, with the alerts and quotas given.
+func serveWith(t *testing.T, st *store.Store, alerts func() []alert.Alert, quotas func() []alert.QuotaUse) string {
+	t.Helper()
 	cycle, err := billing.NewCycle(1, now.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := seedStore(t)
-	alerts := newAlerts(t, st)
 	srv, err := web.New(web.Config{
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Reports: st,
@@ -43,8 +50,8 @@ func serve(t *testing.T) string {
 		Now:       func() time.Time { return now },
 		Dashboard: dashboard.Handler(),
 		Egress:    egressAsk,
-		Alerts:    alerts.Active,
-		Quotas:    alerts.QuotaUse,
+		Alerts:    alerts,
+		Quotas:    quotas,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +69,7 @@ func serve(t *testing.T) string {
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	url := serve(t)
-	problems := watchConsole(t, ctx)
-	// A cleanup, so that a failure that ends the test early shows them too.
-	t.Cleanup(func() {
-		if p := problems(); len(p) > 0 {
-			t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
-		}
-	})
+	failOnProblems(t, ctx)
 
 	do(t, ctx, chromedp.Navigate(url))
 	waitView(t, ctx, "span=1d&by=client")

@@ -5,6 +5,7 @@
 import { getJSON } from './api.js';
 import { StackedChart } from './charts.js';
 import { renderAlerts, renderCosts, renderEgress } from './cost.js';
+import { renderHostd } from './hostd.js';
 import { renderLive } from './live.js';
 import { onThemeChange, initTheme } from './theme.js';
 import { renderTop } from './top.js';
@@ -51,9 +52,12 @@ async function loadView() {
     renderClasses($('classes'), $('classes-caption'), series, spans[view.span]);
     if (client) {
       $('client-dns').textContent = top.rows[0]?.dns || '';
+      $('hostd').hidden = true;
     } else {
       renderTop($('top-table'), top, view);
       renderCosts($('cost-table'), costs, view);
+      // hostd knows no clients: its panel is the host's alone.
+      renderHostd($('hostd'), top.hostd, alerts.active);
     }
     await Promise.all(charts.map((c) => c.draw(series)));
     document.body.dataset.loaded = viewKey(view);
