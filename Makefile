@@ -95,7 +95,7 @@ test: test-here test-kernels test-service-guest
 ## root
 test-here: deps $(PROMTOOL)
 	$(GO) vet ./...
-	@PATH="$(abspath $(dir $(PROMTOOL))):$$PATH" $(GO) test -count=1 -v ./... 2>&1 | tee test.log; \
+	@PATH="$(abspath $(dir $(PROMTOOL))):$$PATH" $(GO) test -count=1 -timeout 30m -v ./... 2>&1 | tee test.log; \
 	status=$${PIPESTATUS[0]}; \
 	echo "$$(grep -c -- '--- PASS' test.log) passed, $$(grep -c -- '--- FAIL' test.log) failed, $$(grep -c -- '--- SKIP' test.log) skipped"; \
 	exit $$status

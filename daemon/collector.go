@@ -233,8 +233,6 @@ func (c *collector) newResolver(context.Context) error {
 	return nil
 }
 
-// newSyncer makes the sync to the central PostgreSQL, which sends what
-// each flush stored, after the store took it.
 // newHostdPoller reads hostd's metrics into the database on a goroutine
 // of its own: hostd down or slow never holds up counting or a flush.
 func (c *collector) newHostdPoller(context.Context) error {
@@ -262,6 +260,8 @@ func (s judgedStore) WriteHostdPeriods(ctx context.Context, periods []store.Host
 	return nil
 }
 
+// newSyncer makes the sync to the central PostgreSQL, which sends what
+// each flush stored, after the store took it.
 func (c *collector) newSyncer(context.Context) error {
 	var err error
 	c.syncer, err = pgsync.New(c.store, c.syncConfig())
