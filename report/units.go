@@ -56,12 +56,17 @@ func formatSpan(d time.Duration) string {
 }
 
 // formatMoney writes an amount of money with two decimals, or "—" when
-// it is not known: unknown is never written as 0.
+// it is not known: unknown is never written as 0. A loss that rounds to
+// nothing is written 0.00, not -0.00.
 func formatMoney(f cost.Figure) string {
 	if !f.Known {
 		return "—"
 	}
-	return strconv.FormatFloat(f.Amount, 'f', 2, 64)
+	s := strconv.FormatFloat(f.Amount, 'f', 2, 64)
+	if s == "-0.00" {
+		return "0.00"
+	}
+	return s
 }
 
 var decimalBitUnits = [...]string{"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"}

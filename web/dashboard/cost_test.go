@@ -73,7 +73,15 @@ func checkNumber(t *testing.T, where string, f figure, want float64, format func
 	}
 }
 
-func money(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+// money is the page's amount: two decimals, and a loss that rounds to
+// nothing written 0.00 (the seeds' margins are such losses).
+func money(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	if s == "-0.00" {
+		return "0.00"
+	}
+	return s
+}
 
 // projected is what used becomes by the end of the billing period at its
 // rate so far.

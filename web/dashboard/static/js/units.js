@@ -50,9 +50,10 @@ export function formatClock(rfc3339) {
 }
 
 // formatMoney writes an amount of money with two decimals, as collector
-// report does.
+// report does: a loss that rounds to nothing is 0.00, not -0.00.
 export function formatMoney(v) {
-  return v.toFixed(2);
+  const s = v.toFixed(2);
+  return s === '-0.00' ? '0.00' : s;
 }
 
 const bitUnits = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
