@@ -52,9 +52,12 @@ func TestSyncVerifyFindsPlantedValue(t *testing.T) {
 		t.Fatalf("collector sync -verify of equal rows exited %d:\n%s%s", code, stdout, stderr)
 	}
 
+	// One row, named by its key: a ctid is unique only within one of the
+	// table's daily partitions, and the rows straddle UTC midnight when
+	// the test runs just after it.
 	var planted int64
 	if err := pg.Conn("fleet").QueryRow(t.Context(), `UPDATE traffic_minute SET siamux_down = siamux_down + 1
-WHERE ctid = (SELECT ctid FROM traffic_minute WHERE host = 'verify-host' ORDER BY timestamp DESC, ip LIMIT 1 OFFSET 17)
+WHERE (host, timestamp, ip) = (SELECT host, timestamp, ip FROM traffic_minute WHERE host = 'verify-host' ORDER BY timestamp DESC, ip LIMIT 1 OFFSET 17)
 RETURNING siamux_down`).Scan(&planted); err != nil {
 		t.Fatal(err)
 	}
